@@ -1,0 +1,186 @@
+//! `occopus plugins list` and `occopus plugins inspect`.
+
+use super::CliError;
+use crate::config::Config;
+use crate::plugin::{Plugin, PluginCatalog, PluginKind, PluginRuntime};
+use clap::Subcommand;
+use serde_json::json;
+
+/// The `plugins` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every plugin: name, kind, version, types served, contract version,
+    /// source file.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one plugin's details: the JSON schema of the section it reads and
+    /// the hosts it may reach.
+    Inspect {
+        /// The plugin's name or a type it serves.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(super) async fn run(command: PluginsCommand, config: &Config) -> Result<(), CliError> {
+    let runtime = PluginRuntime::new(&config.plugins)?;
+    let catalog = PluginCatalog::discover(&runtime, &config.plugins).await?;
+    match command {
+        PluginsCommand::List { json } => {
+            if json {
+                list_json(&catalog);
+            } else {
+                list_table(&catalog);
+            }
+            Ok(())
+        }
+        PluginsCommand::Inspect { name, json } => {
+            let plugin = catalog.find(&name).ok_or_else(|| {
+                let names: Vec<&str> = catalog.plugins().iter().map(Plugin::name).collect();
+                CliError::Failed(format!(
+                    "no plugin is named or serves `{name}`; installed: {}",
+                    names.join(", ")
+                ))
+            })?;
+            if json {
+                println!("{:#}", describe_json(&catalog, plugin, config));
+            } else {
+                inspect_text(&catalog, plugin, config);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> serde_json::Value {
+    let report = plugin.load_report();
+    let overrides = config.plugins.settings.get(plugin.name());
+    let schema: serde_json::Value =
+        serde_json::from_str(plugin.schema()).unwrap_or_else(|_| json!(plugin.schema()));
+    json!({
+        "name": plugin.name(),
+        "kind": plugin.kind().as_str(),
+        "version": plugin.version(),
+        "types": plugin.types_served(),
+        "contract": format!("occopus:plugin@{}", report.contract_version),
+        "source": report.origin.to_string(),
+        "active": catalog.is_active(plugin),
+        "load_ms": report.elapsed.as_secs_f64() * 1000.0,
+        "cache": format!("{:?}", report.cache).to_lowercase(),
+        "allowed_hosts": allowed_hosts(plugin),
+        "memory_limit_mib": overrides.and_then(|o| o.memory_limit_mib)
+            .unwrap_or(config.plugins.limits.memory_limit_mib),
+        "call_deadline_secs": overrides.and_then(|o| o.call_deadline_secs)
+            .unwrap_or(config.plugins.limits.call_deadline_secs),
+        "schema": schema,
+    })
+}
+
+fn allowed_hosts(plugin: &Plugin) -> Vec<String> {
+    match plugin.kind() {
+        PluginKind::Contextualiser => Vec::new(),
+        PluginKind::Driver => std::iter::once("the host of each resource's `endpoint`".to_owned())
+            .chain(plugin.allowed_hosts())
+            .collect(),
+    }
+}
+
+fn list_json(catalog: &PluginCatalog) {
+    let plugins: Vec<serde_json::Value> = catalog
+        .plugins()
+        .iter()
+        .map(|p| {
+            let report = p.load_report();
+            json!({
+                "name": p.name(),
+                "kind": p.kind().as_str(),
+                "version": p.version(),
+                "types": p.types_served(),
+                "contract": format!("occopus:plugin@{}", report.contract_version),
+                "source": report.origin.to_string(),
+                "active": catalog.is_active(p),
+            })
+        })
+        .collect();
+    let failures: Vec<serde_json::Value> = catalog
+        .failures()
+        .iter()
+        .map(|f| json!({"source": f.path.display().to_string(), "error": f.error.to_string()}))
+        .collect();
+    println!("{:#}", json!({"plugins": plugins, "failed": failures}));
+}
+
+fn list_table(catalog: &PluginCatalog) {
+    let rows: Vec<[String; 6]> = catalog
+        .plugins()
+        .iter()
+        .map(|p| {
+            let report = p.load_report();
+            let mut source = report.origin.to_string();
+            if !catalog.is_active(p) {
+                source.push_str(" (replaced)");
+            }
+            [
+                p.name().to_owned(),
+                p.kind().as_str().to_owned(),
+                p.version().to_owned(),
+                p.types_served().join(","),
+                format!("occopus:plugin@{}", report.contract_version),
+                source,
+            ]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "VERSION", "TYPES", "CONTRACT", "SOURCE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    for failure in catalog.failures() {
+        println!("\nnot loaded: {}\n  {}", failure.path.display(), failure.error);
+    }
+}
+
+fn inspect_text(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) {
+    let details = describe_json(catalog, plugin, config);
+    let field = |key: &str| match &details[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for key in [
+        "name",
+        "kind",
+        "version",
+        "types",
+        "contract",
+        "source",
+        "active",
+        "memory_limit_mib",
+        "call_deadline_secs",
+    ] {
+        println!("{key:<20}{}", field(key));
+    }
+    println!("allowed hosts:");
+    let hosts = allowed_hosts(plugin);
+    if hosts.is_empty() {
+        println!("  none (a {} makes no network calls)", plugin.kind().as_str());
+    }
+    for host in hosts {
+        println!("  {host}");
+    }
+    println!("schema:\n{:#}", details["schema"]);
+}

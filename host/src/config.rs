@@ -1,0 +1,172 @@
+//! The occopus configuration file (`occopus.yaml`).
+//!
+//! Looked up in this order: `--config PATH`, `$OCCOPUS_CONFIG`, then
+//! `$XDG_CONFIG_HOME/occopus/occopus.yaml`. Every key is optional:
+//!
+//! ```yaml
+//! plugins:
+//!   dir: /srv/occopus/plugins        # every *.wasm here is loaded (default: XDG data dir)
+//!   cache_dir: /var/cache/occopus     # compiled plugins (default: XDG cache dir)
+//!   drivers:                          # resource.type -> component file
+//!     ec2: ./my-ec2.wasm
+//!   contextualisers:                  # contextualisation.type -> component file
+//!     cloudinit: ./my-cloudinit.wasm
+//!   allowed_hosts: [metadata.example.org, "*.s3.example.org:443"]
+//!   limits: {call_deadline_secs: 60, memory_limit_mib: 64, max_result_mib: 16}
+//!   settings:                         # per plugin name
+//!     my-ec2: {allowed_hosts: [sts.example.org], memory_limit_mib: 128}
+//! ```
+//!
+//! Relative paths are relative to the file that names them.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Errors reading the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the occopus config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}; see the keys documented in docs/plugins.md")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where plugins come from and how they are sandboxed.
+    #[serde(default)]
+    pub plugins: PluginSettings,
+}
+
+/// The `plugins` section.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// The plugin directory: every `*.wasm` file in it is loaded.
+    pub dir: Option<PathBuf>,
+    /// Where compiled plugins are cached.
+    pub cache_dir: Option<PathBuf>,
+    /// Explicit `resource.type` -> component file mappings (win over the directory).
+    #[serde(default)]
+    pub drivers: BTreeMap<String, PathBuf>,
+    /// Explicit `contextualisation.type` -> component file mappings.
+    #[serde(default)]
+    pub contextualisers: BTreeMap<String, PathBuf>,
+    /// Hosts every driver may reach besides its resource's endpoint.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Sandbox limits of every plugin call.
+    #[serde(default)]
+    pub limits: SandboxLimits,
+    /// Per-plugin settings, keyed by the plugin's name.
+    #[serde(default)]
+    pub settings: BTreeMap<String, PluginOverrides>,
+}
+
+/// Limits applied to each plugin call.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SandboxLimits {
+    /// Wall-clock seconds a call may take, I/O waits included.
+    pub call_deadline_secs: f64,
+    /// Linear memory a plugin instance may use, in MiB.
+    pub memory_limit_mib: u64,
+    /// The largest answer accepted from a plugin, in MiB.
+    pub max_result_mib: u64,
+    /// Calls in flight at once across all plugins; more wait for a free slot.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for SandboxLimits {
+    fn default() -> Self {
+        SandboxLimits {
+            call_deadline_secs: 60.0,
+            memory_limit_mib: 64,
+            max_result_mib: 16,
+            max_concurrent_calls: 1024,
+        }
+    }
+}
+
+impl SandboxLimits {
+    /// The call deadline as a duration.
+    pub fn call_deadline(&self) -> Duration {
+        Duration::from_secs_f64(self.call_deadline_secs.max(0.001))
+    }
+}
+
+/// Settings of one plugin that override the general ones.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginOverrides {
+    /// Extra hosts this plugin may reach.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// This plugin's memory limit in MiB.
+    pub memory_limit_mib: Option<u64>,
+    /// This plugin's call deadline in seconds.
+    pub call_deadline_secs: Option<f64>,
+}
+
+impl Config {
+    /// Reads a configuration file; relative paths in it become relative to it.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = serde_yaml::from_str(&text).map_err(|e| {
+            let location = e.location();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line: location.as_ref().map_or(0, |l| l.line()),
+                column: location.as_ref().map_or(0, |l| l.column()),
+                message: e.to_string(),
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.plugins.make_paths_absolute(base);
+        Ok(config)
+    }
+
+    /// Finds and reads the configuration: an explicit path, `$OCCOPUS_CONFIG`, or
+    /// the XDG config file if it exists; otherwise the defaults.
+    pub fn discover(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        if let Some(path) = explicit {
+            return Config::load(path);
+        }
+        if let Some(path) = std::env::var_os("OCCOPUS_CONFIG") {
+            return Config::load(Path::new(&path));
+        }
+        match crate::dirs::config_file() {
+            Some(path) if path.is_file() => Config::load(&path),
+            _ => Ok(Config::default()),
+        }
+    }
+}
+
+impl PluginSettings {
+    fn make_paths_absolute(&mut self, base: &Path) {
+        let absolute = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        self.dir.iter_mut().for_each(absolute);
+        self.cache_dir.iter_mut().for_each(absolute);
+        self.drivers.values_mut().for_each(absolute);
+        self.contextualisers.values_mut().for_each(absolute);
+    }
+}

@@ -1,0 +1,13 @@
+//! occopus: deploy, heal, scale and destroy multi-node infrastructures described
+//! in Occopus files, with cloud drivers and contextualisers as sandboxed
+//! WebAssembly plugins.
+//!
+//! The library is the product; the `occopus` binary ([`cli`]) only calls it.
+//! - [`plugin`]: the sandboxed plugin runtime and the plugin catalog;
+//! - [`config`]: the occopus configuration file;
+//! - [`dirs`]: default locations of occopus's files.
+
+pub mod cli;
+pub mod config;
+pub mod dirs;
+pub mod plugin;

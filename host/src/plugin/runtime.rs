@@ -1,0 +1,583 @@
+//! Loading components and running sandboxed calls into them.
+
+use super::allow_list::AllowList;
+use super::bindings::{self, contextualiser_api, driver_api, logging, types};
+use super::cache::{self, CacheOutcome, CompiledCache};
+use super::contextualiser::ContextualiserPlugin;
+use super::driver::DriverPlugin;
+use super::engine::{self, EngineLimits};
+use super::error::{ContractError, ContractErrorKind, RuntimeError, Violation};
+use super::sandbox::{CallPolicy, LogContext, SandboxState};
+use crate::config::{PluginOverrides, PluginSettings, SandboxLimits};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker, Resource};
+use wasmtime::{Engine, Store, UpdateDeadline};
+
+/// The contract version this host speaks.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+const CONTRACT_PACKAGE: &str = "occopus:plugin/";
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginOrigin {
+    /// Shipped inside the occopus binary.
+    Builtin(&'static str),
+    /// A component file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginOrigin::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginOrigin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// The two kinds of plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    /// Exports `occopus:plugin/driver`.
+    Driver,
+    /// Exports `occopus:plugin/contextualiser`.
+    Contextualiser,
+}
+
+impl PluginKind {
+    /// `driver` or `contextualiser`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Driver => "driver",
+            PluginKind::Contextualiser => "contextualiser",
+        }
+    }
+}
+
+/// How a plugin was loaded.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Where it came from.
+    pub origin: PluginOrigin,
+    /// The contract version it was built against.
+    pub contract_version: String,
+    /// Whether the compiled form came from the cache.
+    pub cache: CacheOutcome,
+    /// Time to compile or load, pre-instantiate and describe it.
+    pub elapsed: Duration,
+}
+
+/// A loaded plugin of either kind.
+#[derive(Clone)]
+pub enum Plugin {
+    /// A cloud driver.
+    Driver(DriverPlugin),
+    /// A contextualiser.
+    Contextualiser(ContextualiserPlugin),
+}
+
+impl Plugin {
+    /// The plugin's own name.
+    pub fn name(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().name,
+            Plugin::Contextualiser(c) => &c.info().name,
+        }
+    }
+
+    /// Which kind it is.
+    pub fn kind(&self) -> PluginKind {
+        match self {
+            Plugin::Driver(_) => PluginKind::Driver,
+            Plugin::Contextualiser(_) => PluginKind::Contextualiser,
+        }
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().version,
+            Plugin::Contextualiser(c) => &c.info().version,
+        }
+    }
+
+    /// The `resource.type` or `contextualisation.type` values it serves.
+    pub fn types_served(&self) -> &[String] {
+        match self {
+            Plugin::Driver(d) => &d.info().resource_types,
+            Plugin::Contextualiser(c) => &c.info().context_types,
+        }
+    }
+
+    /// The JSON schema of the section it reads.
+    pub fn schema(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().resource_schema,
+            Plugin::Contextualiser(c) => &c.info().context_schema,
+        }
+    }
+
+    /// How it was loaded.
+    pub fn load_report(&self) -> &LoadReport {
+        match self {
+            Plugin::Driver(d) => d.load_report(),
+            Plugin::Contextualiser(c) => c.load_report(),
+        }
+    }
+
+    /// The hosts it may reach besides a resource's endpoint.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        match self {
+            Plugin::Driver(d) => d.base_policy().allow_list.entries(),
+            Plugin::Contextualiser(_) => Vec::new(),
+        }
+    }
+}
+
+/// The engine, linker and policies every plugin call runs under.
+#[derive(Clone)]
+pub struct PluginRuntime {
+    pub(super) shared: Arc<Shared>,
+}
+
+pub(super) struct Shared {
+    engine: Arc<Engine>,
+    linker: Linker<SandboxState>,
+    cache: Option<CompiledCache>,
+    limits: SandboxLimits,
+    allowed_hosts: Vec<String>,
+    overrides: BTreeMap<String, PluginOverrides>,
+    /// One permit per instance slot of the pool: calls beyond wait, never fail.
+    slots: Semaphore,
+}
+
+impl PluginRuntime {
+    /// Sets up the engine from the `plugins` settings.
+    pub fn new(settings: &PluginSettings) -> Result<Self, RuntimeError> {
+        let limits = settings.limits.clone();
+        let largest_memory_mib = settings
+            .settings
+            .values()
+            .filter_map(|o| o.memory_limit_mib)
+            .chain([limits.memory_limit_mib])
+            .max()
+            .unwrap_or(limits.memory_limit_mib);
+        let engine = Arc::new(engine::build_engine(EngineLimits {
+            max_instances: limits.max_concurrent_calls,
+            max_memory_bytes: largest_memory_mib << 20,
+        })?);
+        engine::start_epoch_clock(&engine)?;
+        let linker = build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let cache = settings
+            .cache_dir
+            .clone()
+            .or_else(crate::dirs::compiled_cache_dir)
+            .map(|dir| CompiledCache::new(dir, &engine));
+        // Reject bad host entries now rather than at the first call.
+        AllowList::from_entries(settings.allowed_hosts.iter().map(String::as_str))
+            .map_err(|e| RuntimeError::Engine(format!("plugins.allowed_hosts: {e}")))?;
+        for (name, o) in &settings.settings {
+            AllowList::from_entries(o.allowed_hosts.iter().map(String::as_str)).map_err(|e| {
+                RuntimeError::Engine(format!("plugins.settings.{name}.allowed_hosts: {e}"))
+            })?;
+        }
+        Ok(PluginRuntime {
+            shared: Arc::new(Shared {
+                engine,
+                linker,
+                cache,
+                slots: Semaphore::new(limits.max_concurrent_calls.max(1) as usize),
+                limits,
+                allowed_hosts: settings.allowed_hosts.clone(),
+                overrides: settings.settings.clone(),
+            }),
+        })
+    }
+
+    /// The cache of compiled plugins, if one is configured.
+    pub fn cache(&self) -> Option<&CompiledCache> {
+        self.shared.cache.as_ref()
+    }
+
+    /// Reads and loads a component file.
+    pub async fn load_file(&self, path: PathBuf) -> Result<Plugin, RuntimeError> {
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|source| RuntimeError::Read {
+                path: path.clone(),
+                source,
+            })?;
+        self.load(PluginOrigin::File(path), bytes).await
+    }
+
+    /// Compiles (or loads from the cache), checks, pre-instantiates and
+    /// describes a component.
+    pub async fn load(&self, origin: PluginOrigin, bytes: Vec<u8>) -> Result<Plugin, RuntimeError> {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let (component, cache) = tokio::task::spawn_blocking(move || {
+            let engine = &shared.engine;
+            match &shared.cache {
+                Some(cache) => cache.load(engine, &bytes),
+                None => cache::compile_uncached(engine, &bytes),
+            }
+        })
+        .await
+        .map_err(|e| RuntimeError::Engine(format!("the compiler thread failed: {e}")))?
+        .map_err(|e| RuntimeError::InvalidComponent {
+            origin: origin.to_string(),
+            message: format!("{e:#}"),
+        })?;
+
+        let (kind, contract_version) = self.contract_of(&component, &origin)?;
+        let link_error = |e: wasmtime::Error| RuntimeError::Link {
+            origin: origin.to_string(),
+            message: format!("{e:#}"),
+        };
+        let pre = self
+            .shared
+            .linker
+            .instantiate_pre(&component)
+            .map_err(link_error)?;
+        let report = LoadReport {
+            origin: origin.clone(),
+            contract_version,
+            cache,
+            elapsed: Duration::ZERO,
+        };
+        Ok(match kind {
+            PluginKind::Driver => {
+                let pre = bindings::driver::DriverPluginPre::new(pre).map_err(link_error)?;
+                Plugin::Driver(DriverPlugin::describe_new(self.clone(), pre, report, started).await?)
+            }
+            PluginKind::Contextualiser => {
+                let pre = bindings::contextualiser::ContextualiserPluginPre::new(pre)
+                    .map_err(link_error)?;
+                Plugin::Contextualiser(
+                    ContextualiserPlugin::describe_new(self.clone(), pre, report, started).await?,
+                )
+            }
+        })
+    }
+
+    /// Finds which occopus interface a component exports and checks its version.
+    fn contract_of(
+        &self,
+        component: &Component,
+        origin: &PluginOrigin,
+    ) -> Result<(PluginKind, String), RuntimeError> {
+        let engine = &self.shared.engine;
+        let ty = component.component_type();
+        let exports: Vec<String> = ty.exports(engine).map(|(n, _)| n.to_owned()).collect();
+        let found = exports.iter().find_map(|name| {
+            let (interface, version) = name.strip_prefix(CONTRACT_PACKAGE)?.split_once('@')?;
+            let kind = match interface {
+                "driver" => PluginKind::Driver,
+                "contextualiser" => PluginKind::Contextualiser,
+                _ => return None,
+            };
+            Some((kind, version.to_owned()))
+        });
+        let Some((kind, version)) = found else {
+            return Err(RuntimeError::NotAPlugin {
+                origin: origin.to_string(),
+                exports: if exports.is_empty() {
+                    "nothing".into()
+                } else {
+                    exports.join(", ")
+                },
+            });
+        };
+        if !contract_compatible(&version, CONTRACT_VERSION) {
+            return Err(RuntimeError::ContractMismatch {
+                origin: origin.to_string(),
+                found: version,
+                supported: CONTRACT_VERSION,
+            });
+        }
+        Ok((kind, version))
+    }
+
+    /// The policy of a plugin's calls before any endpoint is added.
+    pub(super) fn base_policy(&self, plugin: &str) -> Result<CallPolicy, RuntimeError> {
+        let shared = &self.shared;
+        let overrides = shared.overrides.get(plugin);
+        let hosts = shared
+            .allowed_hosts
+            .iter()
+            .chain(overrides.iter().flat_map(|o| &o.allowed_hosts))
+            .map(String::as_str);
+        let allow_list = AllowList::from_entries(hosts).map_err(RuntimeError::Engine)?;
+        Ok(CallPolicy {
+            allow_list: Arc::new(allow_list),
+            memory_limit_bytes: overrides
+                .and_then(|o| o.memory_limit_mib)
+                .unwrap_or(shared.limits.memory_limit_mib)
+                << 20,
+            deadline: overrides
+                .and_then(|o| o.call_deadline_secs)
+                .map(|s| Duration::from_secs_f64(s.max(0.001)))
+                .unwrap_or_else(|| shared.limits.call_deadline()),
+        })
+    }
+
+    /// Runs one call in a fresh sandbox and turns what happened into a result.
+    ///
+    /// `call` instantiates the plugin in the store it is given and calls it;
+    /// everything about limits, deadlines and error classification is here.
+    pub(super) async fn run<R: AnswerSize>(
+        &self,
+        operation: &'static str,
+        policy: &CallPolicy,
+        log: LogContext,
+        call: impl AsyncFnOnce(&mut Store<SandboxState>) -> wasmtime::Result<Result<R, types::PluginError>>,
+    ) -> Result<R, RuntimeError> {
+        let plugin = log.plugin.to_string();
+        let sandbox_error = |violation| RuntimeError::Sandbox {
+            plugin: plugin.clone(),
+            operation,
+            violation,
+        };
+        let _slot = self
+            .shared
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| RuntimeError::Engine("the plugin runtime is shutting down".into()))?;
+
+        let mut store = Store::new(&self.shared.engine, SandboxState::new(policy, log));
+        store.limiter(|state| &mut state.limiter);
+        let deadline_at = Instant::now() + policy.deadline;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline_at {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+
+        let outcome = tokio::time::timeout(policy.deadline, call(&mut store)).await;
+        let state = store.data();
+        let deadline = Violation::Deadline {
+            limit: policy.deadline,
+        };
+        match outcome {
+            Err(_elapsed) => Err(sandbox_error(deadline)),
+            Ok(Err(error)) if error.is::<DeadlineExceeded>() => Err(sandbox_error(deadline)),
+            Ok(Err(error)) => Err(sandbox_error(state.violation().unwrap_or_else(|| {
+                Violation::Trap {
+                    message: state.log.mask(&trap_message(&error)),
+                }
+            }))),
+            Ok(Ok(Err(plugin_error))) => match state.violation() {
+                Some(violation) => Err(sandbox_error(violation)),
+                None => Err(RuntimeError::Plugin {
+                    plugin,
+                    operation,
+                    error: contract_error(plugin_error, &state.log),
+                }),
+            },
+            Ok(Ok(Ok(answer))) => {
+                let bytes = answer.answer_size();
+                let limit_bytes = usize::try_from(self.shared.limits.max_result_mib << 20)
+                    .unwrap_or(usize::MAX);
+                if bytes > limit_bytes {
+                    return Err(sandbox_error(Violation::ResultTooLarge { bytes, limit_bytes }));
+                }
+                Ok(answer)
+            }
+        }
+    }
+}
+
+/// The error an epoch callback raises when a call's deadline has passed.
+#[derive(Debug)]
+struct DeadlineExceeded;
+
+impl fmt::Display for DeadlineExceeded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("call deadline exceeded")
+    }
+}
+
+impl std::error::Error for DeadlineExceeded {}
+
+/// The first lines of a trap: its cause and the innermost frames.
+fn trap_message(error: &wasmtime::Error) -> String {
+    let text = format!("{error:#}");
+    let mut lines: Vec<&str> = text.lines().take(6).collect();
+    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
+        lines.insert(0, "");
+        let code = trap.to_string();
+        return format!("{code}{}", lines.join("\n    "));
+    }
+    lines.join("\n    ")
+}
+
+fn contract_error(error: types::PluginError, log: &LogContext) -> ContractError {
+    use types::PluginError as E;
+    let (kind, message) = match error {
+        E::InvalidConfig(m) => (ContractErrorKind::InvalidConfig, m),
+        E::Unauthorized(m) => (ContractErrorKind::Unauthorized, m),
+        E::NotFound(m) => (ContractErrorKind::NotFound, m),
+        E::Transient(m) => (ContractErrorKind::Transient, m),
+        E::Quota(m) => (ContractErrorKind::Quota, m),
+        E::Internal(m) => (ContractErrorKind::Internal, m),
+    };
+    ContractError {
+        kind,
+        message: log.mask(&message),
+    }
+}
+
+/// Whether a plugin built against `found` works with a host of `supported`:
+/// the same major version, and for 0.x the same minor version too (semver).
+pub fn contract_compatible(found: &str, supported: &str) -> bool {
+    let parse = |v: &str| -> Option<(u64, u64)> {
+        let mut parts = v.split(['.', '-', '+']);
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    };
+    match (parse(found), parse(supported)) {
+        (Some((0, found_minor)), Some((0, minor))) => found_minor == minor,
+        (Some((found_major, _)), Some((major, _))) => found_major == major,
+        _ => false,
+    }
+}
+
+/// The linker every plugin is instantiated with: WASI with nothing granted,
+/// `wasi:http` behind the allow-list, occopus logging.
+fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
+    let mut linker = Linker::<SandboxState>::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    logging::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
+    // A plugin has no preopened directory, so any file access fails; noting that
+    // it asked lets the error name the rule instead of "file not found".
+    linker.allow_shadowing(true);
+    linker
+        .instance("wasi:filesystem/preopens@0.2.12")?
+        .func_wrap("get-directories", |mut store, (): ()| {
+            store.data_mut().filesystem_attempted = true;
+            Ok((Vec::<(Resource<wasmtime_wasi::filesystem::Descriptor>, String)>::new(),))
+        })?;
+    linker.allow_shadowing(false);
+    Ok(linker)
+}
+
+impl logging::Host for SandboxState {
+    fn log(&mut self, level: logging::Level, message: String) -> wasmtime::Result<()> {
+        let message = self.log.mask(&message);
+        let plugin = &*self.log.plugin;
+        let subject = self.log.subject.as_deref().unwrap_or("-");
+        match level {
+            logging::Level::Trace => tracing::trace!(plugin, subject, "{message}"),
+            logging::Level::Debug => tracing::debug!(plugin, subject, "{message}"),
+            logging::Level::Info => tracing::info!(plugin, subject, "{message}"),
+            logging::Level::Warn => tracing::warn!(plugin, subject, "{message}"),
+            logging::Level::Error => tracing::error!(plugin, subject, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+/// The size of a plugin's answer in bytes of text, checked against the result
+/// limit (the sandbox's memory limit already bounds it while it is lifted).
+pub(super) trait AnswerSize {
+    fn answer_size(&self) -> usize;
+}
+
+impl AnswerSize for () {
+    fn answer_size(&self) -> usize {
+        0
+    }
+}
+
+impl AnswerSize for String {
+    fn answer_size(&self) -> usize {
+        self.len()
+    }
+}
+
+impl<T: AnswerSize> AnswerSize for Vec<T> {
+    fn answer_size(&self) -> usize {
+        self.iter().map(AnswerSize::answer_size).sum()
+    }
+}
+
+impl<T: AnswerSize> AnswerSize for Option<T> {
+    fn answer_size(&self) -> usize {
+        self.as_ref().map_or(0, AnswerSize::answer_size)
+    }
+}
+
+impl AnswerSize for driver_api::DriverInfo {
+    fn answer_size(&self) -> usize {
+        self.name.len() + self.version.len() + self.resource_types.answer_size()
+            + self.resource_schema.len()
+    }
+}
+
+impl AnswerSize for driver_api::InstanceStatus {
+    fn answer_size(&self) -> usize {
+        self.public_addresses.answer_size()
+            + self.private_addresses.answer_size()
+            + self.detail.answer_size()
+    }
+}
+
+impl AnswerSize for driver_api::InstanceTags {
+    fn answer_size(&self) -> usize {
+        self.infra_id.len() + self.infra_name.len() + self.node_name.len()
+    }
+}
+
+impl AnswerSize for driver_api::ListedInstance {
+    fn answer_size(&self) -> usize {
+        self.cloud_id.len() + self.instance_id.len() + self.tags.answer_size()
+    }
+}
+
+impl AnswerSize for contextualiser_api::ContextualiserInfo {
+    fn answer_size(&self) -> usize {
+        self.name.len() + self.version.len() + self.context_types.answer_size()
+            + self.context_schema.len()
+    }
+}
+
+impl AnswerSize for types::KeyValue {
+    fn answer_size(&self) -> usize {
+        self.key.len() + self.value.len()
+    }
+}
+
+impl AnswerSize for types::Payload {
+    fn answer_size(&self) -> usize {
+        match self {
+            types::Payload::None => 0,
+            types::Payload::UserData(text) => text.len(),
+            types::Payload::Container(spec) => spec.env.answer_size() + spec.command.answer_size(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contract_compatible;
+
+    #[test]
+    fn semver_compatibility_of_the_contract() {
+        assert!(contract_compatible("0.1.0", "0.1.0"));
+        assert!(contract_compatible("0.1.3", "0.1.0"));
+        assert!(!contract_compatible("0.2.0", "0.1.0"));
+        assert!(!contract_compatible("1.0.0", "0.1.0"));
+        assert!(contract_compatible("1.4.0", "1.0.0"));
+        assert!(!contract_compatible("2.0.0", "1.0.0"));
+        assert!(!contract_compatible("garbage", "0.1.0"));
+    }
+}

@@ -1,0 +1,200 @@
+//! What a plugin call may touch: the per-call store state and its policies.
+//!
+//! Each call gets a fresh [`SandboxState`] in a fresh store, so nothing leaks
+//! between calls, nodes or credentials. The state gives the plugin:
+//! - a WASI context with no preopened directories, no environment variables, no
+//!   arguments, no stdin, and every socket use refused;
+//! - `wasi:http` whose requests pass [`OutboundPolicy`]: only hosts on the call's
+//!   allow-list are reached, others are refused and remembered so the host can
+//!   name them in the error;
+//! - a memory limiter that refuses growth past the plugin's limit and remembers
+//!   that it did;
+//! - logging that masks any credential value of the call.
+
+use super::allow_list::AllowList;
+use super::error::Violation;
+use std::sync::Arc;
+use std::time::Duration;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// Table elements a plugin may grow a table to.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// The limits and permissions of one call.
+#[derive(Debug, Clone)]
+pub struct CallPolicy {
+    /// Hosts the call may send HTTP requests to.
+    pub allow_list: Arc<AllowList>,
+    /// The most linear memory the plugin may have.
+    pub memory_limit_bytes: u64,
+    /// How long the call may take.
+    pub deadline: Duration,
+}
+
+/// The store data of one plugin call.
+pub struct SandboxState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    outbound: OutboundPolicy,
+    pub(super) limiter: MemoryLimiter,
+    pub(super) log: LogContext,
+    /// Set when the plugin asked for the filesystem.
+    pub(super) filesystem_attempted: bool,
+}
+
+impl SandboxState {
+    /// A fresh sandbox for one call.
+    pub fn new(policy: &CallPolicy, log: LogContext) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        SandboxState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            outbound: OutboundPolicy {
+                allow_list: policy.allow_list.clone(),
+                refused: Vec::new(),
+            },
+            limiter: MemoryLimiter {
+                limit_bytes: policy.memory_limit_bytes,
+                exceeded: false,
+            },
+            log,
+            filesystem_attempted: false,
+        }
+    }
+
+    /// The first rule the call broke, judged from what the sandbox refused.
+    pub fn violation(&self) -> Option<Violation> {
+        if let Some(host) = self.outbound.refused.first() {
+            return Some(Violation::OutboundHost { host: host.clone() });
+        }
+        if self.limiter.exceeded {
+            return Some(Violation::Memory {
+                limit_bytes: self.limiter.limit_bytes,
+            });
+        }
+        if self.filesystem_attempted {
+            return Some(Violation::Filesystem);
+        }
+        None
+    }
+}
+
+impl WasiView for SandboxState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for SandboxState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Decides which outbound HTTP requests leave the sandbox.
+struct OutboundPolicy {
+    allow_list: Arc<AllowList>,
+    /// `host:port` of every refused request, in order.
+    refused: Vec<String>,
+}
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = wasmtime_wasi_http::Result<(
+                    http::Response<wasmtime_wasi_http::WasiBody>,
+                    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+                )>,
+            > + Send,
+    > {
+        drop(fut);
+        let uri = request.uri();
+        let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if !self.allow_list.allows(&host, port) {
+            self.refused.push(format!("{host}:{port}"));
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// Refuses memory growth past the plugin's limit, and remembers doing so.
+pub(super) struct MemoryLimiter {
+    limit_bytes: u64,
+    exceeded: bool,
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired as u64 > self.limit_bytes {
+            self.exceeded = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Who is logging, and what must never appear in a log line.
+#[derive(Debug, Clone)]
+pub struct LogContext {
+    /// The plugin's name.
+    pub plugin: Arc<str>,
+    /// What the call is about (a node instance id), if anything.
+    pub subject: Option<String>,
+    /// Credential values of the call, masked in everything the plugin says.
+    pub secrets: Vec<String>,
+}
+
+impl LogContext {
+    /// Replaces every credential value in `text` with `***`.
+    pub fn mask(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .filter(|s| !s.is_empty())
+            .fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+    }
+}

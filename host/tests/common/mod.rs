@@ -1,0 +1,50 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use occopus::config::PluginSettings;
+use occopus::plugin::{DriverPlugin, Plugin, PluginOrigin, PluginRuntime, Target};
+use std::path::PathBuf;
+
+/// Where the host's build script put the plugins it built.
+pub fn wasm(file: &str) -> PathBuf {
+    PathBuf::from(env!("OCCOPUS_PLUGIN_WASM_DIR")).join(file)
+}
+
+/// The Python example plugin, built by `scripts/test` (componentize-py).
+pub fn python_plugin() -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/python/static.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test (it builds the Python example with componentize-py)",
+        path.display()
+    );
+    path
+}
+
+/// Plugin settings for tests: a private cache and a small pool.
+pub fn settings(cache: &tempfile::TempDir) -> PluginSettings {
+    let mut settings = PluginSettings {
+        cache_dir: Some(cache.path().to_owned()),
+        ..PluginSettings::default()
+    };
+    settings.limits.max_concurrent_calls = 32;
+    settings
+}
+
+/// Loads a driver component file.
+pub async fn load_driver(runtime: &PluginRuntime, file: PathBuf) -> DriverPlugin {
+    match runtime.load(PluginOrigin::File(file.clone()), std::fs::read(&file).unwrap()).await {
+        Ok(Plugin::Driver(driver)) => driver,
+        Ok(_) => panic!("{} is not a driver", file.display()),
+        Err(e) => panic!("loading {}: {e}", file.display()),
+    }
+}
+
+/// A target with the given resource JSON object.
+pub fn target(resource: serde_json::Value) -> Target {
+    match resource {
+        serde_json::Value::Object(map) => Target::new(map),
+        other => panic!("not an object: {other}"),
+    }
+}

@@ -1,0 +1,153 @@
+//! `dummy`: a simulated cloud for tests and benchmarks.
+//!
+//! No instance really exists. What an instance does is derived from its resource
+//! section, its instance id and a seed, so runs are repeatable:
+//! - `create_latency` (seconds): how long `create` takes;
+//! - `boot_time` (seconds): how long an instance stays `pending` after creation;
+//! - `failure_probability` (0..1): the share of instances that end up `failed`
+//!   instead of `running` once booted, chosen by hashing the seed and instance id;
+//! - `seed`: changes which instances fail and which addresses they get.
+//!
+//! Addresses come from the documentation ranges: public from 192.0.2.0/24,
+//! private from 198.51.100.0/24 (so they never reach a real host).
+//!
+//! The simulated cloud keeps no inventory: each call gets a fresh sandbox, so the
+//! state of an instance is carried in its cloud id (`<instance-id>@<created-ms>`).
+//! `list` therefore finds nothing, and a repeated `create` with the same instance
+//! id gives the same instance (same addresses and fate) booting anew.
+
+use occopus_plugin_sdk::driver::*;
+use occopus_plugin_sdk::{clock, parse_section};
+use serde::Deserialize;
+use std::time::Duration;
+
+const SCHEMA: &str = r#"{
+  "$schema": "https://json-schema.org/draft/2020-12/schema",
+  "title": "dummy resource",
+  "type": "object",
+  "required": ["type"],
+  "additionalProperties": false,
+  "properties": {
+    "type": {"const": "dummy"},
+    "name": {"type": "string", "description": "selects auth_data entries; unused"},
+    "endpoint": {"type": "string", "description": "unused; a simulated cloud needs none"},
+    "create_latency": {"type": "number", "minimum": 0, "default": 0},
+    "boot_time": {"type": "number", "minimum": 0, "default": 0},
+    "failure_probability": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
+    "seed": {"type": "integer", "minimum": 0, "default": 0}
+  }
+}"#;
+
+/// The resource section this driver reads.
+#[derive(Debug, Deserialize)]
+struct DummyResource {
+    #[serde(default)]
+    create_latency: f64,
+    #[serde(default)]
+    boot_time: f64,
+    #[serde(default)]
+    failure_probability: f64,
+    #[serde(default)]
+    seed: u64,
+}
+
+impl DummyResource {
+    fn parse(json: &str) -> Result<Self, PluginError> {
+        let resource: Self = parse_section(json)?;
+        let seconds_ok = |v: f64| v.is_finite() && (0.0..=86_400.0).contains(&v);
+        if !seconds_ok(resource.create_latency) || !seconds_ok(resource.boot_time) {
+            return Err(PluginError::InvalidConfig(
+                "create_latency and boot_time must be between 0 and 86400 seconds".into(),
+            ));
+        }
+        if !(0.0..=1.0).contains(&resource.failure_probability) {
+            return Err(PluginError::InvalidConfig(format!(
+                "failure_probability must be between 0 and 1, not {}",
+                resource.failure_probability
+            )));
+        }
+        Ok(resource)
+    }
+
+    /// A stable pseudo-random number for this instance (FNV-1a over seed and id).
+    fn hash(&self, instance_id: &str, salt: u8) -> u64 {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        let bytes = self.seed.to_le_bytes();
+        for byte in bytes.iter().chain(instance_id.as_bytes()).chain([&salt]) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        hash
+    }
+
+    fn fails(&self, instance_id: &str) -> bool {
+        let draw = (self.hash(instance_id, 0) >> 11) as f64 / (1u64 << 53) as f64;
+        draw < self.failure_probability
+    }
+
+    fn address(&self, prefix: &str, instance_id: &str, salt: u8) -> String {
+        format!("{prefix}.{}", 1 + self.hash(instance_id, salt) % 254)
+    }
+}
+
+/// Splits a cloud id into the instance id and the creation time.
+fn parse_cloud_id(cloud_id: &str) -> Result<(&str, u64), PluginError> {
+    cloud_id
+        .rsplit_once('@')
+        .and_then(|(id, ms)| Some((id, ms.parse().ok()?)))
+        .ok_or_else(|| PluginError::NotFound(format!("`{cloud_id}` is not a dummy instance id")))
+}
+
+struct Dummy;
+
+impl Driver for Dummy {
+    fn describe() -> DriverInfo {
+        DriverInfo {
+            name: "dummy".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            resource_types: vec!["dummy".into()],
+            resource_schema: SCHEMA.into(),
+        }
+    }
+
+    fn validate(resource: String) -> Result<(), PluginError> {
+        DummyResource::parse(&resource).map(drop)
+    }
+
+    fn create(request: CreateRequest) -> Result<String, PluginError> {
+        let resource = DummyResource::parse(&request.target.resource)?;
+        if resource.create_latency > 0.0 {
+            clock::sleep(Duration::from_secs_f64(resource.create_latency));
+        }
+        Ok(format!("{}@{}", request.instance_id, clock::unix_millis()))
+    }
+
+    fn status(target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
+        let resource = DummyResource::parse(&target.resource)?;
+        let (instance_id, created_ms) = parse_cloud_id(&cloud_id)?;
+        let booted_ms = created_ms + (resource.boot_time * 1000.0) as u64;
+        let state = if clock::unix_millis() < booted_ms {
+            InstanceState::Pending
+        } else if resource.fails(instance_id) {
+            InstanceState::Failed
+        } else {
+            InstanceState::Running
+        };
+        Ok(InstanceStatus {
+            state,
+            public_addresses: vec![resource.address("192.0.2", instance_id, 1)],
+            private_addresses: vec![resource.address("198.51.100", instance_id, 2)],
+            detail: None,
+        })
+    }
+
+    fn destroy(_target: Target, cloud_id: String) -> Result<(), PluginError> {
+        parse_cloud_id(&cloud_id).map(drop)
+    }
+
+    fn list(_target: Target, _infra_id: String) -> Result<Vec<ListedInstance>, PluginError> {
+        Ok(Vec::new())
+    }
+}
+
+export_driver!(Dummy);

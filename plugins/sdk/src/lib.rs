@@ -1,0 +1,136 @@
+//! Write occopus plugins in Rust.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2` against the
+//! `occopus:plugin` contract in the repository's `wit/` directory. This crate
+//! generates the bindings and adds what every plugin needs: typed errors,
+//! logging, JSON parsing of the resource section and a small HTTP client over
+//! `wasi:http` (the only network access a driver has).
+//!
+//! Enable the feature of the kind of plugin you write, `driver` or
+//! `contextualiser`, implement its `Guest` trait and export it:
+//!
+//! ```ignore
+//! use occopus_plugin_sdk::driver::*;
+//!
+//! struct MyCloud;
+//! impl Driver for MyCloud { /* describe, validate, create, status, destroy, list */ }
+//! export_driver!(MyCloud);
+//! ```
+//!
+//! See `docs/plugins.md` for building, installing and swapping plugins.
+
+/// The types and imports shared by both kinds of plugin.
+pub mod common {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        inline: "
+            package occopus:sdk;
+            world common {
+                import occopus:plugin/types@0.1.0;
+                import occopus:plugin/logging@0.1.0;
+            }
+        ",
+        world: "occopus:sdk/common",
+        generate_all,
+        generate_unused_types: true,
+    });
+
+    pub use occopus::plugin::logging::{Level, log};
+    pub use occopus::plugin::types::{ContainerSpec, KeyValue, Payload, PluginError};
+}
+
+pub use common::{ContainerSpec, KeyValue, Level, Payload, PluginError};
+
+/// Bindings of the `driver-plugin` world: implement [`driver::Driver`] and call
+/// [`driver::export_driver!`].
+#[cfg(feature = "driver")]
+pub mod driver {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "occopus:plugin/driver-plugin@0.1.0",
+        with: {
+            "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
+        },
+        generate_all,
+        pub_export_macro: true,
+        export_macro_name: "export_driver",
+        default_bindings_module: "occopus_plugin_sdk::driver",
+    });
+
+    pub use self::exports::occopus::plugin::driver::{
+        CreateRequest, DriverInfo, Guest as Driver, InstanceState, InstanceStatus, InstanceTags,
+        ListedInstance, Target,
+    };
+    pub use crate::{ContainerSpec, KeyValue, Level, Payload, PluginError};
+}
+
+/// Bindings of the `contextualiser-plugin` world: implement
+/// [`contextualiser::Contextualiser`] and call [`contextualiser::export_contextualiser!`].
+#[cfg(feature = "contextualiser")]
+pub mod contextualiser {
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "occopus:plugin/contextualiser-plugin@0.1.0",
+        with: {
+            "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_contextualiser",
+        default_bindings_module: "occopus_plugin_sdk::contextualiser",
+    });
+
+    pub use self::exports::occopus::plugin::contextualiser::{
+        ContextualiserInfo, Guest as Contextualiser, NodeFacts,
+    };
+    pub use crate::{ContainerSpec, KeyValue, Level, Payload, PluginError};
+}
+
+#[cfg(feature = "driver")]
+pub mod http;
+
+/// Time for drivers (`wasi:clocks`, the only clocks a plugin has).
+#[cfg(feature = "driver")]
+pub mod clock {
+    use crate::driver::wasi::clocks::{monotonic_clock, wall_clock};
+    use std::time::Duration;
+
+    /// Milliseconds since the Unix epoch.
+    pub fn unix_millis() -> u64 {
+        let now = wall_clock::now();
+        now.seconds * 1000 + u64::from(now.nanoseconds) / 1_000_000
+    }
+
+    /// Waits without busying the host: the call yields until the time has passed.
+    pub fn sleep(duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        monotonic_clock::subscribe_duration(nanos).block();
+    }
+}
+
+/// Writes a line to the host's log (tagged there with the plugin and node).
+pub fn log(level: Level, message: &str) {
+    common::log(level, message);
+}
+
+/// Parses a JSON section handed over by the host (a `resource` or
+/// `contextualisation` section) into the plugin's own type.
+///
+/// A section that does not match is an `invalid-config` error naming the problem.
+pub fn parse_section<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, PluginError> {
+    serde_json::from_str(json).map_err(|e| PluginError::InvalidConfig(e.to_string()))
+}
+
+/// Looks up a credential by key among those the host selected for this call.
+pub fn credential<'a>(credentials: &'a [KeyValue], key: &str) -> Result<&'a str, PluginError> {
+    credentials
+        .iter()
+        .find(|kv| kv.key == key)
+        .map(|kv| kv.value.as_str())
+        .ok_or_else(|| {
+            PluginError::Unauthorized(format!(
+                "no `{key}` in the auth_data selected for this resource; add it to auth_data.yaml"
+            ))
+        })
+}

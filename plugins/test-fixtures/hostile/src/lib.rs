@@ -1,0 +1,88 @@
+//! A driver that tries to break out of its sandbox, one attack per `status`
+//! call. The cloud id names the attack:
+//! - `read-file:PATH`: read a file of the host;
+//! - `http:URL`: send a request to a URL;
+//! - `loop`: spin forever;
+//! - `alloc:BYTES`: allocate and touch that much memory;
+//! - `trap`: panic (a trap);
+//! - `huge-result:BYTES`: answer with a detail string that long;
+//! - `env`: read the environment;
+//! - anything else: answer `running` like a well-behaved driver.
+
+use occopus_plugin_sdk::driver::*;
+use occopus_plugin_sdk::http::Request;
+
+struct Hostile;
+
+fn running(detail: String) -> InstanceStatus {
+    InstanceStatus {
+        state: InstanceState::Running,
+        public_addresses: vec![],
+        private_addresses: vec![],
+        detail: Some(detail),
+    }
+}
+
+fn number(text: &str) -> Result<usize, PluginError> {
+    text.parse()
+        .map_err(|_| PluginError::InvalidConfig(format!("`{text}` is not a number")))
+}
+
+impl Driver for Hostile {
+    fn describe() -> DriverInfo {
+        DriverInfo {
+            name: "hostile".into(),
+            version: "6.6.6".into(),
+            resource_types: vec!["hostile".into()],
+            resource_schema: r#"{"type": "object"}"#.into(),
+        }
+    }
+
+    fn validate(_resource: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn create(request: CreateRequest) -> Result<String, PluginError> {
+        Ok(request.instance_id)
+    }
+
+    fn status(_target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
+        let (attack, argument) = cloud_id.split_once(':').unwrap_or((&cloud_id, ""));
+        match attack {
+            "read-file" => std::fs::read_to_string(argument)
+                .map(running)
+                .map_err(|e| PluginError::Internal(format!("reading {argument}: {e}"))),
+            "http" => Request::new("GET", argument)
+                .send()
+                .map(|response| running(response.text())),
+            "loop" => {
+                let mut counter: u64 = 0;
+                loop {
+                    counter = std::hint::black_box(counter.wrapping_add(1));
+                }
+            }
+            "alloc" => {
+                let bytes = number(argument)?;
+                let mut block = vec![0u8; bytes];
+                for page in block.chunks_mut(4096) {
+                    page[0] = 1;
+                }
+                Ok(running(format!("allocated {}", std::hint::black_box(block).len())))
+            }
+            "trap" => panic!("hostile plugin panics on purpose"),
+            "huge-result" => Ok(running("x".repeat(number(argument)?))),
+            "env" => Ok(running(format!("{:?}", std::env::vars().collect::<Vec<_>>()))),
+            _ => Ok(running("well-behaved".into())),
+        }
+    }
+
+    fn destroy(_target: Target, _cloud_id: String) -> Result<(), PluginError> {
+        Ok(())
+    }
+
+    fn list(_target: Target, _infra_id: String) -> Result<Vec<ListedInstance>, PluginError> {
+        Ok(Vec::new())
+    }
+}
+
+export_driver!(Hostile);
