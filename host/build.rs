@@ -30,7 +30,13 @@ fn main() {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     for package in PLUGIN_PACKAGES {
         let status = Command::new(&cargo)
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--package"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip2",
+                "--package",
+            ])
             .arg(package)
             .arg("--manifest-path")
             .arg(plugins.join("Cargo.toml"))

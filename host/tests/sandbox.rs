@@ -6,7 +6,10 @@ mod common;
 
 use common::{load_driver, settings, target, wasm};
 use occopus::config::PluginOverrides;
-use occopus::plugin::{DriverPlugin, InstanceState, PluginRuntime, RuntimeError, Violation};
+use occopus::plugin::{
+    ContractErrorKind, Credentials, DriverPlugin, InstanceState, PluginRuntime, RuntimeError,
+    Violation,
+};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,7 +25,7 @@ struct Fixture {
 /// can build a 100 MB answer.
 async fn fixture() -> Fixture {
     let cache = tempfile::tempdir().unwrap();
-    let mut settings = settings(&cache);
+    let mut settings = settings(cache.path());
     settings.limits.call_deadline_secs = 1.0;
     settings.settings.insert(
         "hostile".into(),
@@ -46,10 +49,14 @@ impl Fixture {
     async fn attack(&self, endpoint: &str, attack: &str) -> RuntimeError {
         let error = self
             .hostile
-            .status(&target(json!({"type": "hostile", "endpoint": endpoint})), attack)
+            .status(
+                &target(json!({"type": "hostile", "endpoint": endpoint})),
+                attack,
+            )
             .await
             .expect_err("the attack must fail");
         let message = error.to_string();
+        eprintln!("{attack}: {message}");
         assert!(message.contains("plugin `hostile`"), "{message}");
         let rule = error.violation().expect("a sandbox violation").rule();
         assert!(message.contains(&format!("[rule: {rule}]")), "{message}");
@@ -122,7 +129,11 @@ async fn http_to_a_host_off_the_allow_list_is_refused() {
     );
     let message = error.to_string();
     assert!(message.contains("plugins.allowed_hosts"), "{message}");
-    assert_eq!(connections.load(Ordering::SeqCst), 0, "no request may leave");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "no request may leave"
+    );
     f.well_behaved_call_succeeds().await;
 }
 
@@ -170,7 +181,17 @@ async fn allocating_a_gibibyte_is_refused() {
 async fn a_trap_is_reported_as_a_crash() {
     let f = fixture().await;
     let error = f.attack("", "trap").await;
-    assert!(matches!(error.violation(), Some(Violation::Trap { .. })), "{error}");
+    assert!(
+        matches!(error.violation(), Some(Violation::Trap { .. })),
+        "{error}"
+    );
+    // The plugin's own panic message is part of the report.
+    assert!(
+        error
+            .to_string()
+            .contains("hostile plugin panics on purpose"),
+        "{error}"
+    );
     f.well_behaved_call_succeeds().await;
 }
 
@@ -199,4 +220,46 @@ async fn plugins_see_no_environment_variables() {
         .await
         .unwrap();
     assert_eq!(status.detail.as_deref(), Some("[]"));
+}
+
+/// Collects everything logged on this thread.
+#[derive(Clone, Default)]
+struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_reach_logs_or_errors() {
+    let logs = LogBuffer::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let f = fixture().await;
+    let mut target = target(json!({"type": "hostile"}));
+    target.credentials = Credentials::new([
+        ("accesskey".to_owned(), "AKIDEXAMPLE".to_owned()),
+        ("secretkey".to_owned(), "wJalrXUtnFEMI/K7MDENG".to_owned()),
+    ]);
+    let error = f.hostile.status(&target, "leak").await.unwrap_err();
+    let contract = error.contract_error().expect("the plugin's own error");
+    assert_eq!(contract.kind, ContractErrorKind::Unauthorized);
+
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("credentials: [\"***\", \"***\"]"), "{logs}");
+    for shown in [error.to_string(), logs, format!("{target:?}")] {
+        assert!(!shown.contains("AKIDEXAMPLE"), "{shown}");
+        assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    }
 }

@@ -151,7 +151,11 @@ fn list_table(catalog: &PluginCatalog) {
         println!("{}", line.join("  ").trim_end());
     }
     for failure in catalog.failures() {
-        println!("\nnot loaded: {}\n  {}", failure.path.display(), failure.error);
+        println!(
+            "\nnot loaded: {}\n  {}",
+            failure.path.display(),
+            failure.error
+        );
     }
 }
 
@@ -177,7 +181,10 @@ fn inspect_text(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) {
     println!("allowed hosts:");
     let hosts = allowed_hosts(plugin);
     if hosts.is_empty() {
-        println!("  none (a {} makes no network calls)", plugin.kind().as_str());
+        println!(
+            "  none (a {} makes no network calls)",
+            plugin.kind().as_str()
+        );
     }
     for host in hosts {
         println!("  {host}");

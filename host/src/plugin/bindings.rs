@@ -11,6 +11,7 @@ pub mod driver {
         world: "occopus:plugin/driver-plugin",
         imports: { default: trappable },
         exports: { default: async },
+        additional_derives: [PartialEq, Eq],
         with: {
             "wasi:http": wasmtime_wasi_http::p2::bindings::http,
             "wasi:io": wasmtime_wasi::p2::bindings::io,
@@ -26,6 +27,7 @@ pub mod contextualiser {
         world: "occopus:plugin/contextualiser-plugin",
         imports: { default: trappable },
         exports: { default: async },
+        additional_derives: [PartialEq, Eq],
         with: {
             "occopus:plugin/types": super::driver::occopus::plugin::types,
             "occopus:plugin/logging": super::driver::occopus::plugin::logging,
@@ -33,7 +35,7 @@ pub mod contextualiser {
     });
 }
 
+pub use contextualiser::exports::occopus::plugin::contextualiser as contextualiser_api;
 pub use driver::exports::occopus::plugin::driver as driver_api;
 pub use driver::occopus::plugin::logging;
 pub use driver::occopus::plugin::types;
-pub use contextualiser::exports::occopus::plugin::contextualiser as contextualiser_api;

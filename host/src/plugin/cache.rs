@@ -121,6 +121,9 @@ fn deserialize_entry(engine: &Engine, entry: &[u8]) -> Result<Component, String>
 }
 
 /// Compiles without a cache.
-pub fn compile_uncached(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, CacheOutcome)> {
+pub fn compile_uncached(
+    engine: &Engine,
+    bytes: &[u8],
+) -> wasmtime::Result<(Component, CacheOutcome)> {
     Component::new(engine, bytes).map(|c| (c, CacheOutcome::Uncached))
 }

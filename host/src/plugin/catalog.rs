@@ -24,15 +24,24 @@ use std::path::{Path, PathBuf};
 pub const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
     (
         "dummy",
-        include_bytes!(concat!(env!("OCCOPUS_PLUGIN_WASM_DIR"), "/occopus_driver_dummy.wasm")),
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_driver_dummy.wasm"
+        )),
     ),
     (
         "cloudinit",
-        include_bytes!(concat!(env!("OCCOPUS_PLUGIN_WASM_DIR"), "/occopus_context_cloudinit.wasm")),
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_context_cloudinit.wasm"
+        )),
     ),
     (
         "docker",
-        include_bytes!(concat!(env!("OCCOPUS_PLUGIN_WASM_DIR"), "/occopus_context_docker.wasm")),
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_context_docker.wasm"
+        )),
     ),
 ];
 
@@ -141,7 +150,10 @@ impl PluginCatalog {
     pub fn is_active(&self, plugin: &Plugin) -> bool {
         let origin = &plugin.load_report().origin;
         match plugin {
-            Plugin::Driver(_) => self.drivers.values().any(|d| &d.load_report().origin == origin),
+            Plugin::Driver(_) => self
+                .drivers
+                .values()
+                .any(|d| &d.load_report().origin == origin),
             Plugin::Contextualiser(_) => self
                 .contextualisers
                 .values()
@@ -157,7 +169,10 @@ impl PluginCatalog {
     }
 
     /// The contextualiser serving a `contextualisation.type`.
-    pub fn contextualiser(&self, context_type: &str) -> Result<&ContextualiserPlugin, RuntimeError> {
+    pub fn contextualiser(
+        &self,
+        context_type: &str,
+    ) -> Result<&ContextualiserPlugin, RuntimeError> {
         self.contextualisers
             .get(context_type)
             .ok_or_else(|| self.missing("contextualiser", context_type))
@@ -191,7 +206,9 @@ impl PluginCatalog {
                 .join(", "),
             self.plugin_dir
                 .as_ref()
-                .map_or("the plugin directory".to_owned(), |d| d.display().to_string()),
+                .map_or("the plugin directory".to_owned(), |d| d
+                    .display()
+                    .to_string()),
         );
         for failure in &self.failures {
             hint.push_str(&format!(

@@ -253,7 +253,9 @@ impl PluginRuntime {
         Ok(match kind {
             PluginKind::Driver => {
                 let pre = bindings::driver::DriverPluginPre::new(pre).map_err(link_error)?;
-                Plugin::Driver(DriverPlugin::describe_new(self.clone(), pre, report, started).await?)
+                Plugin::Driver(
+                    DriverPlugin::describe_new(self.clone(), pre, report, started).await?,
+                )
             }
             PluginKind::Contextualiser => {
                 let pre = bindings::contextualiser::ContextualiserPluginPre::new(pre)
@@ -335,7 +337,9 @@ impl PluginRuntime {
         operation: &'static str,
         policy: &CallPolicy,
         log: LogContext,
-        call: impl AsyncFnOnce(&mut Store<SandboxState>) -> wasmtime::Result<Result<R, types::PluginError>>,
+        call: impl AsyncFnOnce(
+            &mut Store<SandboxState>,
+        ) -> wasmtime::Result<Result<R, types::PluginError>>,
     ) -> Result<R, RuntimeError> {
         let plugin = log.plugin.to_string();
         let sandbox_error = |violation| RuntimeError::Sandbox {
@@ -372,7 +376,7 @@ impl PluginRuntime {
             Ok(Err(error)) if error.is::<DeadlineExceeded>() => Err(sandbox_error(deadline)),
             Ok(Err(error)) => Err(sandbox_error(state.violation().unwrap_or_else(|| {
                 Violation::Trap {
-                    message: state.log.mask(&trap_message(&error)),
+                    message: trap_message(&error, state),
                 }
             }))),
             Ok(Ok(Err(plugin_error))) => match state.violation() {
@@ -385,10 +389,13 @@ impl PluginRuntime {
             },
             Ok(Ok(Ok(answer))) => {
                 let bytes = answer.answer_size();
-                let limit_bytes = usize::try_from(self.shared.limits.max_result_mib << 20)
-                    .unwrap_or(usize::MAX);
+                let limit_bytes =
+                    usize::try_from(self.shared.limits.max_result_mib << 20).unwrap_or(usize::MAX);
                 if bytes > limit_bytes {
-                    return Err(sandbox_error(Violation::ResultTooLarge { bytes, limit_bytes }));
+                    return Err(sandbox_error(Violation::ResultTooLarge {
+                        bytes,
+                        limit_bytes,
+                    }));
                 }
                 Ok(answer)
             }
@@ -408,16 +415,25 @@ impl fmt::Display for DeadlineExceeded {
 
 impl std::error::Error for DeadlineExceeded {}
 
-/// The first lines of a trap: its cause and the innermost frames.
-fn trap_message(error: &wasmtime::Error) -> String {
-    let text = format!("{error:#}");
-    let mut lines: Vec<&str> = text.lines().take(6).collect();
-    if let Some(trap) = error.downcast_ref::<wasmtime::Trap>() {
-        lines.insert(0, "");
-        let code = trap.to_string();
-        return format!("{code}{}", lines.join("\n    "));
-    }
-    lines.join("\n    ")
+/// A one-line account of a crash: the trap and what the plugin last printed
+/// (the full backtrace goes to the debug log).
+fn trap_message(error: &wasmtime::Error, state: &SandboxState) -> String {
+    tracing::debug!(plugin = %state.log.plugin, "plugin crashed: {error:?}");
+    let cause = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{error:#}")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let last_words = state.stderr.last_words();
+    let message = if last_words.is_empty() {
+        cause
+    } else {
+        format!("{cause}; it printed: {last_words}")
+    };
+    state.log.mask(&message)
 }
 
 fn contract_error(error: types::PluginError, log: &LogContext) -> ContractError {
@@ -464,7 +480,10 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
         .instance("wasi:filesystem/preopens@0.2.12")?
         .func_wrap("get-directories", |mut store, (): ()| {
             store.data_mut().filesystem_attempted = true;
-            Ok((Vec::<(Resource<wasmtime_wasi::filesystem::Descriptor>, String)>::new(),))
+            Ok((Vec::<(
+                Resource<wasmtime_wasi::filesystem::Descriptor>,
+                String,
+            )>::new(),))
         })?;
     linker.allow_shadowing(false);
     Ok(linker)
@@ -518,7 +537,9 @@ impl<T: AnswerSize> AnswerSize for Option<T> {
 
 impl AnswerSize for driver_api::DriverInfo {
     fn answer_size(&self) -> usize {
-        self.name.len() + self.version.len() + self.resource_types.answer_size()
+        self.name.len()
+            + self.version.len()
+            + self.resource_types.answer_size()
             + self.resource_schema.len()
     }
 }
@@ -545,7 +566,9 @@ impl AnswerSize for driver_api::ListedInstance {
 
 impl AnswerSize for contextualiser_api::ContextualiserInfo {
     fn answer_size(&self) -> usize {
-        self.name.len() + self.version.len() + self.context_types.answer_size()
+        self.name.len()
+            + self.version.len()
+            + self.context_types.answer_size()
             + self.context_schema.len()
     }
 }

@@ -9,11 +9,15 @@
 //!   name them in the error;
 //! - a memory limiter that refuses growth past the plugin's limit and remembers
 //!   that it did;
-//! - logging that masks any credential value of the call.
+//! - logging that masks any credential value of the call;
+//! - a stderr that keeps only its last few KiB, so that a crash can be reported
+//!   with the plugin's own last words (a Rust panic message, a Python traceback).
 
 use super::allow_list::AllowList;
 use super::error::Violation;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -21,6 +25,8 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpVi
 
 /// Table elements a plugin may grow a table to.
 const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// How much of a plugin's stderr is kept.
+const STDERR_TAIL_BYTES: usize = 4096;
 
 /// The limits and permissions of one call.
 #[derive(Debug, Clone)]
@@ -41,6 +47,7 @@ pub struct SandboxState {
     outbound: OutboundPolicy,
     pub(super) limiter: MemoryLimiter,
     pub(super) log: LogContext,
+    pub(super) stderr: StderrTail,
     /// Set when the plugin asked for the filesystem.
     pub(super) filesystem_attempted: bool,
 }
@@ -53,6 +60,8 @@ impl SandboxState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }));
+        let stderr = StderrTail::default();
+        wasi.stderr(stderr.clone());
         SandboxState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
@@ -66,6 +75,7 @@ impl SandboxState {
                 exceeded: false,
             },
             log,
+            stderr,
             filesystem_attempted: false,
         }
     }
@@ -138,8 +148,7 @@ impl WasiHttpHooks for OutboundPolicy {
         }
         Box::new(async move {
             use http_body_util::BodyExt;
-            let (response, io) =
-                wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = _> + Send>,
@@ -195,6 +204,62 @@ impl LogContext {
         self.secrets
             .iter()
             .filter(|s| !s.is_empty())
-            .fold(text.to_owned(), |text, secret| text.replace(secret.as_str(), "***"))
+            .fold(text.to_owned(), |text, secret| {
+                text.replace(secret.as_str(), "***")
+            })
+    }
+}
+
+/// The last [`STDERR_TAIL_BYTES`] bytes a plugin wrote to stderr.
+#[derive(Clone, Default)]
+pub(super) struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    /// The last non-empty lines written, joined with `; `.
+    pub fn last_words(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        let lines: Vec<&str> = text
+            .lines()
+            .map(str::trim)
+            // Rust's panic hint about backtraces says nothing about the plugin.
+            .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+            .collect();
+        lines[lines.len().saturating_sub(3)..].join("; ")
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for StderrTail {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for StderrTail {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        bytes: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        if let Ok(mut tail) = self.0.lock() {
+            tail.extend_from_slice(bytes);
+            let excess = tail.len().saturating_sub(STDERR_TAIL_BYTES);
+            tail.drain(..excess);
+        }
+        Poll::Ready(Ok(bytes.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }

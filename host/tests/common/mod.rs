@@ -3,7 +3,7 @@
 
 use occopus::config::PluginSettings;
 use occopus::plugin::{DriverPlugin, Plugin, PluginOrigin, PluginRuntime, Target};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the host's build script put the plugins it built.
 pub fn wasm(file: &str) -> PathBuf {
@@ -12,8 +12,8 @@ pub fn wasm(file: &str) -> PathBuf {
 
 /// The Python example plugin, built by `scripts/test` (componentize-py).
 pub fn python_plugin() -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../plugins/target/python/static.wasm");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins/target/python/static.wasm");
     assert!(
         path.is_file(),
         "{} is missing: run scripts/test (it builds the Python example with componentize-py)",
@@ -22,10 +22,17 @@ pub fn python_plugin() -> PathBuf {
     path
 }
 
-/// Plugin settings for tests: a private cache and a small pool.
-pub fn settings(cache: &tempfile::TempDir) -> PluginSettings {
+/// A compiled-plugin cache shared by the tests of this build: compiling the
+/// 18 MB Python component once instead of per test saves tens of seconds.
+/// Entries are content-addressed and written atomically, so sharing is safe.
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
+/// Plugin settings for tests: the given cache and a small pool.
+pub fn settings(cache_dir: &Path) -> PluginSettings {
     let mut settings = PluginSettings {
-        cache_dir: Some(cache.path().to_owned()),
+        cache_dir: Some(cache_dir.to_owned()),
         ..PluginSettings::default()
     };
     settings.limits.max_concurrent_calls = 32;
@@ -34,7 +41,13 @@ pub fn settings(cache: &tempfile::TempDir) -> PluginSettings {
 
 /// Loads a driver component file.
 pub async fn load_driver(runtime: &PluginRuntime, file: PathBuf) -> DriverPlugin {
-    match runtime.load(PluginOrigin::File(file.clone()), std::fs::read(&file).unwrap()).await {
+    match runtime
+        .load(
+            PluginOrigin::File(file.clone()),
+            std::fs::read(&file).unwrap(),
+        )
+        .await
+    {
         Ok(Plugin::Driver(driver)) => driver,
         Ok(_) => panic!("{} is not a driver", file.display()),
         Err(e) => panic!("loading {}: {e}", file.display()),

@@ -142,7 +142,9 @@ fn split_words(line: &str) -> Result<Vec<String>, PluginError> {
 }
 
 fn unterminated(line: &str, quote: &str) -> PluginError {
-    PluginError::InvalidConfig(format!("command `{line}` has an unterminated {quote} quote"))
+    PluginError::InvalidConfig(format!(
+        "command `{line}` has an unterminated {quote} quote"
+    ))
 }
 
 struct DockerContext;
@@ -159,7 +161,11 @@ impl Contextualiser for DockerContext {
 
     fn contextualise(section: String, _facts: NodeFacts) -> Result<Payload, PluginError> {
         let section: Section = parse_section(&section)?;
-        let env = section.env.map(env_entries).transpose()?.unwrap_or_default();
+        let env = section
+            .env
+            .map(env_entries)
+            .transpose()?
+            .unwrap_or_default();
         let command = match section.command {
             None => None,
             Some(Command::Args(args)) => Some(args),

@@ -69,7 +69,9 @@ impl DummyResource {
         Ok(resource)
     }
 
-    /// A stable pseudo-random number for this instance (FNV-1a over seed and id).
+    /// A stable pseudo-random number for this instance: FNV-1a over seed, id
+    /// and salt, then MurmurHash3's finaliser so that every bit depends on
+    /// every input byte (FNV alone barely changes its high bits for similar ids).
     fn hash(&self, instance_id: &str, salt: u8) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         let bytes = self.seed.to_le_bytes();
@@ -77,7 +79,11 @@ impl DummyResource {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
         }
-        hash
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        hash ^ (hash >> 33)
     }
 
     fn fails(&self, instance_id: &str) -> bool {

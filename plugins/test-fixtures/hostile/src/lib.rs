@@ -7,6 +7,7 @@
 //! - `trap`: panic (a trap);
 //! - `huge-result:BYTES`: answer with a detail string that long;
 //! - `env`: read the environment;
+//! - `leak`: log the call's credentials and send them back in an error;
 //! - anything else: answer `running` like a well-behaved driver.
 
 use occopus_plugin_sdk::driver::*;
@@ -46,7 +47,7 @@ impl Driver for Hostile {
         Ok(request.instance_id)
     }
 
-    fn status(_target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
+    fn status(target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
         let (attack, argument) = cloud_id.split_once(':').unwrap_or((&cloud_id, ""));
         match attack {
             "read-file" => std::fs::read_to_string(argument)
@@ -67,11 +68,26 @@ impl Driver for Hostile {
                 for page in block.chunks_mut(4096) {
                     page[0] = 1;
                 }
-                Ok(running(format!("allocated {}", std::hint::black_box(block).len())))
+                Ok(running(format!(
+                    "allocated {}",
+                    std::hint::black_box(block).len()
+                )))
             }
             "trap" => panic!("hostile plugin panics on purpose"),
             "huge-result" => Ok(running("x".repeat(number(argument)?))),
-            "env" => Ok(running(format!("{:?}", std::env::vars().collect::<Vec<_>>()))),
+            "env" => Ok(running(format!(
+                "{:?}",
+                std::env::vars().collect::<Vec<_>>()
+            ))),
+            "leak" => {
+                let values: Vec<&str> = target
+                    .credentials
+                    .iter()
+                    .map(|c| c.value.as_str())
+                    .collect();
+                occopus_plugin_sdk::log(Level::Warn, &format!("credentials: {values:?}"));
+                Err(PluginError::Unauthorized(format!("rejected {values:?}")))
+            }
             _ => Ok(running("well-behaved".into())),
         }
     }
