@@ -16,6 +16,7 @@ const PLUGIN_PACKAGES: &[&str] = &[
     "occopus-context-docker",
     "occopus-test-hostile",
     "occopus-test-contract-next",
+    "occopus-example-restcloud",
 ];
 
 fn main() {

@@ -117,16 +117,16 @@ impl Contextualiser for CloudInit {
     fn contextualise(section: String, facts: NodeFacts) -> Result<Payload, PluginError> {
         let section: Section = parse_section(&section)?;
         let text = user_data(section.context_template)?;
-        if let Some(limit) = size_limit(&facts.resource_type) {
-            if text.len() > limit {
-                return Err(PluginError::InvalidConfig(format!(
-                    "the user-data of node `{}` is {} bytes; {} allows at most {limit} bytes. \
-                     Move large files out of the template (download them at boot instead)",
-                    facts.node_name,
-                    text.len(),
-                    facts.resource_type
-                )));
-            }
+        if let Some(limit) = size_limit(&facts.resource_type)
+            && text.len() > limit
+        {
+            return Err(PluginError::InvalidConfig(format!(
+                "the user-data of node `{}` is {} bytes; {} allows at most {limit} bytes. \
+                 Move large files out of the template (download them at boot instead)",
+                facts.node_name,
+                text.len(),
+                facts.resource_type
+            )));
         }
         Ok(Payload::UserData(text))
     }
