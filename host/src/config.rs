@@ -170,3 +170,54 @@ impl PluginSettings {
         self.contextualisers.values_mut().for_each(absolute);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let path = dir.join("occopus.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn reads_settings_and_resolves_relative_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "plugins:\n  dir: plugins\n  drivers: {ec2: /opt/ec2.wasm, mine: mine.wasm}\n  \
+             limits: {call_deadline_secs: 5}\n  settings: {mine: {memory_limit_mib: 128}}\n",
+        );
+        let config = Config::load(&path).unwrap();
+        let plugins = &config.plugins;
+        assert_eq!(
+            plugins.dir.as_deref(),
+            Some(dir.path().join("plugins").as_path())
+        );
+        assert_eq!(plugins.drivers["ec2"], Path::new("/opt/ec2.wasm"));
+        assert_eq!(plugins.drivers["mine"], dir.path().join("mine.wasm"));
+        assert_eq!(plugins.limits.call_deadline(), Duration::from_secs(5));
+        assert_eq!(
+            plugins.limits.memory_limit_mib, 64,
+            "defaults fill the rest"
+        );
+        assert_eq!(plugins.settings["mine"].memory_limit_mib, Some(128));
+    }
+
+    #[test]
+    fn an_unknown_key_is_reported_with_its_location() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "plugins:\n  limits:\n    memory_mib: 5\n");
+        let error = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{}:3:5: ", path.display())),
+            "{error}"
+        );
+        assert!(error.contains("unknown field `memory_mib`"), "{error}");
+        assert!(
+            error.contains("memory_limit_mib"),
+            "the valid keys are listed: {error}"
+        );
+    }
+}

@@ -11,12 +11,10 @@ use occopus::plugin::{
 use serde_json::{Value, json};
 use std::net::Ipv4Addr;
 
-async fn catalog() -> (tempfile::TempDir, PluginCatalog) {
-    let cache = tempfile::tempdir().unwrap();
-    let settings = settings(cache.path());
+async fn catalog() -> PluginCatalog {
+    let settings = settings(&common::shared_cache_dir());
     let runtime = PluginRuntime::new(&settings).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings).await.unwrap();
-    (cache, catalog)
+    PluginCatalog::discover(&runtime, &settings).await.unwrap()
 }
 
 fn section(value: Value) -> serde_json::Map<String, Value> {
@@ -51,7 +49,7 @@ async fn create(dummy: &DriverPlugin, resource: &Value, instance_id: &str) -> St
 
 #[tokio::test]
 async fn dummy_instances_boot_then_run_at_test_net_addresses() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let dummy = catalog.driver("dummy").unwrap();
     let resource = json!({"type": "dummy", "boot_time": 0.3});
     let cloud_id = create(dummy, &resource, "web-1").await;
@@ -73,7 +71,7 @@ async fn dummy_instances_boot_then_run_at_test_net_addresses() {
 
 #[tokio::test]
 async fn dummy_failures_follow_the_probability_and_the_seed() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let dummy = catalog.driver("dummy").unwrap();
     let states = async |seed: u64| {
         let resource = json!({"type": "dummy", "failure_probability": 0.5, "seed": seed});
@@ -99,7 +97,7 @@ async fn dummy_failures_follow_the_probability_and_the_seed() {
 
 #[tokio::test]
 async fn dummy_validation_names_the_bad_key() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let dummy = catalog.driver("dummy").unwrap();
     let error = dummy
         .validate(&section(json!({"type": "dummy", "failure_probability": 2})))
@@ -120,7 +118,7 @@ async fn contextualise(
 
 #[tokio::test]
 async fn cloudinit_accepts_cloud_configs_and_scripts() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let cloudinit = catalog.contextualiser("cloudinit").unwrap();
     let config = "#cloud-config\nruncmd:\n  - echo hi\n";
     let payload = contextualise(
@@ -159,7 +157,7 @@ async fn cloudinit_accepts_cloud_configs_and_scripts() {
 
 #[tokio::test]
 async fn cloudinit_refuses_what_cloud_init_would_not_run() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let cloudinit = catalog.contextualiser("cloudinit").unwrap();
     let cases = [
         ("runcmd: [x]", "must start with `#cloud-config` or `#!`"),
@@ -183,7 +181,7 @@ async fn cloudinit_refuses_what_cloud_init_would_not_run() {
 
 #[tokio::test]
 async fn cloudinit_enforces_the_ec2_user_data_limit() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let cloudinit = catalog.contextualiser("cloudinit").unwrap();
     let header = "#cloud-config\n# ";
     let exactly = format!("{header}{}", "x".repeat(16_384 - header.len()));
@@ -212,7 +210,7 @@ async fn cloudinit_enforces_the_ec2_user_data_limit() {
 
 #[tokio::test]
 async fn docker_contextualiser_builds_env_and_command() {
-    let (_cache, catalog) = catalog().await;
+    let catalog = catalog().await;
     let docker = catalog.contextualiser("docker").unwrap();
     let payload = contextualise(
         docker,

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 struct Fixture {
-    _cache: tempfile::TempDir,
     hostile: DriverPlugin,
     dummy: DriverPlugin,
 }
@@ -24,8 +23,7 @@ struct Fixture {
 /// A runtime with a 1 s deadline, and 256 MiB for the hostile plugin so that it
 /// can build a 100 MB answer.
 async fn fixture() -> Fixture {
-    let cache = tempfile::tempdir().unwrap();
-    let mut settings = settings(cache.path());
+    let mut settings = settings(&common::shared_cache_dir());
     settings.limits.call_deadline_secs = 1.0;
     settings.settings.insert(
         "hostile".into(),
@@ -37,11 +35,7 @@ async fn fixture() -> Fixture {
     let runtime = PluginRuntime::new(&settings).unwrap();
     let hostile = load_driver(&runtime, wasm("occopus_test_hostile.wasm")).await;
     let dummy = load_driver(&runtime, wasm("occopus_driver_dummy.wasm")).await;
-    Fixture {
-        _cache: cache,
-        hostile,
-        dummy,
-    }
+    Fixture { hostile, dummy }
 }
 
 impl Fixture {
@@ -151,6 +145,33 @@ async fn http_to_the_endpoint_host_is_allowed() {
         .unwrap();
     assert_eq!(status.detail.as_deref(), Some("hello from the cloud"));
     assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn opening_a_socket_is_refused() {
+    let f = fixture().await;
+    let (port, connections) = http_server("never").await;
+    let error = f.attack("", &format!("tcp:127.0.0.1:{port}")).await;
+    // std binds an ephemeral local address first; that is refused already.
+    assert_eq!(
+        error.violation(),
+        Some(&Violation::Socket {
+            attempt: "TCP bind to 0.0.0.0:0".into()
+        })
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 0);
+    f.well_behaved_call_succeeds().await;
+}
+
+#[tokio::test]
+async fn waiting_past_the_deadline_is_stopped() {
+    let f = fixture().await;
+    let error = f.attack("", "sleep:3600").await;
+    assert!(
+        matches!(error.violation(), Some(Violation::Deadline { .. })),
+        "{error}"
+    );
+    f.well_behaved_call_succeeds().await;
 }
 
 #[tokio::test]

@@ -116,8 +116,7 @@ fn with_token(endpoint: &str, token: &str) -> Target {
 #[tokio::test]
 async fn the_example_driver_manages_servers_over_http() {
     let (endpoint, servers) = restcloud().await;
-    let cache = tempfile::tempdir().unwrap();
-    let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
+    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
     let driver = load_driver(&runtime, common::wasm("occopus_example_restcloud.wasm")).await;
     let target = with_token(&endpoint, "right-token");
 
@@ -160,8 +159,7 @@ async fn the_example_driver_manages_servers_over_http() {
 #[tokio::test]
 async fn a_wrong_token_is_unauthorized_and_never_shown() {
     let (endpoint, _servers) = restcloud().await;
-    let cache = tempfile::tempdir().unwrap();
-    let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
+    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
     let driver = load_driver(&runtime, common::wasm("occopus_example_restcloud.wasm")).await;
     let error = driver
         .status(&with_token(&endpoint, "wrong-token"), "srv-1")

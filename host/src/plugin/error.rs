@@ -108,6 +108,8 @@ pub enum Violation {
     Memory { limit_bytes: u64 },
     /// The plugin sent HTTP to a host that is not on its allow-list.
     OutboundHost { host: String },
+    /// The plugin tried to use a socket (`attempt` says how and where).
+    Socket { attempt: String },
     /// The plugin tried to use the filesystem.
     Filesystem,
     /// The plugin trapped (a panic, an out-of-bounds access, `unreachable`).
@@ -123,6 +125,7 @@ impl Violation {
             Violation::Deadline { .. } => "deadline",
             Violation::Memory { .. } => "memory-limit",
             Violation::OutboundHost { .. } => "outbound-http-allow-list",
+            Violation::Socket { .. } => "no-sockets",
             Violation::Filesystem => "no-filesystem",
             Violation::Trap { .. } => "trap",
             Violation::ResultTooLarge { .. } => "result-size",
@@ -151,6 +154,11 @@ impl fmt::Display for Violation {
                 "sent an HTTP request to `{host}`, which is not on its allow-list [rule: {rule}]; \
                  a driver may reach the host of the resource's `endpoint`; to allow `{host}` too, \
                  add it to `plugins.allowed_hosts` in the occopus config"
+            ),
+            Violation::Socket { attempt } => write!(
+                f,
+                "tried to use a socket ({attempt}), which plugins may not [rule: {rule}]; \
+                 a driver reaches its cloud with HTTP requests (wasi:http) to allowed hosts"
             ),
             Violation::Filesystem => write!(
                 f,

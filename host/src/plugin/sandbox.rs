@@ -3,7 +3,8 @@
 //! Each call gets a fresh [`SandboxState`] in a fresh store, so nothing leaks
 //! between calls, nodes or credentials. The state gives the plugin:
 //! - a WASI context with no preopened directories, no environment variables, no
-//!   arguments, no stdin, and every socket use refused;
+//!   arguments, no stdin, no name lookups, and every socket address refused (and
+//!   remembered, so the error can name it);
 //! - `wasi:http` whose requests pass [`OutboundPolicy`]: only hosts on the call's
 //!   allow-list are reached, others are refused and remembered so the host can
 //!   name them in the error;
@@ -45,6 +46,8 @@ pub struct SandboxState {
     http: WasiHttpCtx,
     table: ResourceTable,
     outbound: OutboundPolicy,
+    /// Socket addresses the plugin tried to use (every one is refused).
+    refused_sockets: Arc<Mutex<Vec<String>>>,
     pub(super) limiter: MemoryLimiter,
     pub(super) log: LogContext,
     pub(super) stderr: StderrTail,
@@ -55,11 +58,20 @@ pub struct SandboxState {
 impl SandboxState {
     /// A fresh sandbox for one call.
     pub fn new(policy: &CallPolicy, log: LogContext) -> Self {
+        let refused_sockets = Arc::new(Mutex::new(Vec::new()));
+        let record = refused_sockets.clone();
         let mut wasi = WasiCtx::builder();
-        wasi.allow_tcp(false)
-            .allow_udp(false)
+        // TCP and UDP stay "enabled" so that every attempt reaches the address
+        // check, which refuses it and records the address for the error.
+        wasi.allow_tcp(true)
+            .allow_udp(true)
             .allow_ip_name_lookup(false)
-            .socket_addr_check(|_, _| Box::pin(async { false }));
+            .socket_addr_check(move |address, usage| {
+                if let Ok(mut refused) = record.lock() {
+                    refused.push(format!("{} {address}", socket_use(usage)));
+                }
+                Box::pin(async { false })
+            });
         let stderr = StderrTail::default();
         wasi.stderr(stderr.clone());
         SandboxState {
@@ -70,6 +82,7 @@ impl SandboxState {
                 allow_list: policy.allow_list.clone(),
                 refused: Vec::new(),
             },
+            refused_sockets,
             limiter: MemoryLimiter {
                 limit_bytes: policy.memory_limit_bytes,
                 exceeded: false,
@@ -84,6 +97,14 @@ impl SandboxState {
     pub fn violation(&self) -> Option<Violation> {
         if let Some(host) = self.outbound.refused.first() {
             return Some(Violation::OutboundHost { host: host.clone() });
+        }
+        if let Some(address) = self
+            .refused_sockets
+            .lock()
+            .ok()
+            .and_then(|r| r.first().cloned())
+        {
+            return Some(Violation::Socket { attempt: address });
         }
         if self.limiter.exceeded {
             return Some(Violation::Memory {
@@ -113,6 +134,20 @@ impl WasiHttpView for SandboxState {
             table: &mut self.table,
             hooks: &mut self.outbound,
         }
+    }
+}
+
+/// Says what a socket use is, for errors.
+fn socket_use(usage: wasmtime_wasi::sockets::SocketAddrUse) -> &'static str {
+    use wasmtime_wasi::sockets::SocketAddrUse as Use;
+    match usage {
+        Use::TcpBind => "TCP bind to",
+        Use::TcpListen => "TCP listen on",
+        Use::TcpAccept => "TCP accept from",
+        Use::TcpConnect => "TCP connect to",
+        Use::UdpBind => "UDP bind to",
+        Use::UdpSend => "UDP send to",
+        Use::UdpReceive => "UDP receive from",
     }
 }
 

@@ -2,6 +2,8 @@
 //! call. The cloud id names the attack:
 //! - `read-file:PATH`: read a file of the host;
 //! - `http:URL`: send a request to a URL;
+//! - `tcp:ADDRESS`: open a TCP connection;
+//! - `sleep:SECONDS`: wait without using the CPU;
 //! - `loop`: spin forever;
 //! - `alloc:BYTES`: allocate and touch that much memory;
 //! - `trap`: panic (a trap);
@@ -56,6 +58,15 @@ impl Driver for Hostile {
             "http" => Request::new("GET", argument)
                 .send()
                 .map(|response| running(response.text())),
+            "tcp" => std::net::TcpStream::connect(argument)
+                .map(|_| running("connected".into()))
+                .map_err(|e| PluginError::Transient(format!("connecting to {argument}: {e}"))),
+            "sleep" => {
+                occopus_plugin_sdk::clock::sleep(std::time::Duration::from_secs(
+                    number(argument)? as u64
+                ));
+                Ok(running("slept".into()))
+            }
             "loop" => {
                 let mut counter: u64 = 0;
                 loop {
