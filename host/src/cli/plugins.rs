@@ -57,11 +57,9 @@ pub(super) async fn run(command: PluginsCommand, config: &Config) -> Result<(), 
     }
 }
 
-fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> serde_json::Value {
+/// What `plugins list --json` shows of each plugin.
+fn summary_json(catalog: &PluginCatalog, plugin: &Plugin) -> serde_json::Value {
     let report = plugin.load_report();
-    let overrides = config.plugins.settings.get(plugin.name());
-    let schema: serde_json::Value =
-        serde_json::from_str(plugin.schema()).unwrap_or_else(|_| json!(plugin.schema()));
     json!({
         "name": plugin.name(),
         "kind": plugin.kind().as_str(),
@@ -70,15 +68,32 @@ fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> s
         "contract": format!("occopus:plugin@{}", report.contract_version),
         "source": report.origin.to_string(),
         "active": catalog.is_active(plugin),
-        "load_ms": report.elapsed.as_secs_f64() * 1000.0,
-        "cache": format!("{:?}", report.cache).to_lowercase(),
-        "allowed_hosts": allowed_hosts(plugin),
-        "memory_limit_mib": overrides.and_then(|o| o.memory_limit_mib)
-            .unwrap_or(config.plugins.limits.memory_limit_mib),
-        "call_deadline_secs": overrides.and_then(|o| o.call_deadline_secs)
-            .unwrap_or(config.plugins.limits.call_deadline_secs),
-        "schema": schema,
     })
+}
+
+/// The summary plus how the plugin was loaded, its limits and its schema.
+fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> serde_json::Value {
+    let report = plugin.load_report();
+    let overrides = config.plugins.settings.get(plugin.name());
+    let schema: serde_json::Value =
+        serde_json::from_str(plugin.schema()).unwrap_or_else(|_| json!(plugin.schema()));
+    let mut details = summary_json(catalog, plugin);
+    details.as_object_mut().unwrap().extend(
+        json!({
+            "load_ms": report.elapsed.as_secs_f64() * 1000.0,
+            "cache": format!("{:?}", report.cache).to_lowercase(),
+            "allowed_hosts": allowed_hosts(plugin),
+            "memory_limit_mib": overrides.and_then(|o| o.memory_limit_mib)
+                .unwrap_or(config.plugins.limits.memory_limit_mib),
+            "call_deadline_secs": overrides.and_then(|o| o.call_deadline_secs)
+                .unwrap_or(config.plugins.limits.call_deadline_secs),
+            "schema": schema,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    details
 }
 
 fn allowed_hosts(plugin: &Plugin) -> Vec<String> {
@@ -94,18 +109,7 @@ fn list_json(catalog: &PluginCatalog) {
     let plugins: Vec<serde_json::Value> = catalog
         .plugins()
         .iter()
-        .map(|p| {
-            let report = p.load_report();
-            json!({
-                "name": p.name(),
-                "kind": p.kind().as_str(),
-                "version": p.version(),
-                "types": p.types_served(),
-                "contract": format!("occopus:plugin@{}", report.contract_version),
-                "source": report.origin.to_string(),
-                "active": catalog.is_active(p),
-            })
-        })
+        .map(|p| summary_json(catalog, p))
         .collect();
     let failures: Vec<serde_json::Value> = catalog
         .failures()

@@ -2,12 +2,14 @@
 
 use super::bindings::driver::DriverPluginPre;
 use super::bindings::driver_api;
+use super::bindings::types::PluginError;
 use super::error::RuntimeError;
-use super::runtime::{LoadReport, PluginRuntime};
+use super::runtime::{AnswerSize, LoadReport, PluginRuntime};
 use super::sandbox::{CallPolicy, LogContext, SandboxState};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
+use wasmtime::Store;
 
 pub use super::bindings::driver_api::{
     DriverInfo, InstanceState, InstanceStatus, InstanceTags, ListedInstance,
@@ -173,28 +175,43 @@ impl DriverPlugin {
         }
     }
 
+    /// Runs one call of the driver interface in a fresh sandbox whose policy
+    /// and log context follow from `target`.
+    async fn invoke<R: AnswerSize>(
+        &self,
+        operation: &'static str,
+        target: Option<&Target>,
+        subject: Option<&str>,
+        call: impl AsyncFnOnce(
+            &driver_api::Guest,
+            &mut Store<SandboxState>,
+        ) -> wasmtime::Result<Result<R, PluginError>>,
+    ) -> Result<R, RuntimeError> {
+        let pre = &self.inner.pre;
+        self.inner
+            .runtime
+            .run(
+                operation,
+                &self.policy_for(target),
+                self.log_context(subject, target),
+                async |store| {
+                    let bindings = pre.instantiate_async(&mut *store).await?;
+                    call(bindings.occopus_plugin_driver(), store).await
+                },
+            )
+            .await
+    }
+
     /// Checks a resource section beyond its schema (no cloud call).
     pub async fn validate(
         &self,
         resource: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<(), RuntimeError> {
         let json = serde_json::Value::Object(resource.clone()).to_string();
-        let pre = &self.inner.pre;
-        self.inner
-            .runtime
-            .run(
-                "validate",
-                &self.policy_for(None),
-                self.log_context(None, None),
-                async |store| {
-                    let bindings = pre.instantiate_async(&mut *store).await?;
-                    bindings
-                        .occopus_plugin_driver()
-                        .call_validate(&mut *store, &json)
-                        .await
-                },
-            )
-            .await
+        self.invoke("validate", None, None, async |driver, store| {
+            driver.call_validate(store, &json).await
+        })
+        .await
     }
 
     /// Creates the instance (or finds the one made earlier with the same id)
@@ -206,22 +223,11 @@ impl DriverPlugin {
             payload: request.payload.clone(),
             tags: request.tags.clone(),
         };
-        let pre = &self.inner.pre;
-        self.inner
-            .runtime
-            .run(
-                "create",
-                &self.policy_for(Some(&request.target)),
-                self.log_context(Some(&request.instance_id), Some(&request.target)),
-                async |store| {
-                    let bindings = pre.instantiate_async(&mut *store).await?;
-                    bindings
-                        .occopus_plugin_driver()
-                        .call_create(&mut *store, &contract)
-                        .await
-                },
-            )
-            .await
+        let (target, subject) = (Some(&request.target), Some(request.instance_id.as_str()));
+        self.invoke("create", target, subject, async |driver, store| {
+            driver.call_create(store, &contract).await
+        })
+        .await
     }
 
     /// Reports an instance's state and addresses.
@@ -231,43 +237,25 @@ impl DriverPlugin {
         cloud_id: &str,
     ) -> Result<InstanceStatus, RuntimeError> {
         let contract = target.to_contract();
-        let pre = &self.inner.pre;
-        self.inner
-            .runtime
-            .run(
-                "status",
-                &self.policy_for(Some(target)),
-                self.log_context(Some(cloud_id), Some(target)),
-                async |store| {
-                    let bindings = pre.instantiate_async(&mut *store).await?;
-                    bindings
-                        .occopus_plugin_driver()
-                        .call_status(&mut *store, &contract, cloud_id)
-                        .await
-                },
-            )
-            .await
+        self.invoke(
+            "status",
+            Some(target),
+            Some(cloud_id),
+            async |driver, store| driver.call_status(store, &contract, cloud_id).await,
+        )
+        .await
     }
 
     /// Destroys an instance; one already gone counts as destroyed.
     pub async fn destroy(&self, target: &Target, cloud_id: &str) -> Result<(), RuntimeError> {
         let contract = target.to_contract();
-        let pre = &self.inner.pre;
-        self.inner
-            .runtime
-            .run(
-                "destroy",
-                &self.policy_for(Some(target)),
-                self.log_context(Some(cloud_id), Some(target)),
-                async |store| {
-                    let bindings = pre.instantiate_async(&mut *store).await?;
-                    bindings
-                        .occopus_plugin_driver()
-                        .call_destroy(&mut *store, &contract, cloud_id)
-                        .await
-                },
-            )
-            .await
+        self.invoke(
+            "destroy",
+            Some(target),
+            Some(cloud_id),
+            async |driver, store| driver.call_destroy(store, &contract, cloud_id).await,
+        )
+        .await
     }
 
     /// Lists the instances tagged with an infra id.
@@ -277,22 +265,13 @@ impl DriverPlugin {
         infra_id: &str,
     ) -> Result<Vec<ListedInstance>, RuntimeError> {
         let contract = target.to_contract();
-        let pre = &self.inner.pre;
-        self.inner
-            .runtime
-            .run(
-                "list",
-                &self.policy_for(Some(target)),
-                self.log_context(Some(infra_id), Some(target)),
-                async |store| {
-                    let bindings = pre.instantiate_async(&mut *store).await?;
-                    bindings
-                        .occopus_plugin_driver()
-                        .call_list(&mut *store, &contract, infra_id)
-                        .await
-                },
-            )
-            .await
+        self.invoke(
+            "list",
+            Some(target),
+            Some(infra_id),
+            async |driver, store| driver.call_list(store, &contract, infra_id).await,
+        )
+        .await
     }
 }
 
