@@ -21,3 +21,8 @@ pub fn plugin_dir() -> Option<PathBuf> {
 pub fn compiled_cache_dir() -> Option<PathBuf> {
     project().map(|p| p.cache_dir().join("compiled"))
 }
+
+/// `$XDG_DATA_HOME/occopus/local-cloud`: the local cloud's nodes and records.
+pub fn local_cloud_dir() -> Option<PathBuf> {
+    project().map(|p| p.data_dir().join("local-cloud"))
+}

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 the operation failed, 2 bad usage (unknown flag or
 //! argument), 3 bad configuration.
 
+mod local_cloud;
 mod plugins;
 
 use crate::config::{Config, ConfigError};
@@ -46,6 +47,14 @@ pub enum Command {
     /// List and inspect the installed plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// The built-in local cloud: nodes that are processes on this machine.
+    LocalCloud {
+        /// The local cloud's directory [default: $XDG_DATA_HOME/occopus/local-cloud].
+        #[arg(long, value_name = "DIR", env = "OCCOPUS_LOCAL_CLOUD_DIR")]
+        root: Option<PathBuf>,
+        #[command(subcommand)]
+        command: local_cloud::LocalCloudCommand,
+    },
 }
 
 /// Why a command failed, and its exit code.
@@ -98,6 +107,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     }
     match cli.command {
         Command::Plugins(command) => plugins::run(command, &config).await,
+        Command::LocalCloud { root, command } => local_cloud::run(command, root),
     }
 }
 

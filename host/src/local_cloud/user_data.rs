@@ -138,7 +138,7 @@ fn commands(key: &str, value: &Value) -> Result<Vec<Command>, UserDataError> {
         .iter()
         .enumerate()
         .map(|(i, entry)| match entry {
-            Value::Sequence(args) => args
+            Value::Sequence(args) if !args.is_empty() => args
                 .iter()
                 .map(|a| scalar(a).ok_or_else(|| bad_command(key, i)))
                 .collect(),
@@ -378,6 +378,7 @@ mod tests {
             ("runcmd: [x]", "`#cloud-config` document or a `#!` script"),
             ("#cloud-config\nruncmd: echo", "`runcmd` must be a list"),
             ("#cloud-config\nruncmd: [{a: 1}]", "`runcmd` entry 1"),
+            ("#cloud-config\nbootcmd: [ls, []]", "`bootcmd` entry 2"),
             (
                 "#cloud-config\nwrite_files: [{content: x}]",
                 "entry 1 has no `path`",

@@ -1,0 +1,96 @@
+//! `occopus local-cloud ...`: the built-in cloud of local process nodes.
+
+use super::CliError;
+use crate::local_cloud::node::{self, ControlFiles};
+use crate::local_cloud::{LocalCloud, LocalCloudSettings};
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// The `local-cloud` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LocalCloudCommand {
+    /// List the local nodes: id, address, state, pid, infra and node tags.
+    Ls {
+        /// Only the nodes of this infra id.
+        #[arg(long, short = 'i')]
+        infra: Option<String>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a node's output (its boot steps and its commands').
+    Logs {
+        /// The node's id (`local-N`).
+        node: String,
+    },
+    /// Destroy a node: its process group, its directory and its record.
+    Destroy {
+        /// The node's id (`local-N`).
+        node: String,
+    },
+    /// Supervise one node (started by the local cloud, not by hand).
+    #[command(hide = true)]
+    BootNode {
+        #[arg(long)]
+        control: PathBuf,
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        address: String,
+    },
+}
+
+/// The local cloud's directory: `--root`, `$OCCOPUS_LOCAL_CLOUD_DIR`, or the XDG data dir.
+pub(super) fn open(root: Option<PathBuf>) -> Result<LocalCloud, CliError> {
+    let root = root
+        .or_else(crate::dirs::local_cloud_dir)
+        .ok_or_else(|| CliError::Failed("no home directory: pass --root".into()))?;
+    let settings = LocalCloudSettings::new(root).map_err(|e| CliError::Failed(e.to_string()))?;
+    LocalCloud::open(settings).map_err(|e| CliError::Failed(e.to_string()))
+}
+
+pub(super) fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Result<(), CliError> {
+    let failed = |e: crate::local_cloud::LocalCloudError| CliError::Failed(e.to_string());
+    match command {
+        LocalCloudCommand::BootNode {
+            control,
+            dir,
+            address,
+        } => {
+            let code = node::boot(&ControlFiles::new(control), &dir, &address);
+            Err(CliError::Failed(format!(
+                "the node stopped with code {code}"
+            )))
+        }
+        LocalCloudCommand::Ls { infra, json } => {
+            let nodes = open(root)?.list(infra.as_deref()).map_err(failed)?;
+            if json {
+                println!("{:#}", serde_json::json!({ "nodes": nodes }));
+                return Ok(());
+            }
+            println!(
+                "{:<10} {:<15} {:<8} {:>7}  {:<38} NODE",
+                "ID", "ADDRESS", "STATE", "PID", "INFRA"
+            );
+            for node in nodes {
+                let r = &node.record;
+                let state = serde_json::to_value(node.state).unwrap_or_default();
+                println!(
+                    "{:<10} {:<15} {:<8} {:>7}  {:<38} {}",
+                    r.id,
+                    r.address,
+                    state.as_str().unwrap_or_default(),
+                    r.pid.map_or("-".into(), |p| p.to_string()),
+                    r.infra_id,
+                    r.node_name
+                );
+            }
+            Ok(())
+        }
+        LocalCloudCommand::Logs { node } => {
+            print!("{}", open(root)?.logs(&node).map_err(failed)?);
+            Ok(())
+        }
+        LocalCloudCommand::Destroy { node } => open(root)?.destroy(&node).map_err(failed),
+    }
+}

@@ -1,0 +1,414 @@
+//! The local cloud itself: creates, observes and destroys local nodes.
+//!
+//! A node is a process group led by its supervisor (`occopus local-cloud
+//! boot-node`), started in its own session so that it outlives the process
+//! that created it. Its record (tags, address, pid) is in the SQLite store,
+//! its working directory is `ROOT/nodes/ID` and its control files (user-data,
+//! state, log) are in `ROOT/control/ID`, out of its commands' way.
+
+use super::node::{BootState, ControlFiles};
+use super::store::{NodeRecord, Reservation, Store};
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// How long a node may go without a recorded supervisor before it counts as
+/// failed (a crash between recording and starting it).
+const START_GRACE: Duration = Duration::from_secs(30);
+/// How long destroy waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+
+/// Errors of the local cloud.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalCloudError {
+    #[error("the local cloud's database {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the local cloud cannot {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("no local node `{0}`")]
+    NotFound(String),
+    #[error(
+        "the local cloud already runs {max} nodes, its limit; destroy some, or raise \
+         `local_cloud.max_nodes`"
+    )]
+    TooManyNodes { max: usize },
+    #[error(
+        "every address of the local cloud's range {range} is in use; destroy nodes, or give \
+         `local_cloud.address_range` a larger range"
+    )]
+    AddressesExhausted { range: String },
+    #[error("`{0}` is not an IPv4 range like 127.77.0.0/16 inside 127.0.0.0/8")]
+    BadRange(String),
+}
+
+/// Where the local cloud keeps its nodes and what it allows.
+#[derive(Debug, Clone)]
+pub struct LocalCloudSettings {
+    /// The directory of the database, node directories and control files.
+    pub root: PathBuf,
+    /// Loopback addresses given to nodes, as CIDR inside 127.0.0.0/8.
+    pub address_range: String,
+    /// The most nodes that may exist at once.
+    pub max_nodes: usize,
+    /// The `occopus` binary, which supervises each node.
+    pub runner: PathBuf,
+}
+
+impl LocalCloudSettings {
+    /// Defaults: 127.77.0.0/16, 64 nodes, this executable as the runner.
+    pub fn new(root: PathBuf) -> Result<Self, LocalCloudError> {
+        let runner = std::env::current_exe().map_err(|source| LocalCloudError::Io {
+            what: "find its own executable".into(),
+            source,
+        })?;
+        Ok(LocalCloudSettings {
+            root,
+            address_range: "127.77.0.0/16".into(),
+            max_nodes: 64,
+            runner,
+        })
+    }
+}
+
+/// What a node is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeState {
+    /// Booting: `bootcmd` and `write_files`.
+    Pending,
+    /// `runcmd` started and the supervisor is alive.
+    Running,
+    /// A boot step failed, or the node's process ended.
+    Failed,
+}
+
+/// A node's record and its observed state.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct NodeView {
+    /// The record.
+    #[serde(flatten)]
+    pub record: NodeRecord,
+    /// The state now.
+    pub state: NodeState,
+    /// Why it failed, if it did.
+    pub detail: Option<String>,
+}
+
+/// What creating a node needs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct CreateNode {
+    /// The idempotency key (the occopus instance id).
+    pub client_token: String,
+    /// Its cloud-init user-data (may be empty).
+    #[serde(default)]
+    pub user_data: String,
+    /// Tags.
+    pub infra_id: String,
+    pub infra_name: String,
+    pub node_name: String,
+}
+
+/// The local cloud.
+pub struct LocalCloud {
+    settings: LocalCloudSettings,
+    store: Store,
+    range: (u32, u32),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LocalCloudError {
+    let what = what.into();
+    move |source| LocalCloudError::Io { what, source }
+}
+
+/// The first and last address of a CIDR range inside 127.0.0.0/8.
+fn parse_range(range: &str) -> Result<(u32, u32), LocalCloudError> {
+    let bad = || LocalCloudError::BadRange(range.to_owned());
+    let (base, bits) = range.split_once('/').ok_or_else(bad)?;
+    let base: Ipv4Addr = base.parse().map_err(|_| bad())?;
+    let bits: u32 = bits.parse().map_err(|_| bad())?;
+    if !(8..=30).contains(&bits) || base.octets()[0] != 127 {
+        return Err(bad());
+    }
+    let mask = u32::MAX << (32 - bits);
+    let first = u32::from(base) & mask;
+    Ok((first, first | !mask))
+}
+
+impl LocalCloud {
+    /// Opens the local cloud under `settings.root`, creating it if needed.
+    pub fn open(settings: LocalCloudSettings) -> Result<Self, LocalCloudError> {
+        let range = parse_range(&settings.address_range)?;
+        std::fs::create_dir_all(settings.root.join("nodes"))
+            .and_then(|()| std::fs::create_dir_all(settings.root.join("control")))
+            .map_err(io(format!("create {}", settings.root.display())))?;
+        let path = settings.root.join("local-cloud.db");
+        let store = Store::open(&path).map_err(|source| LocalCloudError::Store { path, source })?;
+        Ok(LocalCloud {
+            settings,
+            store,
+            range,
+        })
+    }
+
+    fn store_error(&self, source: rusqlite::Error) -> LocalCloudError {
+        LocalCloudError::Store {
+            path: self.settings.root.join("local-cloud.db"),
+            source,
+        }
+    }
+
+    fn node_dir(&self, id: &str) -> PathBuf {
+        self.settings.root.join("nodes").join(id)
+    }
+
+    fn control(&self, id: &str) -> ControlFiles {
+        ControlFiles::new(self.settings.root.join("control").join(id))
+    }
+
+    /// Creates a node, or returns the one created before with the same token.
+    pub fn create(&self, request: &CreateNode) -> Result<NodeView, LocalCloudError> {
+        let count = self.store.count().map_err(|e| self.store_error(e))?;
+        let (first, last) = self.range;
+        let addresses = (first..=last)
+            .map(Ipv4Addr::from)
+            .filter(|a| !matches!(a.octets()[3], 0 | 255))
+            .map(|a| a.to_string());
+        let reservation = self
+            .store
+            .reserve(
+                &request.client_token,
+                (&request.infra_id, &request.infra_name, &request.node_name),
+                addresses,
+                now_ms(),
+            )
+            .map_err(|e| self.store_error(e))?;
+        let record = match reservation {
+            Reservation::Existing(record) => return Ok(self.observe(record)),
+            Reservation::NoAddress => {
+                return Err(LocalCloudError::AddressesExhausted {
+                    range: self.settings.address_range.clone(),
+                });
+            }
+            Reservation::New(record) if count >= self.settings.max_nodes => {
+                self.store
+                    .remove(&record.id)
+                    .map_err(|e| self.store_error(e))?;
+                return Err(LocalCloudError::TooManyNodes {
+                    max: self.settings.max_nodes,
+                });
+            }
+            Reservation::New(record) => record,
+        };
+        match self.start(&record, &request.user_data) {
+            Ok(pid) => {
+                self.store
+                    .set_pid(&record.id, pid)
+                    .map_err(|e| self.store_error(e))?;
+                let record = NodeRecord {
+                    pid: Some(pid),
+                    ..record
+                };
+                Ok(self.observe(record))
+            }
+            Err(error) => {
+                self.clean(&record.id);
+                self.store
+                    .remove(&record.id)
+                    .map_err(|e| self.store_error(e))?;
+                Err(error)
+            }
+        }
+    }
+
+    /// Writes the node's files and starts its supervisor in a new session.
+    fn start(&self, record: &NodeRecord, user_data: &str) -> Result<i32, LocalCloudError> {
+        let node_dir = self.node_dir(&record.id);
+        let control = self.control(&record.id);
+        std::fs::create_dir_all(&node_dir).map_err(io("create the node's directory"))?;
+        std::fs::create_dir_all(control.dir()).map_err(io("create the node's control files"))?;
+        std::fs::write(control.user_data(), user_data).map_err(io("write the user-data"))?;
+        let log = std::fs::File::create(control.log()).map_err(io("create the node's log"))?;
+        let log_err = log.try_clone().map_err(io("open the node's log"))?;
+        let mut child = std::process::Command::new(&self.settings.runner)
+            .args(["local-cloud", "boot-node", "--control"])
+            .arg(control.dir())
+            .arg("--dir")
+            .arg(&node_dir)
+            .arg("--address")
+            .arg(&record.address)
+            .current_dir(&node_dir)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .process_group(0)
+            .spawn()
+            .map_err(io(format!(
+                "start the node's supervisor {}",
+                self.settings.runner.display()
+            )))?;
+        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        // Reap it when it ends, so that it never lingers as a zombie that
+        // would look alive.
+        std::thread::spawn(move || child.wait());
+        Ok(pid)
+    }
+
+    /// A node's record with its state now.
+    pub fn status(&self, id: &str) -> Result<NodeView, LocalCloudError> {
+        let record = self
+            .store
+            .get(id)
+            .map_err(|e| self.store_error(e))?
+            .ok_or_else(|| LocalCloudError::NotFound(id.to_owned()))?;
+        Ok(self.observe(record))
+    }
+
+    /// Every node, or those tagged with one infra id.
+    pub fn list(&self, infra_id: Option<&str>) -> Result<Vec<NodeView>, LocalCloudError> {
+        let records = self.store.list(infra_id).map_err(|e| self.store_error(e))?;
+        Ok(records.into_iter().map(|r| self.observe(r)).collect())
+    }
+
+    /// A node's output so far.
+    pub fn logs(&self, id: &str) -> Result<String, LocalCloudError> {
+        self.status(id)?;
+        let bytes = std::fs::read(self.control(id).log()).map_err(io("read the node's log"))?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn observe(&self, record: NodeRecord) -> NodeView {
+        let control = self.control(&record.id);
+        let alive = record
+            .pid
+            .is_some_and(|pid| supervisor_alive(pid, control.dir()));
+        let (state, detail) = match (record.pid, control.state(), alive) {
+            (_, Some(BootState::Failed(code)), _) => (
+                NodeState::Failed,
+                Some(format!("a boot step failed with exit code {code}")),
+            ),
+            (None, _, _) if now_ms() - record.created_ms < START_GRACE.as_millis() as i64 => {
+                (NodeState::Pending, None)
+            }
+            (None, _, _) => (
+                NodeState::Failed,
+                Some("its process was never started".into()),
+            ),
+            (Some(_), _, false) => (NodeState::Failed, Some("its process ended".into())),
+            (Some(_), Some(BootState::Running), true) => (NodeState::Running, None),
+            (Some(_), _, true) => (NodeState::Pending, None),
+        };
+        NodeView {
+            record,
+            state,
+            detail,
+        }
+    }
+
+    /// Destroys a node: its whole process group, its directory, its record.
+    /// A node that does not exist is already destroyed.
+    pub fn destroy(&self, id: &str) -> Result<(), LocalCloudError> {
+        let Some(record) = self.store.get(id).map_err(|e| self.store_error(e))? else {
+            return Ok(());
+        };
+        if let Some(pid) = record.pid {
+            stop_group(pid, &self.node_dir(id), self.control(id).dir());
+        }
+        self.clean(id);
+        self.store.remove(id).map_err(|e| self.store_error(e))
+    }
+
+    fn clean(&self, id: &str) {
+        for dir in [self.node_dir(id), self.control(id).dir().to_owned()] {
+            if let Err(e) = std::fs::remove_dir_all(&dir)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a node's files");
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Whether `pid` is this node's supervisor (not a reused pid).
+fn supervisor_alive(pid: i32, control_dir: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie (state Z) has ended.
+    let zombie = stat
+        .rsplit_once(')')
+        .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
+    let needle = control_dir.as_os_str().as_encoded_bytes();
+    !zombie && cmdline.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Whether any process of group `pgid` is one of this node's (its supervisor,
+/// or a command running in the node's directory).
+fn group_is_ours(pgid: i32, node_dir: &Path, control_dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    entries.flatten().any(|entry| {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            return false;
+        };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let group = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+        group == Some(pgid)
+            && (supervisor_alive(pid, control_dir)
+                || std::fs::read_link(entry.path().join("cwd"))
+                    .is_ok_and(|cwd| cwd.starts_with(node_dir)))
+    })
+}
+
+/// SIGTERM to the node's process group, SIGKILL after a grace period.
+fn stop_group(pgid: i32, node_dir: &Path, control_dir: &Path) {
+    use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
+    let Some(group) = Pid::from_raw(pgid) else {
+        return;
+    };
+    if !group_is_ours(pgid, node_dir, control_dir) {
+        return;
+    }
+    let _ = kill_process_group(group, Signal::TERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    while test_kill_process_group(group).is_ok() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = kill_process_group(group, Signal::KILL);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_stay_inside_loopback() {
+        let (first, last) = parse_range("127.77.0.0/16").unwrap();
+        assert_eq!(std::net::Ipv4Addr::from(first).to_string(), "127.77.0.0");
+        assert_eq!(std::net::Ipv4Addr::from(last).to_string(), "127.77.255.255");
+        for bad in ["10.0.0.0/8", "127.0.0.1", "127.0.0.0/31", "x/16"] {
+            assert!(parse_range(bad).is_err(), "{bad}");
+        }
+    }
+}

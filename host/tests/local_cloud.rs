@@ -1,0 +1,247 @@
+//! The local cloud with real node processes on loopback addresses.
+
+use occopus::local_cloud::{
+    CreateNode, LocalCloud, LocalCloudError, LocalCloudSettings, NodeState, NodeView,
+};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A local cloud in a temp dir whose nodes use addresses from `range`.
+fn open_cloud(root: &Path, range: &str, max_nodes: usize) -> LocalCloud {
+    LocalCloud::open(LocalCloudSettings {
+        root: root.to_owned(),
+        address_range: range.into(),
+        max_nodes,
+        runner: PathBuf::from(env!("CARGO_BIN_EXE_occopus")),
+    })
+    .unwrap()
+}
+
+fn request(token: &str, infra: &str, node: &str, user_data: &str) -> CreateNode {
+    CreateNode {
+        client_token: token.into(),
+        user_data: user_data.into(),
+        infra_id: infra.into(),
+        infra_name: "demo".into(),
+        node_name: node.into(),
+    }
+}
+
+/// Polls until the node leaves `pending` (or 30 s pass).
+fn settle(cloud: &LocalCloud, id: &str) -> NodeView {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let node = cloud.status(id).unwrap();
+        if node.state != NodeState::Pending || Instant::now() > deadline {
+            return node;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `GET /` over a real TCP connection, retried until the server answers.
+fn http_get(address: &str, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
+            stream
+                .write_all(b"GET / HTTP/1.0\r\nHost: node\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{address}:{port} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A web server node serving one page over the node's own address.
+fn web_node(page: &str) -> String {
+    format!(
+        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
+         runcmd:\n  - exec python3 -m http.server 8080 --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
+    )
+}
+
+fn processes_in_group(pgid: i32) -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    let (_, rest) = s.rsplit_once(')')?;
+                    rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+                })
+                == Some(pgid)
+        })
+        .count()
+}
+
+#[test]
+fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.1.0/24", 8);
+    let first = cloud
+        .create(&request(
+            "web-1",
+            "infra-a",
+            "first",
+            &web_node("hello from first"),
+        ))
+        .unwrap();
+    let address = first.record.address.clone();
+    let second = cloud
+        .create(&request(
+            "web-2",
+            "infra-a",
+            "second",
+            &web_node(&format!("second knows first at {address}")),
+        ))
+        .unwrap();
+    assert_ne!(second.record.address, address);
+    assert_eq!(settle(&cloud, &first.record.id).state, NodeState::Running);
+    assert_eq!(settle(&cloud, &second.record.id).state, NodeState::Running);
+
+    assert!(http_get(&address, 8080).ends_with("hello from first"));
+    let answer = http_get(&second.record.address, 8080);
+    assert!(
+        answer.ends_with(&format!("second knows first at {address}")),
+        "{answer}"
+    );
+
+    // Another process sees both by infra tag (the records are in the database).
+    let listed = std::process::Command::new(env!("CARGO_BIN_EXE_occopus"))
+        .args(["local-cloud", "--root"])
+        .arg(root.path())
+        .args(["ls", "--infra", "infra-a", "--json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let names: Vec<&str> = listed["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first", "second"]);
+    assert!(
+        listed["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "running")
+    );
+
+    for node in [&first, &second] {
+        let pid = node.record.pid.unwrap();
+        cloud.destroy(&node.record.id).unwrap();
+        // Destroying what is gone succeeds.
+        cloud.destroy(&node.record.id).unwrap();
+        assert_eq!(processes_in_group(pid), 0, "the process group is gone");
+        assert!(!root.path().join("nodes").join(&node.record.id).exists());
+    }
+    assert!(cloud.list(None).unwrap().is_empty());
+}
+
+#[test]
+fn a_repeated_create_returns_the_same_node() {
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.2.0/24", 8);
+    let first = cloud.create(&request("same", "infra-b", "n", "")).unwrap();
+    let again = cloud.create(&request("same", "infra-b", "n", "")).unwrap();
+    assert_eq!(first.record, again.record);
+    assert_eq!(cloud.list(Some("infra-b")).unwrap().len(), 1);
+    cloud.destroy(&first.record.id).unwrap();
+}
+
+#[test]
+fn failing_boot_steps_fail_the_node() {
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.3.0/24", 8);
+    let cases = [
+        ("#cloud-config\nbootcmd: [exit 3]\n", "exit code 3"),
+        ("#cloud-config\nruncmd: [exit 4]\n", "exit code 4"),
+        (
+            "#cloud-config\nwrite_files: [{path: ../../escape.txt, content: x}]\n",
+            "exit code -1",
+        ),
+    ];
+    for (i, (user_data, detail)) in cases.iter().enumerate() {
+        let node = cloud
+            .create(&request(&format!("t{i}"), "infra-c", "n", user_data))
+            .unwrap();
+        let node = settle(&cloud, &node.record.id);
+        assert_eq!(node.state, NodeState::Failed, "{user_data}");
+        assert!(node.detail.as_deref().unwrap().contains(detail), "{node:?}");
+        cloud.destroy(&node.record.id).unwrap();
+    }
+    assert!(!root.path().join("escape.txt").exists());
+}
+
+#[test]
+fn the_log_says_what_was_not_applied() {
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.4.0/24", 8);
+    let node = cloud
+        .create(&request(
+            "l",
+            "infra-d",
+            "n",
+            "#cloud-config\npackages: [nginx]\nruncmd: [echo booted]\n",
+        ))
+        .unwrap();
+    assert_eq!(settle(&cloud, &node.record.id).state, NodeState::Running);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let logs = cloud.logs(&node.record.id).unwrap();
+        if logs.contains("booted") || Instant::now() > deadline {
+            break logs;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        logs.contains("`packages` is not applied on local nodes"),
+        "{logs}"
+    );
+    assert!(logs.contains("booted"), "{logs}");
+    cloud.destroy(&node.record.id).unwrap();
+}
+
+#[test]
+fn the_node_limit_and_the_address_range_are_enforced() {
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.5.0/30", 2);
+    let a = cloud.create(&request("a", "i", "n", "")).unwrap();
+    let b = cloud.create(&request("b", "i", "n", "")).unwrap();
+    let error = cloud.create(&request("c", "i", "n", "")).unwrap_err();
+    assert!(
+        matches!(error, LocalCloudError::TooManyNodes { max: 2 }),
+        "{error}"
+    );
+    cloud.destroy(&a.record.id).unwrap();
+    cloud.destroy(&b.record.id).unwrap();
+
+    // 127.77.6.0/30 has three usable addresses (.1, .2, .3).
+    let root = tempfile::tempdir().unwrap();
+    let cloud = open_cloud(root.path(), "127.77.6.0/30", 10);
+    let nodes: Vec<NodeView> = (0..3)
+        .map(|i| {
+            cloud
+                .create(&request(&format!("x{i}"), "i", "n", ""))
+                .unwrap()
+        })
+        .collect();
+    let error = cloud.create(&request("x3", "i", "n", "")).unwrap_err();
+    assert!(
+        matches!(error, LocalCloudError::AddressesExhausted { .. }),
+        "{error}"
+    );
+    assert!(error.to_string().contains("127.77.6.0/30"), "{error}");
+    for node in nodes {
+        cloud.destroy(&node.record.id).unwrap();
+    }
+}
