@@ -12,6 +12,7 @@ use std::process::Command;
 /// Packages of the plugins workspace built here.
 const PLUGIN_PACKAGES: &[&str] = &[
     "occopus-driver-dummy",
+    "occopus-driver-local",
     "occopus-context-cloudinit",
     "occopus-context-docker",
     "occopus-test-hostile",

@@ -112,5 +112,8 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
         stderr.contains("no plugin is named or serves `nope`"),
         "{stderr}"
     );
-    assert!(stderr.contains("dummy, cloudinit, docker"), "{stderr}");
+    assert!(
+        stderr.contains("dummy, local, cloudinit, docker"),
+        "{stderr}"
+    );
 }

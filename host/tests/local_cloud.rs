@@ -3,6 +3,9 @@
 use occopus::local_cloud::{
     CreateNode, LocalCloud, LocalCloudError, LocalCloudSettings, NodeState, NodeView,
 };
+mod common;
+
+use common::DestroyNodesOnDrop;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -84,6 +87,7 @@ fn processes_in_group(pgid: i32) -> usize {
 #[test]
 fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.1.0/24", 8);
     let first = cloud
         .create(&request(
@@ -150,6 +154,7 @@ fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
 #[test]
 fn a_repeated_create_returns_the_same_node() {
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.2.0/24", 8);
     let first = cloud.create(&request("same", "infra-b", "n", "")).unwrap();
     let again = cloud.create(&request("same", "infra-b", "n", "")).unwrap();
@@ -161,6 +166,7 @@ fn a_repeated_create_returns_the_same_node() {
 #[test]
 fn failing_boot_steps_fail_the_node() {
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.3.0/24", 8);
     let cases = [
         ("#cloud-config\nbootcmd: [exit 3]\n", "exit code 3"),
@@ -185,6 +191,7 @@ fn failing_boot_steps_fail_the_node() {
 #[test]
 fn the_log_says_what_was_not_applied() {
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.4.0/24", 8);
     let node = cloud
         .create(&request(
@@ -214,6 +221,7 @@ fn the_log_says_what_was_not_applied() {
 #[test]
 fn the_node_limit_and_the_address_range_are_enforced() {
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.5.0/30", 2);
     let a = cloud.create(&request("a", "i", "n", "")).unwrap();
     let b = cloud.create(&request("b", "i", "n", "")).unwrap();
@@ -227,6 +235,7 @@ fn the_node_limit_and_the_address_range_are_enforced() {
 
     // 127.77.6.0/30 has three usable addresses (.1, .2, .3).
     let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.6.0/30", 10);
     let nodes: Vec<NodeView> = (0..3)
         .map(|i| {

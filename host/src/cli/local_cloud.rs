@@ -2,6 +2,7 @@
 
 use super::CliError;
 use crate::local_cloud::node::{self, ControlFiles};
+use crate::local_cloud::service;
 use crate::local_cloud::{LocalCloud, LocalCloudSettings};
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -28,6 +29,15 @@ pub enum LocalCloudCommand {
         /// The node's id (`local-N`).
         node: String,
     },
+    /// Serve the local cloud's HTTP API (for the `local` driver) until stopped.
+    Serve {
+        /// The loopback address to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        /// The port (0 picks a free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+    },
     /// Supervise one node (started by the local cloud, not by hand).
     #[command(hide = true)]
     BootNode {
@@ -49,7 +59,7 @@ pub(super) fn open(root: Option<PathBuf>) -> Result<LocalCloud, CliError> {
     LocalCloud::open(settings).map_err(|e| CliError::Failed(e.to_string()))
 }
 
-pub(super) fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Result<(), CliError> {
+pub(super) async fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Result<(), CliError> {
     let failed = |e: crate::local_cloud::LocalCloudError| CliError::Failed(e.to_string());
     match command {
         LocalCloudCommand::BootNode {
@@ -61,6 +71,15 @@ pub(super) fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Result<(
             Err(CliError::Failed(format!(
                 "the node stopped with code {code}"
             )))
+        }
+        LocalCloudCommand::Serve { host, port } => {
+            let cloud = std::sync::Arc::new(open(root)?);
+            service::serve(cloud, (host, port).into(), |bound| {
+                // The endpoint is the first line, for scripts and tests.
+                println!("http://{bound}");
+            })
+            .await
+            .map_err(|e| CliError::Failed(format!("the local cloud service stopped: {e}")))
         }
         LocalCloudCommand::Ls { infra, json } => {
             let nodes = open(root)?.list(infra.as_deref()).map_err(failed)?;

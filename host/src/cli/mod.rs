@@ -107,7 +107,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     }
     match cli.command {
         Command::Plugins(command) => plugins::run(command, &config).await,
-        Command::LocalCloud { root, command } => local_cloud::run(command, root),
+        Command::LocalCloud { root, command } => local_cloud::run(command, root).await,
     }
 }
 

@@ -5,10 +5,12 @@
 //! - [`user_data`]: what a local node does with its cloud-init user-data;
 //! - [`node`]: the supervisor process of one node;
 //! - [`store`]: the records, in SQLite;
-//! - [`cloud`]: creating, observing and destroying nodes.
+//! - [`cloud`]: creating, observing and destroying nodes;
+//! - [`service`]: the HTTP API the `local` driver talks to.
 
 pub mod cloud;
 pub mod node;
+pub mod service;
 pub mod store;
 pub mod user_data;
 

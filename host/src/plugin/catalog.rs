@@ -30,6 +30,13 @@ pub const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
         )),
     ),
     (
+        "local",
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_driver_local.wasm"
+        )),
+    ),
+    (
         "cloudinit",
         include_bytes!(concat!(
             env!("OCCOPUS_PLUGIN_WASM_DIR"),

@@ -61,3 +61,33 @@ pub fn target(resource: serde_json::Value) -> Target {
         other => panic!("not an object: {other}"),
     }
 }
+
+/// Destroys every node of the local cloud at `root` when dropped, so that a
+/// failing test leaves no process behind.
+pub struct DestroyNodesOnDrop(pub PathBuf);
+
+impl Drop for DestroyNodesOnDrop {
+    fn drop(&mut self) {
+        let settings = occopus::local_cloud::LocalCloudSettings {
+            root: self.0.clone(),
+            address_range: "127.77.0.0/16".into(),
+            max_nodes: 64,
+            runner: PathBuf::from(env!("CARGO_BIN_EXE_occopus")),
+        };
+        if let Ok(cloud) = occopus::local_cloud::LocalCloud::open(settings) {
+            for node in cloud.list(None).unwrap_or_default() {
+                let _ = cloud.destroy(&node.record.id);
+            }
+        }
+    }
+}
+
+/// A child process killed (by PID) and reaped when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

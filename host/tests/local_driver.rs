@@ -1,0 +1,202 @@
+//! End to end: the `local` driver (a sandboxed component) drives the local
+//! cloud service (a separate `occopus local-cloud serve` process) over HTTP;
+//! the nodes outlive that process being SIGKILLed.
+
+mod common;
+
+use common::{DestroyNodesOnDrop, KillOnDrop};
+use common::{settings, target};
+use occopus::plugin::{
+    CreateRequest, DriverPlugin, InstanceState, InstanceTags, Payload, PluginCatalog,
+    PluginRuntime, Target,
+};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `occopus local-cloud serve` on a free loopback port; returns it and its URL.
+fn serve(root: &Path) -> (KillOnDrop, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_occopus"))
+        .args(["local-cloud", "--root"])
+        .arg(root)
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("http://127.0.0.1:"), "{line}");
+    (KillOnDrop(child), line.trim().to_owned())
+}
+
+fn local(endpoint: &str) -> Target {
+    target(serde_json::json!({"type": "local", "endpoint": endpoint}))
+}
+
+async fn create(driver: &DriverPlugin, endpoint: &str, node: &str, user_data: String) -> String {
+    driver
+        .create(&CreateRequest {
+            instance_id: format!("{node}-1"),
+            target: local(endpoint),
+            payload: Payload::UserData(user_data),
+            tags: InstanceTags {
+                infra_id: "e2e-infra".into(),
+                infra_name: "e2e".into(),
+                node_name: node.into(),
+            },
+        })
+        .await
+        .unwrap()
+}
+
+/// Waits until the node runs and returns its address.
+async fn running_address(driver: &DriverPlugin, endpoint: &str, id: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = driver.status(&local(endpoint), id).await.unwrap();
+        if status.state == InstanceState::Running {
+            return status.public_addresses[0].clone();
+        }
+        assert!(Instant::now() < deadline, "{id} never ran: {status:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn http_get(address: &str, port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
+            stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            return answer;
+        }
+        assert!(Instant::now() < deadline, "{address}:{port} never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn web_node(page: &str) -> String {
+    format!(
+        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
+         runcmd:\n  - exec python3 -m http.server 8081 --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
+    )
+}
+
+/// Pids of processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains(needle)
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn nodes_made_through_the_driver_outlive_the_service_and_leave_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
+    let (service, endpoint) = serve(root.path());
+    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
+    let catalog = PluginCatalog::discover(&runtime, &settings(&common::shared_cache_dir()))
+        .await
+        .unwrap();
+    let driver = catalog.driver("local").unwrap();
+
+    let first = create(driver, &endpoint, "first", web_node("first node")).await;
+    let first_address = running_address(driver, &endpoint, &first).await;
+    let second = create(
+        driver,
+        &endpoint,
+        "second",
+        web_node(&format!("second node; first is {first_address}")),
+    )
+    .await;
+    let second_address = running_address(driver, &endpoint, &second).await;
+    assert!(http_get(&first_address, 8081).ends_with("first node"));
+    assert!(
+        http_get(&second_address, 8081).ends_with(&format!("first is {first_address}")),
+        "the second node's user-data holds the first's address"
+    );
+
+    // SIGKILL the process that created them: the nodes keep running.
+    drop(service);
+    let (_service, endpoint) = serve(root.path());
+    let listed = driver.list(&local(&endpoint), "e2e-infra").await.unwrap();
+    let mut names: Vec<(&str, InstanceState)> = listed
+        .iter()
+        .map(|l| (l.tags.node_name.as_str(), l.state))
+        .collect();
+    names.sort_by_key(|(name, _)| *name);
+    assert_eq!(
+        names,
+        [
+            ("first", InstanceState::Running),
+            ("second", InstanceState::Running)
+        ]
+    );
+    assert!(http_get(&second_address, 8081).contains("second node"));
+
+    for listed in &listed {
+        driver
+            .destroy(&local(&endpoint), &listed.cloud_id)
+            .await
+            .unwrap();
+        // Gone counts as destroyed.
+        driver
+            .destroy(&local(&endpoint), &listed.cloud_id)
+            .await
+            .unwrap();
+    }
+    assert!(
+        driver
+            .list(&local(&endpoint), "e2e-infra")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let control = root.path().join("control");
+    assert!(processes_mentioning(control.to_str().unwrap()).is_empty());
+    assert!(std::net::TcpStream::connect((first_address.as_str(), 8081)).is_err());
+    assert_eq!(
+        std::fs::read_dir(root.path().join("nodes"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(std::fs::read_dir(&control).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn the_driver_reports_the_local_clouds_errors_in_contract_terms() {
+    let root = tempfile::tempdir().unwrap();
+    let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
+    let (_service, endpoint) = serve(root.path());
+    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
+    let catalog = PluginCatalog::discover(&runtime, &settings(&common::shared_cache_dir()))
+        .await
+        .unwrap();
+    let driver = catalog.driver("local").unwrap();
+    let error = driver
+        .status(&local(&endpoint), "local-999")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.contract_error().unwrap().kind,
+        occopus::plugin::ContractErrorKind::NotFound
+    );
+    let error = driver
+        .status(&target(serde_json::json!({"type": "local"})), "local-1")
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("no `endpoint`"), "{error}");
+}
