@@ -5,8 +5,7 @@ use occopus::local_cloud::{
 };
 mod common;
 
-use common::DestroyNodesOnDrop;
-use std::io::{Read, Write};
+use common::{DestroyNodesOnDrop, http_get, web_node};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -43,31 +42,6 @@ fn settle(cloud: &LocalCloud, id: &str) -> NodeView {
     }
 }
 
-/// `GET /` over a real TCP connection, retried until the server answers.
-fn http_get(address: &str, port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
-            stream
-                .write_all(b"GET / HTTP/1.0\r\nHost: node\r\n\r\n")
-                .unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{address}:{port} never answered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// A web server node serving one page over the node's own address.
-fn web_node(page: &str) -> String {
-    format!(
-        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
-         runcmd:\n  - exec python3 -m http.server 8080 --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
-    )
-}
-
 fn processes_in_group(pgid: i32) -> usize {
     std::fs::read_dir("/proc")
         .unwrap()
@@ -94,7 +68,7 @@ fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
             "web-1",
             "infra-a",
             "first",
-            &web_node("hello from first"),
+            &web_node("hello from first", 8080),
         ))
         .unwrap();
     let address = first.record.address.clone();
@@ -103,7 +77,7 @@ fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
             "web-2",
             "infra-a",
             "second",
-            &web_node(&format!("second knows first at {address}")),
+            &web_node(&format!("second knows first at {address}"), 8080),
         ))
         .unwrap();
     assert_ne!(second.record.address, address);

@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{DestroyNodesOnDrop, KillOnDrop};
+use common::{DestroyNodesOnDrop, KillOnDrop, http_get, web_node};
 use common::{settings, target};
 use occopus::plugin::{
     CreateRequest, DriverPlugin, InstanceState, InstanceTags, Payload, PluginCatalog,
     PluginRuntime, Target,
 };
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,6 +30,14 @@ fn serve(root: &Path) -> (KillOnDrop, String) {
         .unwrap();
     assert!(line.starts_with("http://127.0.0.1:"), "{line}");
     (KillOnDrop(child), line.trim().to_owned())
+}
+
+/// The built-in `local` driver.
+async fn local_driver() -> DriverPlugin {
+    let settings = settings(&common::shared_cache_dir());
+    let runtime = PluginRuntime::new(&settings).unwrap();
+    let catalog = PluginCatalog::discover(&runtime, &settings).await.unwrap();
+    catalog.driver("local").unwrap().clone()
 }
 
 fn local(endpoint: &str) -> Target {
@@ -65,27 +73,6 @@ async fn running_address(driver: &DriverPlugin, endpoint: &str, id: &str) -> Str
     }
 }
 
-fn http_get(address: &str, port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
-            stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-            let mut answer = String::new();
-            stream.read_to_string(&mut answer).unwrap();
-            return answer;
-        }
-        assert!(Instant::now() < deadline, "{address}:{port} never answered");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn web_node(page: &str) -> String {
-    format!(
-        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
-         runcmd:\n  - exec python3 -m http.server 8081 --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
-    )
-}
-
 /// Pids of processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<u32> {
     std::fs::read_dir("/proc")
@@ -106,19 +93,16 @@ async fn nodes_made_through_the_driver_outlive_the_service_and_leave_nothing() {
     let root = tempfile::tempdir().unwrap();
     let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let (service, endpoint) = serve(root.path());
-    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings(&common::shared_cache_dir()))
-        .await
-        .unwrap();
-    let driver = catalog.driver("local").unwrap();
+    let driver = local_driver().await;
+    let driver = &driver;
 
-    let first = create(driver, &endpoint, "first", web_node("first node")).await;
+    let first = create(driver, &endpoint, "first", web_node("first node", 8081)).await;
     let first_address = running_address(driver, &endpoint, &first).await;
     let second = create(
         driver,
         &endpoint,
         "second",
-        web_node(&format!("second node; first is {first_address}")),
+        web_node(&format!("second node; first is {first_address}"), 8081),
     )
     .await;
     let second_address = running_address(driver, &endpoint, &second).await;
@@ -181,11 +165,8 @@ async fn the_driver_reports_the_local_clouds_errors_in_contract_terms() {
     let root = tempfile::tempdir().unwrap();
     let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let (_service, endpoint) = serve(root.path());
-    let runtime = PluginRuntime::new(&settings(&common::shared_cache_dir())).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings(&common::shared_cache_dir()))
-        .await
-        .unwrap();
-    let driver = catalog.driver("local").unwrap();
+    let driver = local_driver().await;
+    let driver = &driver;
     let error = driver
         .status(&local(&endpoint), "local-999")
         .await

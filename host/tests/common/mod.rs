@@ -91,3 +91,32 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// `GET /` over a real TCP connection, retried until the server answers (30 s).
+pub fn http_get(address: &str, port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
+            stream
+                .write_all(b"GET / HTTP/1.0\r\nHost: node\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address}:{port} never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// User-data of a local node serving one page on its own address and `port`.
+pub fn web_node(page: &str, port: u16) -> String {
+    format!(
+        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
+         runcmd:\n  - exec python3 -m http.server {port} --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
+    )
+}
