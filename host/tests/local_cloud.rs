@@ -123,6 +123,14 @@ fn two_nodes_serve_over_tcp_are_seen_by_another_process_and_leave_nothing() {
         assert!(!root.path().join("nodes").join(&node.record.id).exists());
     }
     assert!(cloud.list(None).unwrap().is_empty());
+    assert_eq!(
+        cloud.status(&first.record.id).unwrap().state,
+        NodeState::Shutdown
+    );
+    assert!(matches!(
+        cloud.status("local-999"),
+        Err(LocalCloudError::NotFound(_))
+    ));
 }
 
 #[test]

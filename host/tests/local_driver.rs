@@ -148,6 +148,8 @@ async fn nodes_made_through_the_driver_outlive_the_service_and_leave_nothing() {
             .unwrap()
             .is_empty()
     );
+    let after = driver.status(&local(&endpoint), &first).await.unwrap();
+    assert_eq!(after.state, InstanceState::Shutdown);
     let control = root.path().join("control");
     assert!(processes_mentioning(control.to_str().unwrap()).is_empty());
     assert!(std::net::TcpStream::connect((first_address.as_str(), 8081)).is_err());

@@ -88,6 +88,8 @@ pub enum NodeState {
     Running,
     /// A boot step failed, or the node's process ended.
     Failed,
+    /// Destroyed.
+    Shutdown,
 }
 
 /// A node's record and its observed state.
@@ -261,14 +263,33 @@ impl LocalCloud {
         Ok(pid)
     }
 
-    /// A node's record with its state now.
+    /// A node's record with its state now; a destroyed node is `shutdown`
+    /// (with only its id and tags left).
     pub fn status(&self, id: &str) -> Result<NodeView, LocalCloudError> {
-        let record = self
+        if let Some(record) = self.store.get(id).map_err(|e| self.store_error(e))? {
+            return Ok(self.observe(record));
+        }
+        if self
             .store
-            .get(id)
+            .was_destroyed(id)
             .map_err(|e| self.store_error(e))?
-            .ok_or_else(|| LocalCloudError::NotFound(id.to_owned()))?;
-        Ok(self.observe(record))
+        {
+            return Ok(NodeView {
+                record: NodeRecord {
+                    id: id.to_owned(),
+                    client_token: String::new(),
+                    infra_id: String::new(),
+                    infra_name: String::new(),
+                    node_name: String::new(),
+                    address: String::new(),
+                    pid: None,
+                    created_ms: 0,
+                },
+                state: NodeState::Shutdown,
+                detail: Some("destroyed".into()),
+            });
+        }
+        Err(LocalCloudError::NotFound(id.to_owned()))
     }
 
     /// Every node, or those tagged with one infra id.
@@ -279,7 +300,14 @@ impl LocalCloud {
 
     /// A node's output so far.
     pub fn logs(&self, id: &str) -> Result<String, LocalCloudError> {
-        self.status(id)?;
+        if self
+            .store
+            .get(id)
+            .map_err(|e| self.store_error(e))?
+            .is_none()
+        {
+            return Err(LocalCloudError::NotFound(id.to_owned()));
+        }
         let bytes = std::fs::read(self.control(id).log()).map_err(io("read the node's log"))?;
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
@@ -323,7 +351,9 @@ impl LocalCloud {
             stop_group(pid, &self.node_dir(id), self.control(id).dir());
         }
         self.clean(id);
-        self.store.remove(id).map_err(|e| self.store_error(e))
+        self.store
+            .mark_destroyed(id, now_ms())
+            .map_err(|e| self.store_error(e))
     }
 
     fn clean(&self, id: &str) {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 /// `seq` never repeats (AUTOINCREMENT), so neither does a cloud id.
-const MIGRATIONS: &[&str] = &["CREATE TABLE nodes (
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE nodes (
         seq          INTEGER PRIMARY KEY AUTOINCREMENT,
         id           TEXT NOT NULL UNIQUE,
         client_token TEXT NOT NULL UNIQUE,
@@ -19,7 +20,15 @@ const MIGRATIONS: &[&str] = &["CREATE TABLE nodes (
         pid          INTEGER,
         created_ms   INTEGER NOT NULL
     );
-    CREATE INDEX nodes_by_infra ON nodes (infra_id);"];
+    CREATE INDEX nodes_by_infra ON nodes (infra_id);",
+    // Destroyed nodes are remembered, so that their status says `shutdown`.
+    "CREATE TABLE destroyed (
+        id           TEXT PRIMARY KEY,
+        infra_id     TEXT NOT NULL,
+        node_name    TEXT NOT NULL,
+        destroyed_ms INTEGER NOT NULL
+    );",
+];
 
 /// One node's record.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -195,10 +204,32 @@ impl Store {
             .map(|n| n.max(0) as usize)
     }
 
-    /// Forgets a node (after it was destroyed).
+    /// Forgets a node that never started.
     pub fn remove(&self, id: &str) -> rusqlite::Result<()> {
         self.with(|c| c.execute("DELETE FROM nodes WHERE id = ?1", [id]))
             .map(drop)
+    }
+
+    /// Moves a destroyed node's record to the destroyed ones (freeing its address).
+    pub fn mark_destroyed(&self, id: &str, destroyed_ms: i64) -> rusqlite::Result<()> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            transaction.execute(
+                "INSERT OR IGNORE INTO destroyed (id, infra_id, node_name, destroyed_ms)
+                 SELECT id, infra_id, node_name, ?2 FROM nodes WHERE id = ?1",
+                params![id, destroyed_ms],
+            )?;
+            transaction.execute("DELETE FROM nodes WHERE id = ?1", [id])?;
+            transaction.commit()
+        })
+    }
+
+    /// Whether a node with this id was destroyed.
+    pub fn was_destroyed(&self, id: &str) -> rusqlite::Result<bool> {
+        self.with(|c| {
+            c.prepare_cached("SELECT 1 FROM destroyed WHERE id = ?1")?
+                .exists([id])
+        })
     }
 }
 

@@ -49,6 +49,7 @@ impl Node {
             "pending" => InstanceState::Pending,
             "running" => InstanceState::Running,
             "failed" => InstanceState::Failed,
+            "shutdown" => InstanceState::Shutdown,
             _ => InstanceState::Unknown,
         }
     }
@@ -152,10 +153,15 @@ impl Driver for Local {
             &format!("/v1/nodes/{cloud_id}"),
             None,
         )?)?;
+        let state = node.state();
+        let addresses: Vec<String> = Some(node.address)
+            .filter(|a| !a.is_empty())
+            .into_iter()
+            .collect();
         Ok(InstanceStatus {
-            state: node.state(),
-            public_addresses: vec![node.address.clone()],
-            private_addresses: vec![node.address],
+            state,
+            public_addresses: addresses.clone(),
+            private_addresses: addresses,
             detail: node.detail,
         })
     }
