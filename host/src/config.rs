@@ -15,6 +15,10 @@
 //!   limits: {call_deadline_secs: 60, memory_limit_mib: 64, max_result_mib: 16}
 //!   settings:                         # per plugin name
 //!     my-ec2: {allowed_hosts: [sts.example.org], memory_limit_mib: 128}
+//! local_cloud:
+//!   root: /srv/occopus/local-cloud    # default: XDG data dir
+//!   address_range: 127.77.0.0/16
+//!   max_nodes: 64
 //! ```
 //!
 //! Relative paths are relative to the file that names them.
@@ -48,6 +52,31 @@ pub struct Config {
     /// Where plugins come from and how they are sandboxed.
     #[serde(default)]
     pub plugins: PluginSettings,
+    /// The built-in local cloud.
+    #[serde(default)]
+    pub local_cloud: LocalCloudConfig,
+}
+
+/// The `local_cloud` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LocalCloudConfig {
+    /// Its directory [default: `$XDG_DATA_HOME/occopus/local-cloud`].
+    pub root: Option<PathBuf>,
+    /// Loopback addresses given to nodes, as CIDR inside 127.0.0.0/8.
+    pub address_range: String,
+    /// The most nodes at once.
+    pub max_nodes: usize,
+}
+
+impl Default for LocalCloudConfig {
+    fn default() -> Self {
+        LocalCloudConfig {
+            root: None,
+            address_range: "127.77.0.0/16".into(),
+            max_nodes: 64,
+        }
+    }
 }
 
 /// The `plugins` section.
@@ -138,6 +167,9 @@ impl Config {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.plugins.make_paths_absolute(base);
+        if let Some(root) = config.local_cloud.root.as_mut().filter(|r| r.is_relative()) {
+            *root = base.join(&*root);
+        }
         Ok(config)
     }
 
@@ -187,7 +219,8 @@ mod tests {
         let path = write(
             dir.path(),
             "plugins:\n  dir: plugins\n  drivers: {ec2: /opt/ec2.wasm, mine: mine.wasm}\n  \
-             limits: {call_deadline_secs: 5}\n  settings: {mine: {memory_limit_mib: 128}}\n",
+             limits: {call_deadline_secs: 5}\n  settings: {mine: {memory_limit_mib: 128}}\n\
+             local_cloud: {root: lc, max_nodes: 3}\n",
         );
         let config = Config::load(&path).unwrap();
         let plugins = &config.plugins;
@@ -203,6 +236,10 @@ mod tests {
             "defaults fill the rest"
         );
         assert_eq!(plugins.settings["mine"].memory_limit_mib, Some(128));
+        let local = &config.local_cloud;
+        assert_eq!(local.root.as_deref(), Some(dir.path().join("lc").as_path()));
+        assert_eq!(local.max_nodes, 3);
+        assert_eq!(local.address_range, "127.77.0.0/16");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! `occopus local-cloud ...`: the built-in cloud of local process nodes.
 
 use super::CliError;
+use crate::config::LocalCloudConfig;
 use crate::local_cloud::node::{self, ControlFiles};
 use crate::local_cloud::service;
 use crate::local_cloud::{LocalCloud, LocalCloudSettings};
@@ -50,16 +51,28 @@ pub enum LocalCloudCommand {
     },
 }
 
-/// The local cloud's directory: `--root`, `$OCCOPUS_LOCAL_CLOUD_DIR`, or the XDG data dir.
-pub(super) fn open(root: Option<PathBuf>) -> Result<LocalCloud, CliError> {
+/// Opens the local cloud in `--root` / `$OCCOPUS_LOCAL_CLOUD_DIR`, else the
+/// config's `local_cloud.root`, else the XDG data dir.
+pub(super) fn open(
+    root: Option<PathBuf>,
+    config: &LocalCloudConfig,
+) -> Result<LocalCloud, CliError> {
     let root = root
+        .or_else(|| config.root.clone())
         .or_else(crate::dirs::local_cloud_dir)
         .ok_or_else(|| CliError::Failed("no home directory: pass --root".into()))?;
-    let settings = LocalCloudSettings::new(root).map_err(|e| CliError::Failed(e.to_string()))?;
+    let mut settings =
+        LocalCloudSettings::new(root).map_err(|e| CliError::Failed(e.to_string()))?;
+    settings.address_range = config.address_range.clone();
+    settings.max_nodes = config.max_nodes;
     LocalCloud::open(settings).map_err(|e| CliError::Failed(e.to_string()))
 }
 
-pub(super) async fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Result<(), CliError> {
+pub(super) async fn run(
+    command: LocalCloudCommand,
+    root: Option<PathBuf>,
+    config: &LocalCloudConfig,
+) -> Result<(), CliError> {
     let failed = |e: crate::local_cloud::LocalCloudError| CliError::Failed(e.to_string());
     match command {
         LocalCloudCommand::BootNode {
@@ -73,7 +86,7 @@ pub(super) async fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Re
             )))
         }
         LocalCloudCommand::Serve { host, port } => {
-            let cloud = std::sync::Arc::new(open(root)?);
+            let cloud = std::sync::Arc::new(open(root, config)?);
             service::serve(cloud, (host, port).into(), |bound| {
                 // The endpoint is the first line, for scripts and tests.
                 println!("http://{bound}");
@@ -82,7 +95,7 @@ pub(super) async fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Re
             .map_err(|e| CliError::Failed(format!("the local cloud service stopped: {e}")))
         }
         LocalCloudCommand::Ls { infra, json } => {
-            let nodes = open(root)?.list(infra.as_deref()).map_err(failed)?;
+            let nodes = open(root, config)?.list(infra.as_deref()).map_err(failed)?;
             if json {
                 println!("{:#}", serde_json::json!({ "nodes": nodes }));
                 return Ok(());
@@ -107,9 +120,9 @@ pub(super) async fn run(command: LocalCloudCommand, root: Option<PathBuf>) -> Re
             Ok(())
         }
         LocalCloudCommand::Logs { node } => {
-            print!("{}", open(root)?.logs(&node).map_err(failed)?);
+            print!("{}", open(root, config)?.logs(&node).map_err(failed)?);
             Ok(())
         }
-        LocalCloudCommand::Destroy { node } => open(root)?.destroy(&node).map_err(failed),
+        LocalCloudCommand::Destroy { node } => open(root, config)?.destroy(&node).map_err(failed),
     }
 }

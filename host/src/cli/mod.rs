@@ -107,7 +107,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     }
     match cli.command {
         Command::Plugins(command) => plugins::run(command, &config).await,
-        Command::LocalCloud { root, command } => local_cloud::run(command, root).await,
+        Command::LocalCloud { root, command } => {
+            local_cloud::run(command, root, &config.local_cloud).await
+        }
     }
 }
 
