@@ -73,8 +73,8 @@ impl Default for LocalCloudConfig {
     fn default() -> Self {
         LocalCloudConfig {
             root: None,
-            address_range: "127.77.0.0/16".into(),
-            max_nodes: 64,
+            address_range: crate::local_cloud::cloud::DEFAULT_ADDRESS_RANGE.into(),
+            max_nodes: crate::local_cloud::cloud::DEFAULT_MAX_NODES,
         }
     }
 }

@@ -60,6 +60,11 @@ async fn load_dummy(runtime: &PluginRuntime) -> Plugin {
         .unwrap()
 }
 
+/// Loads the dummy driver and says where its compiled form came from.
+async fn cache_outcome(runtime: &PluginRuntime) -> CacheOutcome {
+    load_dummy(runtime).await.load_report().cache
+}
+
 #[tokio::test]
 async fn the_cache_is_used_and_a_corrupt_entry_is_recompiled() {
     let cache = tempfile::tempdir().unwrap();
@@ -67,15 +72,9 @@ async fn the_cache_is_used_and_a_corrupt_entry_is_recompiled() {
     let bytes = std::fs::read(wasm("occopus_driver_dummy.wasm")).unwrap();
     let entry = runtime.cache().unwrap().entry_path(&bytes);
 
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Miss
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Miss);
     assert!(entry.is_file());
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Hit
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Hit);
 
     // Flip bytes in the middle of the compiled code.
     let mut corrupt = std::fs::read(&entry).unwrap();
@@ -91,19 +90,10 @@ async fn the_cache_is_used_and_a_corrupt_entry_is_recompiled() {
     // Truncated, then emptied: recompiled each time, never fatal.
     let good = std::fs::read(&entry).unwrap();
     std::fs::write(&entry, &good[..good.len() / 3]).unwrap();
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Replaced
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Replaced);
     std::fs::write(&entry, b"").unwrap();
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Replaced
-    );
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Hit
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Replaced);
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Hit);
 }
 
 #[tokio::test]
@@ -117,14 +107,8 @@ async fn a_stale_entry_with_a_valid_checksum_is_recompiled() {
     let mut stale = blake3::hash(&artifact).as_bytes().to_vec();
     stale.extend_from_slice(&artifact);
     std::fs::write(&entry, stale).unwrap();
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Replaced
-    );
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Hit
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Replaced);
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Hit);
 }
 
 #[tokio::test]
@@ -136,14 +120,8 @@ async fn an_unwritable_cache_only_costs_time() {
     std::fs::write(&blocker, b"").unwrap();
     settings.cache_dir = Some(blocker);
     let runtime = PluginRuntime::new(&settings).unwrap();
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Miss
-    );
-    assert_eq!(
-        load_dummy(&runtime).await.load_report().cache,
-        CacheOutcome::Miss
-    );
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Miss);
+    assert_eq!(cache_outcome(&runtime).await, CacheOutcome::Miss);
 }
 
 #[tokio::test]

@@ -17,6 +17,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// How long a node may go without a recorded supervisor before it counts as
 /// failed (a crash between recording and starting it).
 const START_GRACE: Duration = Duration::from_secs(30);
+/// The addresses nodes get unless configured otherwise.
+pub const DEFAULT_ADDRESS_RANGE: &str = "127.77.0.0/16";
+/// The most nodes at once unless configured otherwise.
+pub const DEFAULT_MAX_NODES: usize = 64;
 /// How long destroy waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -63,7 +67,8 @@ pub struct LocalCloudSettings {
 }
 
 impl LocalCloudSettings {
-    /// Defaults: 127.77.0.0/16, 64 nodes, this executable as the runner.
+    /// Defaults: [`DEFAULT_ADDRESS_RANGE`], [`DEFAULT_MAX_NODES`], this
+    /// executable as the runner.
     pub fn new(root: PathBuf) -> Result<Self, LocalCloudError> {
         let runner = std::env::current_exe().map_err(|source| LocalCloudError::Io {
             what: "find its own executable".into(),
@@ -71,8 +76,8 @@ impl LocalCloudSettings {
         })?;
         Ok(LocalCloudSettings {
             root,
-            address_range: "127.77.0.0/16".into(),
-            max_nodes: 64,
+            address_range: DEFAULT_ADDRESS_RANGE.into(),
+            max_nodes: DEFAULT_MAX_NODES,
             runner,
         })
     }

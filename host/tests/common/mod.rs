@@ -68,12 +68,10 @@ pub struct DestroyNodesOnDrop(pub PathBuf);
 
 impl Drop for DestroyNodesOnDrop {
     fn drop(&mut self) {
-        let settings = occopus::local_cloud::LocalCloudSettings {
-            root: self.0.clone(),
-            address_range: "127.77.0.0/16".into(),
-            max_nodes: 64,
-            runner: PathBuf::from(env!("CARGO_BIN_EXE_occopus")),
+        let Ok(mut settings) = occopus::local_cloud::LocalCloudSettings::new(self.0.clone()) else {
+            return;
         };
+        settings.runner = PathBuf::from(env!("CARGO_BIN_EXE_occopus"));
         if let Ok(cloud) = occopus::local_cloud::LocalCloud::open(settings) {
             for node in cloud.list(None).unwrap_or_default() {
                 let _ = cloud.destroy(&node.record.id);
