@@ -182,7 +182,6 @@ impl LocalCloud {
 
     /// Creates a node, or returns the one created before with the same token.
     pub fn create(&self, request: &CreateNode) -> Result<NodeView, LocalCloudError> {
-        let count = self.store.count().map_err(|e| self.store_error(e))?;
         let (first, last) = self.range;
         let addresses = (first..=last)
             .map(Ipv4Addr::from)
@@ -194,6 +193,7 @@ impl LocalCloud {
                 &request.client_token,
                 (&request.infra_id, &request.infra_name, &request.node_name),
                 addresses,
+                self.settings.max_nodes,
                 now_ms(),
             )
             .map_err(|e| self.store_error(e))?;
@@ -204,10 +204,7 @@ impl LocalCloud {
                     range: self.settings.address_range.clone(),
                 });
             }
-            Reservation::New(record) if count >= self.settings.max_nodes => {
-                self.store
-                    .remove(&record.id)
-                    .map_err(|e| self.store_error(e))?;
+            Reservation::Full => {
                 return Err(LocalCloudError::TooManyNodes {
                     max: self.settings.max_nodes,
                 });

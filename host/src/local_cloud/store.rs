@@ -102,13 +102,15 @@ impl Store {
     }
 
     /// Reserves a new node: the first free address of `addresses` and the next
-    /// id, in one transaction. Returns the existing record if `client_token`
-    /// was used before, and `None` if every address is taken.
+    /// id, in one transaction, so that concurrent creates cannot pass the node
+    /// limit or share an address. Returns the existing record if
+    /// `client_token` was used before.
     pub fn reserve(
         &self,
         client_token: &str,
         tags: (&str, &str, &str),
         addresses: impl Iterator<Item = String>,
+        max_nodes: usize,
         created_ms: i64,
     ) -> rusqlite::Result<Reservation> {
         self.with(|connection| {
@@ -122,6 +124,10 @@ impl Store {
                 .optional()?;
             if let Some(existing) = existing {
                 return Ok(Reservation::Existing(existing));
+            }
+            let count: i64 = transaction.query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get(0))?;
+            if usize::try_from(count).unwrap_or(usize::MAX) >= max_nodes {
+                return Ok(Reservation::Full);
             }
             let mut taken = transaction.prepare("SELECT 1 FROM nodes WHERE address = ?1")?;
             let mut free = None;
@@ -198,12 +204,6 @@ impl Store {
         })
     }
 
-    /// How many nodes exist.
-    pub fn count(&self) -> rusqlite::Result<usize> {
-        self.with(|c| c.query_row("SELECT COUNT(*) FROM nodes", [], |r| r.get::<_, i64>(0)))
-            .map(|n| n.max(0) as usize)
-    }
-
     /// Forgets a node that never started.
     pub fn remove(&self, id: &str) -> rusqlite::Result<()> {
         self.with(|c| c.execute("DELETE FROM nodes WHERE id = ?1", [id]))
@@ -240,6 +240,8 @@ pub enum Reservation {
     New(NodeRecord),
     /// A node with this client token exists already.
     Existing(NodeRecord),
+    /// The node limit is reached.
+    Full,
     /// Every address of the range is in use.
     NoAddress,
 }
