@@ -12,4 +12,6 @@ pub mod cli;
 pub mod config;
 pub mod dirs;
 pub mod local_cloud;
+pub mod model;
 pub mod plugin;
+pub mod template;

@@ -1,0 +1,161 @@
+//! The model: Occopus files read into validated types, with every problem
+//! reported at its file, line and column.
+//!
+//! - [`yaml`]: YAML with locations, aliases and `!yaml_import`/`!text_import`;
+//! - [`infra`]: the infrastructure description;
+//! - [`node_def`]: node definitions and their health checks;
+//! - [`auth`]: `auth_data.yaml` and credential selection;
+//! - [`check`]: the checks that need the plugins (resource schemas, driver
+//!   validation) and a dry render of every template;
+//! - [`diagnostics`]: the problems found.
+
+pub mod auth;
+pub mod check;
+pub mod diagnostics;
+mod fields;
+pub mod infra;
+pub mod node_def;
+pub mod yaml;
+
+pub use auth::AuthData;
+pub use diagnostics::{Diagnostic, Diagnostics, Severity};
+pub use infra::{Dependency, InfraDescription, NodeSpec, Scaling};
+pub use node_def::{HealthCheck, Implementation, NodeDefinitions};
+pub use yaml::{LoadLimits, Location, Value, Yaml};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The files a model is read from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The infrastructure description.
+    pub infra: PathBuf,
+    /// Node definition files. When empty, `nodes/node_definitions.yaml` next
+    /// to the infra file is used if it exists (the layout of Occopus's
+    /// tutorials), besides the imported definitions.
+    pub nodes: Vec<PathBuf>,
+    /// The credentials file, if any.
+    pub auth_data: Option<PathBuf>,
+}
+
+impl Sources {
+    /// The node definition files that will be read.
+    pub fn node_files(&self) -> Vec<PathBuf> {
+        if !self.nodes.is_empty() {
+            return self.nodes.clone();
+        }
+        let beside = self
+            .infra
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("nodes")
+            .join("node_definitions.yaml");
+        if beside.is_file() {
+            vec![beside]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// An infrastructure with the definitions and credentials of its nodes.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The description.
+    pub infra: InfraDescription,
+    /// Every definition available (files override imported ones).
+    pub definitions: NodeDefinitions,
+    /// Credentials.
+    pub auth: AuthData,
+    /// The implementation chosen for each node: its index in the node type's list.
+    pub chosen: BTreeMap<String, usize>,
+}
+
+impl Model {
+    /// Reads and cross-checks the files; `imported` are definitions stored by
+    /// `occopus import`. Returns the model (when it could be built at all) and
+    /// every problem found.
+    pub fn load(
+        sources: &Sources,
+        imported: NodeDefinitions,
+        limits: LoadLimits,
+    ) -> (Option<Model>, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let infra_yaml = yaml::load_file(&sources.infra, limits, &mut diagnostics);
+        let mut definitions = imported;
+        for path in sources.node_files() {
+            if let Some(yaml) = yaml::load_file(&path, limits, &mut diagnostics) {
+                definitions.extend(NodeDefinitions::from_yaml(&yaml, &mut diagnostics));
+            }
+        }
+        let auth = match &sources.auth_data {
+            Some(path) => yaml::load_file(path, limits, &mut diagnostics)
+                .map(|yaml| AuthData::from_yaml(&yaml, &mut diagnostics))
+                .unwrap_or_default(),
+            None => AuthData::default(),
+        };
+        let infra =
+            infra_yaml.and_then(|yaml| InfraDescription::from_yaml(&yaml, &mut diagnostics));
+        let model = infra.map(|infra| {
+            let chosen = choose_implementations(&infra, &definitions, &mut diagnostics);
+            Model {
+                infra,
+                definitions,
+                auth,
+                chosen,
+            }
+        });
+        diagnostics.sort();
+        (model, diagnostics)
+    }
+
+    /// The implementation chosen for `node`.
+    pub fn implementation(&self, node: &str) -> Option<&Implementation> {
+        let spec = self.infra.node(node)?;
+        let index = *self.chosen.get(node)?;
+        self.definitions.types.get(&spec.node_type)?.get(index)
+    }
+}
+
+/// Picks, for every node, the first implementation of its type that its
+/// `filter` selects. (Occopus picks one at random; the first is predictable
+/// and keeps a resumed build on the same cloud.)
+fn choose_implementations(
+    infra: &InfraDescription,
+    definitions: &NodeDefinitions,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, usize> {
+    let mut chosen = BTreeMap::new();
+    for node in &infra.nodes {
+        let Some(implementations) = definitions.types.get(&node.node_type) else {
+            let known: Vec<&str> = definitions.types.keys().map(String::as_str).collect();
+            diagnostics.error(
+                &node.type_location,
+                format!("node `{}` has type `{}`, which no node definition defines", node.name, node.node_type),
+                if known.is_empty() {
+                    "pass the node definitions with --nodes FILE, put them in nodes/node_definitions.yaml next to the infra file, or `occopus import` them".to_string()
+                } else {
+                    format!("define `'node_def:{}'` or use one of: {}", node.node_type, known.join(", "))
+                },
+            );
+            continue;
+        };
+        match implementations.iter().position(|i| i.matches(&node.filter)) {
+            Some(index) => {
+                chosen.insert(node.name.clone(), index);
+            }
+            None => diagnostics.error(
+                &node.location,
+                format!(
+                    "the filter of node `{}` matches none of the {} implementations of `{}`",
+                    node.name,
+                    implementations.len(),
+                    node.node_type
+                ),
+                "a filter selects implementations whose resource has all its keys and values; loosen it",
+            ),
+        }
+    }
+    chosen
+}
