@@ -19,6 +19,10 @@
 //!   root: /srv/occopus/local-cloud    # default: XDG data dir
 //!   address_range: 127.77.0.0/16
 //!   max_nodes: 64
+//! engine:
+//!   max_concurrent_per_endpoint: 64  # create/destroy calls in flight per cloud endpoint
+//!   boot_timeout_secs: 1800           # pending longer than this = failed
+//!   call_attempts: 5                  # tries of a transiently failing cloud call
 //! ```
 //!
 //! Relative paths are relative to the file that names them.
@@ -55,6 +59,32 @@ pub struct Config {
     /// The built-in local cloud.
     #[serde(default)]
     pub local_cloud: LocalCloudConfig,
+    /// How builds and destroys run.
+    #[serde(default)]
+    pub engine: EngineConfig,
+}
+
+/// The `engine` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    /// Most create/destroy calls in flight per driver endpoint (a cloud's
+    /// rate limit), not a global parallelism.
+    pub max_concurrent_per_endpoint: usize,
+    /// How long an instance may stay pending before it counts as failed.
+    pub boot_timeout_secs: u64,
+    /// Tries of a cloud call that fails with a transient error.
+    pub call_attempts: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_concurrent_per_endpoint: 64,
+            boot_timeout_secs: 1800,
+            call_attempts: 5,
+        }
+    }
 }
 
 /// The `local_cloud` section.

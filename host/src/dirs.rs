@@ -26,3 +26,22 @@ pub fn compiled_cache_dir() -> Option<PathBuf> {
 pub fn local_cloud_dir() -> Option<PathBuf> {
     project().map(|p| p.data_dir().join("local-cloud"))
 }
+
+/// `$XDG_DATA_HOME/occopus/state.db`: infrastructures, instances, imported
+/// node definitions.
+pub fn state_file() -> Option<PathBuf> {
+    project().map(|p| p.data_dir().join("state.db"))
+}
+
+/// The credentials file used when none is named: `$OCCOPUS_AUTH_DATA_PATH`,
+/// then Occopus's `~/.occopus/auth_data.yaml`, then
+/// `$XDG_CONFIG_HOME/occopus/auth_data.yaml`, whichever exists first.
+pub fn auth_data_file() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("OCCOPUS_AUTH_DATA_PATH") {
+        return Some(PathBuf::from(path));
+    }
+    let occopus =
+        directories::BaseDirs::new().map(|b| b.home_dir().join(".occopus/auth_data.yaml"));
+    let xdg = project().map(|p| p.config_dir().join("auth_data.yaml"));
+    [occopus, xdg].into_iter().flatten().find(|p| p.is_file())
+}

@@ -57,14 +57,8 @@ pub(super) fn open(
     root: Option<PathBuf>,
     config: &LocalCloudConfig,
 ) -> Result<LocalCloud, CliError> {
-    let root = root
-        .or_else(|| config.root.clone())
-        .or_else(crate::dirs::local_cloud_dir)
-        .ok_or_else(|| CliError::Failed("no home directory: pass --root".into()))?;
-    let mut settings =
-        LocalCloudSettings::new(root).map_err(|e| CliError::Failed(e.to_string()))?;
-    settings.address_range = config.address_range.clone();
-    settings.max_nodes = config.max_nodes;
+    let settings = LocalCloudSettings::from_config(root, config)
+        .map_err(|e| CliError::Failed(e.to_string()))?;
     LocalCloud::open(settings).map_err(|e| CliError::Failed(e.to_string()))
 }
 

@@ -1,11 +1,14 @@
 //! The `occopus` command line. Every subcommand parses its flags, calls the
 //! library and prints; nothing else happens here.
 //!
-//! Exit codes: 0 success, 1 the operation failed, 2 bad usage (unknown flag or
-//! argument), 3 bad configuration.
+//! Exit codes: 0 success, 1 the operation failed (a node failed, a cloud
+//! call failed), 2 bad usage (unknown flag or argument), 3 bad configuration,
+//! 4 the infrastructure or node files are invalid, 130 stopped by Ctrl-C.
 
+mod infra;
 mod local_cloud;
 mod plugins;
+mod progress;
 
 use crate::config::{Config, ConfigError};
 use crate::plugin::RuntimeError;
@@ -37,6 +40,9 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    #[command(flatten)]
+    pub state: infra::StateArgs,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -44,6 +50,30 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Build an infrastructure (or resume one): prints its id.
+    Build(infra::BuildArgs),
+    /// Destroy an infrastructure, dependents first.
+    Destroy(infra::DestroyArgs),
+    /// List the infrastructures, or show one's nodes and instances.
+    Info(infra::InfoArgs),
+    /// Check the files: every problem with its file, line and column.
+    Validate {
+        #[command(flatten)]
+        files: infra::FileArgs,
+        /// Print the problems as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Store node definitions for later builds (Occopus's occopus-import).
+    Import {
+        /// The node definitions file.
+        file: PathBuf,
+    },
+    /// Print the dependency graph in Graphviz DOT.
+    Graph {
+        #[command(flatten)]
+        files: infra::FileArgs,
+    },
     /// List and inspect the installed plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -66,6 +96,22 @@ pub enum CliError {
     Plugin(#[from] RuntimeError),
     #[error("{0}")]
     Failed(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Interrupted(String),
+}
+
+impl From<crate::api::ApiError> for CliError {
+    fn from(error: crate::api::ApiError) -> Self {
+        match error {
+            crate::api::ApiError::Invalid(diagnostics) => {
+                CliError::Invalid(diagnostics.to_string())
+            }
+            crate::api::ApiError::Plugin(e) => CliError::Plugin(e),
+            other => CliError::Failed(other.to_string()),
+        }
+    }
 }
 
 impl CliError {
@@ -73,6 +119,8 @@ impl CliError {
         match self {
             CliError::Config(_) => ExitCode::from(3),
             CliError::Plugin(_) | CliError::Failed(_) => ExitCode::FAILURE,
+            CliError::Invalid(_) => ExitCode::from(4),
+            CliError::Interrupted(_) => ExitCode::from(130),
         }
     }
 }
@@ -105,7 +153,14 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     if let Some(dir) = cli.cache_dir {
         config.plugins.cache_dir = Some(dir);
     }
+    let state = &cli.state;
     match cli.command {
+        Command::Build(args) => infra::build(args, &config, state).await,
+        Command::Destroy(args) => infra::destroy(args, &config, state).await,
+        Command::Info(args) => infra::info(args, &config, state).await,
+        Command::Validate { files, json } => infra::validate(files, json, &config, state).await,
+        Command::Import { file } => infra::import(file, &config, state).await,
+        Command::Graph { files } => infra::graph(files),
         Command::Plugins(command) => plugins::run(command, &config).await,
         Command::LocalCloud { root, command } => {
             local_cloud::run(command, root, &config.local_cloud).await

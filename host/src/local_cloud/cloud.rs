@@ -83,6 +83,30 @@ impl LocalCloudSettings {
     }
 }
 
+impl LocalCloudSettings {
+    /// Settings from the config's `local_cloud` section; `root` overrides its
+    /// `root`, which defaults to the XDG data dir.
+    pub fn from_config(
+        root: Option<PathBuf>,
+        config: &crate::config::LocalCloudConfig,
+    ) -> Result<Self, LocalCloudError> {
+        let root = root
+            .or_else(|| config.root.clone())
+            .or_else(crate::dirs::local_cloud_dir)
+            .ok_or_else(|| LocalCloudError::Io {
+                what: "find a directory for the local cloud".into(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no home directory; set local_cloud.root in the config or pass --root",
+                ),
+            })?;
+        let mut settings = LocalCloudSettings::new(root)?;
+        settings.address_range = config.address_range.clone();
+        settings.max_nodes = config.max_nodes;
+        Ok(settings)
+    }
+}
+
 /// What a node is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,7 +4,6 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Duration;
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts them.
 /// `seq` never repeats (AUTOINCREMENT), so neither does a cloud id.
@@ -28,6 +27,9 @@ const MIGRATIONS: &[&str] = &[
         node_name    TEXT NOT NULL,
         destroyed_ms INTEGER NOT NULL
     );",
+    // The idempotency key too, so that a test can prove no instance id was
+    // ever created twice.
+    "ALTER TABLE destroyed ADD COLUMN client_token TEXT;",
 ];
 
 /// One node's record.
@@ -74,17 +76,7 @@ const COLUMNS: &str = "id, client_token, infra_id, infra_name, node_name, addres
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        let mut connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_secs(10))?;
-        connection.pragma_update(None, "journal_mode", "WAL")?;
-        connection.pragma_update(None, "synchronous", "NORMAL")?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let transaction = connection.transaction()?;
-        for (index, migration) in (0i64..).zip(MIGRATIONS).skip(version.max(0) as usize) {
-            transaction.execute_batch(migration)?;
-            transaction.pragma_update(None, "user_version", index + 1)?;
-        }
-        transaction.commit()?;
+        let connection = crate::sqlite::open_migrated(path, MIGRATIONS)?;
         Ok(Store {
             connection: Mutex::new(connection),
         })
@@ -94,11 +86,7 @@ impl Store {
         &self,
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut connection)
+        crate::sqlite::with(&self.connection, f)
     }
 
     /// Reserves a new node: the first free address of `addresses` and the next
@@ -215,8 +203,8 @@ impl Store {
         self.with(|c| {
             let transaction = c.transaction()?;
             transaction.execute(
-                "INSERT OR IGNORE INTO destroyed (id, infra_id, node_name, destroyed_ms)
-                 SELECT id, infra_id, node_name, ?2 FROM nodes WHERE id = ?1",
+                "INSERT OR IGNORE INTO destroyed (id, infra_id, node_name, destroyed_ms, client_token)
+                 SELECT id, infra_id, node_name, ?2, client_token FROM nodes WHERE id = ?1",
                 params![id, destroyed_ms],
             )?;
             transaction.execute("DELETE FROM nodes WHERE id = ?1", [id])?;

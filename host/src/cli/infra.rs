@@ -1,0 +1,433 @@
+//! Occopus's verbs: `build`, `destroy`, `info`, `validate`, `import`, `graph`.
+
+use super::CliError;
+use super::progress::Progress;
+use crate::api::{InfraInfo, Occopus, Options, graph_dot};
+use crate::engine::{BuildOptions, StopHandle};
+use crate::model::{LoadLimits, Model, NodeDefinitions, Sources};
+use crate::store::InstanceState;
+use clap::Args;
+use std::path::PathBuf;
+
+/// The files that describe an infrastructure.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The infrastructure description (Occopus's infra.yaml).
+    pub infra: PathBuf,
+    /// Node definition files [default: nodes/node_definitions.yaml next to
+    /// INFRA if it exists, plus the definitions imported with `occopus import`].
+    #[arg(long, value_name = "PATH")]
+    pub nodes: Vec<PathBuf>,
+    /// The credentials file [default: $OCCOPUS_AUTH_DATA_PATH, then
+    /// ~/.occopus/auth_data.yaml, then $XDG_CONFIG_HOME/occopus/auth_data.yaml].
+    #[arg(
+        long = "auth-data",
+        visible_alias = "auth_data_path",
+        value_name = "FILE"
+    )]
+    pub auth_data: Option<PathBuf>,
+}
+
+impl FileArgs {
+    fn sources(&self) -> Sources {
+        Sources {
+            infra: self.infra.clone(),
+            nodes: self.nodes.clone(),
+            auth_data: self.auth_data.clone().or_else(crate::dirs::auth_data_file),
+        }
+    }
+}
+
+/// Options shared by the commands that use the state database.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state database [default: $XDG_DATA_HOME/occopus/state.db].
+    #[arg(long, global = true, value_name = "FILE", env = "OCCOPUS_STATE")]
+    pub state: Option<PathBuf>,
+    /// Let templates run commands on this machine with cmd() (a security
+    /// risk: only for files you trust).
+    #[arg(long, global = true)]
+    pub allow_template_commands: bool,
+}
+
+/// `occopus build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Build (resume, or complete) the infrastructure with this id.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: Option<String>,
+    /// On failure, destroy what this run created (Occopus's behaviour).
+    #[arg(long)]
+    pub rollback: bool,
+    /// Accepted for Occopus compatibility: independent nodes are always
+    /// created in parallel.
+    #[arg(long, hide = true)]
+    pub parallelize: bool,
+}
+
+/// `occopus destroy`.
+#[derive(Debug, Args)]
+pub struct DestroyArgs {
+    /// The infrastructure to destroy.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: String,
+    /// The credentials file (same default as for build).
+    #[arg(
+        long = "auth-data",
+        visible_alias = "auth_data_path",
+        value_name = "FILE"
+    )]
+    pub auth_data: Option<PathBuf>,
+}
+
+/// `occopus info`.
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Show this infrastructure's nodes and instances (default: list them all).
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: Option<String>,
+    /// Print JSON (with -i: Occopus's report shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn options(config: &crate::config::Config, state: &StateArgs) -> Options {
+    Options {
+        config: config.clone(),
+        state: state.state.clone(),
+        allow_template_commands: state.allow_template_commands,
+    }
+}
+
+/// `occopus validate`: exit 0 only when there is no error.
+pub async fn validate(
+    files: FileArgs,
+    json: bool,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let diagnostics = occopus.validate(&files.sources()).await?;
+    let (errors, warnings) = diagnostics.counts();
+    if json {
+        println!(
+            "{:#}",
+            serde_json::json!({ "errors": errors, "warnings": warnings, "problems": diagnostics })
+        );
+    } else if !diagnostics.is_empty() {
+        eprintln!("{diagnostics}");
+    }
+    if errors > 0 {
+        return Err(CliError::Invalid(format!(
+            "{} is not valid: {errors} error(s), {warnings} warning(s)",
+            files.infra.display()
+        )));
+    }
+    if !json {
+        eprintln!("{} is valid ({warnings} warning(s))", files.infra.display());
+    }
+    Ok(())
+}
+
+/// `occopus build`: prints the infra id on stdout.
+pub async fn build(
+    args: BuildArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let (stop, signal) = StopHandle::new();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "stopping: calls under way finish and are recorded; press Ctrl-C again to quit at once"
+            );
+            stop.stop();
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("quitting; run the same build again to resume");
+                std::process::exit(130);
+            }
+        }
+    });
+    let progress = Progress::start(occopus.subscribe());
+    let options = BuildOptions {
+        infra_id: args.infra_id.clone(),
+        rollback: args.rollback,
+        stop: signal,
+    };
+    let result = occopus.build(&args.files.sources(), options).await;
+    progress.finish().await;
+    let report = result?;
+    for instance in &report.instances {
+        let address = instance.addresses.primary().unwrap_or("-");
+        let detail = instance
+            .detail
+            .as_deref()
+            .map(|d| format!("  {d}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  {:<20} {:<28} {:<9} {address}{detail}",
+            instance.node,
+            instance.instance_id,
+            instance.phase.as_str()
+        );
+    }
+    if report.succeeded() {
+        eprintln!(
+            "infrastructure {} is ready ({} instances, {:.1}s)",
+            report.infra_id,
+            report.instances.len(),
+            report.elapsed_ms as f64 / 1000.0
+        );
+        println!("{}", report.infra_id);
+        return Ok(());
+    }
+    let failures: Vec<String> = report
+        .failures()
+        .map(|f| {
+            format!(
+                "{} ({}): {}",
+                f.node,
+                f.instance_id,
+                f.detail.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    let up = report
+        .instances
+        .iter()
+        .filter(|i| i.phase == crate::engine::Phase::Ready)
+        .count();
+    let what = if report.rolled_back {
+        "what this run created was destroyed (--rollback)".to_string()
+    } else {
+        format!(
+            "state saved; run `occopus build {} -i {}` to resume or `occopus destroy -i {}`",
+            args.files.infra.display(),
+            report.infra_id,
+            report.infra_id
+        )
+    };
+    println!("{}", report.infra_id);
+    if report.stopped && failures.is_empty() {
+        return Err(CliError::Interrupted(format!(
+            "build stopped: {up} of {} instances ready; {what}",
+            report.instances.len()
+        )));
+    }
+    Err(CliError::Failed(format!(
+        "build failed: {up} of {} instances ready; failed: {}; {what}",
+        report.instances.len(),
+        failures.join("; ")
+    )))
+}
+
+/// `occopus destroy`.
+pub async fn destroy(
+    args: DestroyArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let (stop, signal) = StopHandle::new();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop.stop();
+        }
+    });
+    let progress = Progress::start(occopus.subscribe());
+    let auth = args.auth_data.or_else(crate::dirs::auth_data_file);
+    let result = occopus
+        .destroy(&args.infra_id, auth.as_deref(), signal)
+        .await;
+    progress.finish().await;
+    let report = result?;
+    if report.failed.is_empty() {
+        eprintln!(
+            "infrastructure {} destroyed ({} instances)",
+            report.infra_id, report.destroyed
+        );
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(id, why)| format!("{id}: {why}"))
+        .collect();
+    Err(CliError::Failed(format!(
+        "{} instance(s) could not be destroyed and stay recorded: {}; run destroy again",
+        failed.len(),
+        failed.join("; ")
+    )))
+}
+
+/// `occopus info`.
+pub async fn info(
+    args: InfoArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let mut options = options(config, state);
+    // Reading the store needs no plugin; skip loading any from the directory.
+    options.config.plugins.dir = Some(PathBuf::from("/nonexistent"));
+    let occopus = Occopus::open(options).await?;
+    let infos = occopus.info(args.infra_id.as_deref())?;
+    match (args.infra_id.is_some(), args.json) {
+        (false, true) => {
+            let list: Vec<_> = infos
+                .iter()
+                .map(|i| serde_json::json!({"id": i.infra.id, "name": i.infra.name, "status": i.infra.status, "instances": i.instances.len()}))
+                .collect();
+            println!("{:#}", serde_json::json!({ "infrastructures": list }));
+        }
+        (false, false) => {
+            println!("{:<38} {:<24} {:<14} INSTANCES", "ID", "NAME", "STATUS");
+            for info in &infos {
+                println!(
+                    "{:<38} {:<24} {:<14} {}",
+                    info.infra.id,
+                    info.infra.name,
+                    info.infra.status,
+                    info.instances.len()
+                );
+            }
+        }
+        (true, true) => println!("{:#}", occopus_report(&infos[0])),
+        (true, false) => print_infra(&infos[0]),
+    }
+    Ok(())
+}
+
+/// Occopus's report shape: `{NODE: {instances: {ID: {resource_address, state}}, scaling}}`.
+pub fn occopus_report(info: &InfraInfo) -> serde_json::Value {
+    let mut report = serde_json::Map::new();
+    for node in &info.infra.snapshot.nodes {
+        let instances: Vec<_> = info
+            .instances
+            .iter()
+            .filter(|i| i.node_name == node.name)
+            .collect();
+        let actual = instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Ready)
+            .count();
+        let entries: serde_json::Map<String, serde_json::Value> = instances
+            .iter()
+            .map(|i| {
+                (
+                    i.id.clone(),
+                    serde_json::json!({
+                        "resource_address": i.addresses.primary(),
+                        "state": i.state.as_str(),
+                        "cloud_id": i.cloud_id,
+                        "private_address": i.addresses.private.first(),
+                        "error": i.error,
+                    }),
+                )
+            })
+            .collect();
+        report.insert(
+            node.name.clone(),
+            serde_json::json!({
+                "instances": entries,
+                "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": node.scaling.min.max(instances.len() as u32)},
+            }),
+        );
+    }
+    serde_json::Value::Object(report)
+}
+
+fn print_infra(info: &InfraInfo) {
+    println!(
+        "infrastructure {} ({}): {}",
+        info.infra.id, info.infra.name, info.infra.status
+    );
+    for node in &info.infra.snapshot.nodes {
+        let instances: Vec<_> = info
+            .instances
+            .iter()
+            .filter(|i| i.node_name == node.name)
+            .collect();
+        let ready = instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Ready)
+            .count();
+        println!(
+            "node {} ({}): {ready} ready of {} [min {}, max {}]",
+            node.name,
+            node.node_type,
+            instances.len(),
+            node.scaling.min,
+            node.scaling.max
+        );
+        for i in instances {
+            println!(
+                "  {:<28} {:<10} {:<16} {}{}",
+                i.id,
+                i.state.as_str(),
+                i.addresses.primary().unwrap_or("-"),
+                i.cloud_id.as_deref().unwrap_or("-"),
+                i.error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+}
+
+/// `occopus import`.
+pub async fn import(
+    path: PathBuf,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let types = occopus.import(&path)?;
+    eprintln!(
+        "imported {} node type(s) from {}: {}",
+        types.len(),
+        path.display(),
+        types.join(", ")
+    );
+    Ok(())
+}
+
+/// `occopus graph`: the dependency graph in Graphviz DOT.
+pub fn graph(files: FileArgs) -> Result<(), CliError> {
+    let (model, diagnostics) = Model::load(
+        &files.sources(),
+        NodeDefinitions::default(),
+        LoadLimits::default(),
+    );
+    // Only the description matters for the graph; a node type defined
+    // elsewhere shows as `?`.
+    let infra_errors = diagnostics.iter().any(|d| {
+        d.severity == crate::model::Severity::Error
+            && d.location.as_ref().is_none_or(|l| *l.file == *files.infra)
+    });
+    match model {
+        Some(model) if !infra_errors => {
+            print!("{}", graph_dot(&model));
+            Ok(())
+        }
+        _ => Err(CliError::Invalid(diagnostics.to_string())),
+    }
+}

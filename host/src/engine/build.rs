@@ -1,0 +1,880 @@
+//! Building an infrastructure: one task per node instance, each starting the
+//! moment every node it depends on has all its instances ready.
+//!
+//! An instance goes: wait for dependencies -> render its templates ->
+//! contextualise -> write the intent -> create (bounded per endpoint, transient
+//! errors retried) -> record the cloud id -> poll until running (interval
+//! growing with the time waited, so a fast node is seen fast) -> health checks
+//! until they pass -> ready. Every step is recorded, so running the build again
+//! resumes: instances with a record are followed, not re-created, and the
+//! driver's `list` by infra tag finds any instance whose create returned but
+//! was never recorded (adopted) or that the store does not know (destroyed).
+//!
+//! When an instance fails, no new creation starts; calls under way finish and
+//! are recorded, and the report says what is up, what failed and why.
+
+use super::{EngineError, Orchestrator, Phase, StopSignal, is_live};
+use crate::health::Probes;
+use crate::model::check::{self, RenderedSections, Strictness};
+use crate::model::{Diagnostics, Model, NodeSpec};
+use crate::plugin::{
+    CreateRequest, InstanceState as CloudState, InstanceTags, NodeFacts, Payload, Target,
+};
+use crate::store::{InfraSnapshot, InstanceRecord, InstanceState, NodeSnapshot, now_ms};
+use crate::template::{AddressBook, InstanceAddresses};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How a build runs.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The infra id: resume or update this one. Default: the description's
+    /// `infra_id`, else a new UUID.
+    pub infra_id: Option<String>,
+    /// On failure or stop, destroy the instances this run created.
+    pub rollback: bool,
+    /// Stops the build gracefully when fired.
+    pub stop: StopSignal,
+}
+
+/// What a build did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildReport {
+    /// The infra id.
+    pub infra_id: String,
+    /// Every instance's outcome, by node and number.
+    pub instances: Vec<InstanceOutcome>,
+    /// Whether a stop was asked for.
+    pub stopped: bool,
+    /// Whether this run's instances were destroyed because of a failure.
+    pub rolled_back: bool,
+    /// Wall time of the build.
+    pub elapsed_ms: u64,
+}
+
+/// One instance's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceOutcome {
+    /// Its node.
+    pub node: String,
+    /// Its instance id.
+    pub instance_id: String,
+    /// Where it ended.
+    pub phase: Phase,
+    /// Its addresses, when known.
+    pub addresses: InstanceAddresses,
+    /// Why it failed or stopped.
+    pub detail: Option<String>,
+}
+
+impl BuildReport {
+    /// Whether every instance is ready.
+    pub fn succeeded(&self) -> bool {
+        !self.stopped && self.instances.iter().all(|i| i.phase == Phase::Ready)
+    }
+
+    /// The failed instances.
+    pub fn failures(&self) -> impl Iterator<Item = &InstanceOutcome> {
+        self.instances.iter().filter(|i| i.phase == Phase::Failed)
+    }
+}
+
+/// Addresses of the instances that are up, for `getip()` and friends.
+struct Book {
+    nodes: RwLock<HashMap<String, BTreeMap<u32, InstanceAddresses>>>,
+}
+
+impl AddressBook for Book {
+    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .get(node)
+            .map(|instances| instances.values().cloned().collect())
+    }
+}
+
+impl Book {
+    fn add(&self, node: &str, seq: u32, addresses: InstanceAddresses) {
+        let mut nodes = self
+            .nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .entry(node.to_string())
+            .or_default()
+            .insert(seq, addresses);
+    }
+}
+
+/// A node's progress: how many of its instances are ready, of how many.
+struct NodeTracker {
+    target: usize,
+    ready: watch::Sender<usize>,
+}
+
+/// What one build shares between its instance tasks.
+struct Run {
+    infra_id: String,
+    model: Arc<Model>,
+    book: Arc<Book>,
+    nodes: HashMap<String, NodeTracker>,
+    /// Set on the first failure or a stop: no new creation starts.
+    halt: watch::Sender<bool>,
+    stop: StopSignal,
+}
+
+impl Run {
+    fn halted(&self) -> bool {
+        *self.halt.borrow() || self.stop.is_stopped()
+    }
+
+    /// Waits until every instance of `node` is ready; false if halted first.
+    async fn wait_ready(&self, node: &str) -> bool {
+        let Some(tracker) = self.nodes.get(node) else {
+            return true;
+        };
+        let mut ready = tracker.ready.subscribe();
+        let mut halt = self.halt.subscribe();
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            result = ready.wait_for(|n| *n >= tracker.target) => result.is_ok(),
+            _ = halt.wait_for(|h| *h) => false,
+            () = stop.stopped() => false,
+        }
+    }
+}
+
+/// An instance a build follows.
+enum Planned {
+    /// One the store knows (from an earlier run).
+    Recorded(InstanceRecord),
+    /// A new one, with its number among the node's instances.
+    New(u32),
+}
+
+/// How an instance task ended, short of success.
+enum Halted {
+    /// Failed: the reason.
+    Failed(String),
+    /// Stopped (by a stop or another instance's failure) at this phase.
+    Stopped(&'static str),
+}
+
+impl Orchestrator {
+    /// Builds (or resumes, or completes) the infrastructure of `model`.
+    pub async fn build(
+        &self,
+        model: Model,
+        options: BuildOptions,
+    ) -> Result<BuildReport, EngineError> {
+        let started = Instant::now();
+        self.check_buildable(&model).await?;
+        let infra_id = options
+            .infra_id
+            .clone()
+            .or_else(|| model.infra.id.clone())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let store = &self.inner.store;
+        store.upsert_infra(&infra_id, &model.infra.name, "building", &snapshot(&model))?;
+        store.log_event(&infra_id, None, "build started")?;
+
+        let model = Arc::new(model);
+        let (halt, _) = watch::channel(false);
+        let mut run = Run {
+            infra_id: infra_id.clone(),
+            book: Arc::new(Book {
+                nodes: RwLock::new(
+                    model
+                        .infra
+                        .nodes
+                        .iter()
+                        .map(|n| (n.name.clone(), BTreeMap::new()))
+                        .collect(),
+                ),
+            }),
+            model: model.clone(),
+            nodes: HashMap::new(),
+            halt,
+            stop: options.stop.clone(),
+        };
+        self.adopt_and_clean(&run).await?;
+
+        // Plan: every recorded live instance is followed; new ones fill each
+        // node up to its minimum.
+        let records = store.instances(&infra_id)?;
+        let mut tasks: Vec<(String, Planned)> = Vec::new();
+        for node in &model.infra.nodes {
+            let live: Vec<InstanceRecord> = records
+                .iter()
+                .filter(|r| r.node_name == node.name && is_live(r.state))
+                .cloned()
+                .collect();
+            let missing = (node.scaling.min as usize).saturating_sub(live.len());
+            run.nodes.insert(
+                node.name.clone(),
+                NodeTracker {
+                    target: live.len() + missing,
+                    ready: watch::channel(0).0,
+                },
+            );
+            for record in live {
+                if record.state == InstanceState::Ready {
+                    run.book
+                        .add(&node.name, record.seq, record.addresses.clone());
+                }
+                tasks.push((node.name.clone(), Planned::Recorded(record)));
+            }
+            let first = store.next_seq(&infra_id, &node.name)?;
+            for seq in (first..).take(missing) {
+                tasks.push((node.name.clone(), Planned::New(seq)));
+            }
+        }
+        let run = Arc::new(run);
+        let handles: Vec<_> = tasks
+            .into_iter()
+            .map(|(node, record)| {
+                let this = self.clone();
+                let run = run.clone();
+                tokio::spawn(async move { this.instance_task(&run, &node, record).await })
+            })
+            .collect();
+        let mut instances = Vec::with_capacity(handles.len());
+        for handle in handles {
+            match handle.await {
+                Ok(outcome) => instances.push(outcome),
+                Err(e) => tracing::error!(error = %e, "an instance task panicked"),
+            }
+        }
+        instances.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
+
+        let stopped = options.stop.is_stopped();
+        let mut report = BuildReport {
+            infra_id: infra_id.clone(),
+            instances,
+            stopped,
+            rolled_back: false,
+            elapsed_ms: 0,
+        };
+        let status = if report.succeeded() {
+            "ready"
+        } else if report.failures().next().is_some() {
+            "failed"
+        } else {
+            "interrupted"
+        };
+        store.set_infra_status(&infra_id, status)?;
+        store.log_event(&infra_id, None, &format!("build ended: {status}"))?;
+        if !report.succeeded() && options.rollback {
+            let created: HashSet<String> = report
+                .instances
+                .iter()
+                .map(|i| i.instance_id.clone())
+                .collect();
+            let preexisting: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
+            let mine: HashSet<String> = created.difference(&preexisting).cloned().collect();
+            self.destroy_instances(
+                &infra_id,
+                &model.auth,
+                |r| mine.contains(&r.id),
+                StopSignal::never(),
+            )
+            .await?;
+            report.rolled_back = true;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// The checks `build` insists on beyond `validate`'s.
+    async fn check_buildable(&self, model: &Model) -> Result<(), EngineError> {
+        let mut diagnostics = Diagnostics::default();
+        check::check_with_plugins(
+            model,
+            self.catalog(),
+            &self.inner.renderer,
+            Strictness::Build,
+            &mut diagnostics,
+        )
+        .await;
+        for node in &model.infra.nodes {
+            let Some(implementation) = model.implementation(&node.name) else {
+                continue;
+            };
+            if !implementation.health_check.mysqldbs.is_empty() {
+                let at = implementation
+                    .health_check_yaml
+                    .as_ref()
+                    .map_or(&implementation.location, |h| &h.location);
+                diagnostics.error(
+                    at,
+                    format!(
+                        "node `{}`: `mysqldbs` health checks are not supported by this occopus yet",
+                        node.name
+                    ),
+                    "remove `mysqldbs` or check the database with `ports`",
+                );
+            }
+            if let Some(cm) = &implementation.config_management
+                && cm.get("type").and_then(crate::model::Yaml::as_str) == Some("chef")
+            {
+                diagnostics.error(
+                    &cm.location,
+                    format!(
+                        "node `{}`: `chef` config management is not supported by this occopus yet",
+                        node.name
+                    ),
+                    "put the bootstrap steps in the node's cloud-init instead",
+                );
+            }
+        }
+        if diagnostics.has_errors() {
+            return Err(EngineError::Invalid(diagnostics));
+        }
+        Ok(())
+    }
+
+    /// Asks each cloud the infra uses for the instances tagged with its id:
+    /// records the cloud id of any instance whose create returned but was not
+    /// recorded (a crash), and destroys any the store does not know at all.
+    async fn adopt_and_clean(&self, run: &Run) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let records = store.instances(&run.infra_id)?;
+        let mut resources: Vec<serde_json::Map<String, serde_json::Value>> =
+            records.iter().map(|r| r.resource.clone()).collect();
+        for node in &run.model.infra.nodes {
+            if let Some(implementation) = run.model.implementation(&node.name) {
+                resources.push(implementation.resource_json());
+            }
+        }
+        for (resource, listed) in self
+            .list_tagged(&run.infra_id, &resources, &run.model.auth)
+            .await
+        {
+            let known = records.iter().find(|r| r.id == listed.instance_id);
+            match known {
+                Some(record) if record.cloud_id.is_none() => {
+                    store.record_cloud_id(&record.id, &listed.cloud_id)?;
+                    store.log_event(
+                        &run.infra_id,
+                        Some(&record.id),
+                        &format!("adopted {} from the cloud", listed.cloud_id),
+                    )?;
+                }
+                Some(_) => {}
+                None if matches!(listed.state, CloudState::Shutdown) => {}
+                None => {
+                    let message = format!(
+                        "destroying {} (instance {}): tagged with this infra but not in the store",
+                        listed.cloud_id, listed.instance_id
+                    );
+                    tracing::warn!("{message}");
+                    store.log_event(&run.infra_id, None, &message)?;
+                    if let Ok(target) = self.inner.targets.target(&resource, &run.model.auth).await
+                        && let Ok(driver) = self.catalog().driver(resource_type(&resource))
+                        && let Err(e) = driver.destroy(&target, &listed.cloud_id).await
+                    {
+                        store.log_event(
+                            &run.infra_id,
+                            None,
+                            &format!("could not destroy {}: {e}", listed.cloud_id),
+                        )?;
+                    }
+                }
+            }
+        }
+        // Instances that failed in an earlier run are replaced: destroy them first.
+        let failed: HashSet<String> = records
+            .iter()
+            .filter(|r| !is_live(r.state))
+            .map(|r| r.id.clone())
+            .collect();
+        if !failed.is_empty() {
+            self.destroy_instances(
+                &run.infra_id,
+                &run.model.auth,
+                |r| failed.contains(&r.id),
+                run.stop.clone(),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// One instance, from waiting for its dependencies to ready.
+    async fn instance_task(&self, run: &Run, node: &str, record: Planned) -> InstanceOutcome {
+        let mut outcome = InstanceOutcome {
+            node: node.to_string(),
+            instance_id: match &record {
+                Planned::Recorded(r) => r.id.clone(),
+                Planned::New(_) => String::new(),
+            },
+            phase: Phase::Failed,
+            addresses: InstanceAddresses::default(),
+            detail: None,
+        };
+        match self.bring_up(run, node, record, &mut outcome).await {
+            Ok(()) => {
+                outcome.phase = Phase::Ready;
+                if let Some(tracker) = run.nodes.get(node) {
+                    tracker.ready.send_modify(|n| *n += 1);
+                }
+            }
+            Err(Halted::Failed(reason)) => {
+                run.halt.send_replace(true);
+                if !outcome.instance_id.is_empty() {
+                    let _ = self.inner.store.record_state(
+                        &outcome.instance_id,
+                        InstanceState::Failed,
+                        None,
+                        Some(&reason),
+                    );
+                }
+                self.emit(
+                    &run.infra_id,
+                    node,
+                    &outcome.instance_id,
+                    Phase::Failed,
+                    Some(reason.clone()),
+                );
+                outcome.phase = Phase::Failed;
+                outcome.detail = Some(reason);
+            }
+            Err(Halted::Stopped(at)) => {
+                outcome.phase = Phase::Stopped;
+                outcome.detail = Some(format!("stopped while {at}"));
+                self.emit(
+                    &run.infra_id,
+                    node,
+                    &outcome.instance_id,
+                    Phase::Stopped,
+                    outcome.detail.clone(),
+                );
+            }
+        }
+        outcome
+    }
+
+    async fn bring_up(
+        &self,
+        run: &Run,
+        node_name: &str,
+        record: Planned,
+        outcome: &mut InstanceOutcome,
+    ) -> Result<(), Halted> {
+        let store = &self.inner.store;
+        let failed = |what: &str| {
+            let what = what.to_string();
+            move |e: crate::store::StoreError| Halted::Failed(format!("{what}: {e}"))
+        };
+        let model = &run.model;
+        let node = model
+            .infra
+            .node(node_name)
+            .ok_or(Halted::Failed("node vanished from the model".into()))?;
+        let implementation = model
+            .implementation(node_name)
+            .ok_or(Halted::Failed("no implementation chosen".into()))?;
+        self.emit(
+            &run.infra_id,
+            node_name,
+            &outcome.instance_id,
+            Phase::Waiting,
+            None,
+        );
+        let dependencies: Vec<&str> = model.infra.dependencies_of(node_name).collect();
+        for dependency in dependencies {
+            if !run.wait_ready(dependency).await {
+                return Err(Halted::Stopped("waiting for dependencies"));
+            }
+        }
+        let (mut record, fresh) = match record {
+            Planned::Recorded(record) => (record, false),
+            Planned::New(seq) => {
+                if run.halted() {
+                    return Err(Halted::Stopped("waiting to be created"));
+                }
+                let id = format!(
+                    "{node_name}-{seq}-{}",
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                );
+                let record = InstanceRecord {
+                    id,
+                    infra_id: run.infra_id.clone(),
+                    node_name: node_name.to_string(),
+                    seq,
+                    resource: implementation.resource_json(),
+                    cloud_id: None,
+                    state: InstanceState::Creating,
+                    addresses: InstanceAddresses::default(),
+                    error: None,
+                    created_ms: now_ms(),
+                    updated_ms: now_ms(),
+                };
+                (record, true)
+            }
+        };
+        outcome.instance_id = record.id.clone();
+        let context = check::node_context(model, node, implementation, &run.infra_id, &record.id);
+        let book: Arc<dyn AddressBook> = run.book.clone();
+
+        if record.cloud_id.is_none() {
+            let rendered =
+                check::render_sections(&self.inner.renderer, implementation, &context, &book)
+                    .map_err(|e| Halted::Failed(e.to_string()))?;
+            let payload = self
+                .contextualise(
+                    &rendered,
+                    implementation.resource_type.as_str(),
+                    &run.infra_id,
+                    node,
+                    &record.id,
+                )
+                .await?;
+            record.resource = rendered.resource.clone();
+            if fresh {
+                if run.halted() {
+                    return Err(Halted::Stopped("waiting to be created"));
+                }
+                store
+                    .insert_intent(&record)
+                    .map_err(failed("record the intent"))?;
+            }
+            let cloud_id = self.create(run, node, &record, payload).await?;
+            store
+                .record_cloud_id(&record.id, &cloud_id)
+                .map_err(failed("record the cloud id"))?;
+            record.cloud_id = Some(cloud_id);
+        }
+        if run.halted() {
+            return Err(Halted::Stopped("booting"));
+        }
+        let cloud_id = record.cloud_id.clone().unwrap_or_default();
+        let target = self
+            .inner
+            .targets
+            .target(&record.resource, &model.auth)
+            .await
+            .map_err(Halted::Failed)?;
+        let addresses = self
+            .wait_running(run, node_name, &record.id, &target, &cloud_id)
+            .await?;
+        store
+            .record_state(&record.id, InstanceState::Running, Some(&addresses), None)
+            .map_err(failed("record the state"))?;
+        outcome.addresses = addresses.clone();
+        run.book.add(node_name, record.seq, addresses.clone());
+
+        self.emit(
+            &run.infra_id,
+            node_name,
+            &record.id,
+            Phase::Checking,
+            addresses.primary().map(str::to_string),
+        );
+        let probes = self.probes(implementation, &context, &book, &addresses)?;
+        self.wait_healthy(run, &probes, implementation.health_check.timeout)
+            .await?;
+        store
+            .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
+            .map_err(failed("record the state"))?;
+        self.emit(
+            &run.infra_id,
+            node_name,
+            &record.id,
+            Phase::Ready,
+            addresses.primary().map(str::to_string),
+        );
+        Ok(())
+    }
+
+    async fn contextualise(
+        &self,
+        rendered: &RenderedSections,
+        resource_type: &str,
+        infra_id: &str,
+        node: &NodeSpec,
+        instance_id: &str,
+    ) -> Result<Payload, Halted> {
+        let Some(section) = &rendered.contextualisation else {
+            return Ok(Payload::None);
+        };
+        let kind = section
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or_default();
+        let plugin = self
+            .catalog()
+            .contextualiser(kind)
+            .map_err(|e| Halted::Failed(e.to_string()))?;
+        let facts = NodeFacts {
+            infra_id: infra_id.to_string(),
+            infra_name: String::new(),
+            node_name: node.name.clone(),
+            instance_id: instance_id.to_string(),
+            resource_type: resource_type.to_string(),
+        };
+        plugin
+            .contextualise(section, &facts)
+            .await
+            .map_err(|e| Halted::Failed(format!("contextualisation failed: {e}")))
+    }
+
+    /// The create call, bounded per endpoint and retried when transient.
+    async fn create(
+        &self,
+        run: &Run,
+        node: &NodeSpec,
+        record: &InstanceRecord,
+        payload: Payload,
+    ) -> Result<String, Halted> {
+        let driver = self
+            .catalog()
+            .driver(record.resource_type())
+            .map_err(|e| Halted::Failed(e.to_string()))?;
+        let target = self
+            .inner
+            .targets
+            .target(&record.resource, &run.model.auth)
+            .await
+            .map_err(Halted::Failed)?;
+        let endpoint = target.resource.get("endpoint").and_then(|e| e.as_str());
+        let limit = self.endpoint_limit(&driver.info().name, endpoint);
+        let _permit = limit
+            .acquire()
+            .await
+            .map_err(|_| Halted::Stopped("waiting for the endpoint"))?;
+        self.emit(&run.infra_id, &node.name, &record.id, Phase::Creating, None);
+        let request = CreateRequest {
+            instance_id: record.id.clone(),
+            target: target.clone(),
+            payload,
+            tags: InstanceTags {
+                infra_id: run.infra_id.clone(),
+                infra_name: run.model.infra.name.clone(),
+                node_name: node.name.clone(),
+            },
+        };
+        self.with_retries(|| driver.create(&request))
+            .await
+            .map_err(|e| Halted::Failed(format!("create failed: {e}")))
+    }
+
+    /// Polls the instance's status until it runs. The interval grows with the
+    /// time waited (a tenth of it, 10 ms to 2 s), so the delay between
+    /// "running" and noticing it stays within ~10% of the boot time.
+    async fn wait_running(
+        &self,
+        run: &Run,
+        node: &str,
+        instance_id: &str,
+        target: &Target,
+        cloud_id: &str,
+    ) -> Result<InstanceAddresses, Halted> {
+        let driver = self
+            .catalog()
+            .driver(
+                target
+                    .resource
+                    .get("type")
+                    .and_then(|t| t.as_str())
+                    .unwrap_or_default(),
+            )
+            .map_err(|e| Halted::Failed(e.to_string()))?;
+        let started = Instant::now();
+        let timeout = Duration::from_secs(self.inner.config.boot_timeout_secs);
+        let mut announced = false;
+        let mut stop = run.stop.clone();
+        loop {
+            match self.with_retries(|| driver.status(target, cloud_id)).await {
+                Ok(status) => match status.state {
+                    CloudState::Running => {
+                        return Ok(InstanceAddresses {
+                            public: status.public_addresses,
+                            private: status.private_addresses,
+                        });
+                    }
+                    CloudState::Failed | CloudState::Shutdown => {
+                        let state = if matches!(status.state, CloudState::Failed) {
+                            "failed"
+                        } else {
+                            "shut down"
+                        };
+                        return Err(Halted::Failed(format!(
+                            "the cloud reports it {state}{}",
+                            status.detail.map(|d| format!(": {d}")).unwrap_or_default()
+                        )));
+                    }
+                    CloudState::Pending | CloudState::Unknown => {
+                        if !announced {
+                            self.emit(&run.infra_id, node, instance_id, Phase::Pending, None);
+                            announced = true;
+                        }
+                    }
+                },
+                Err(e) => return Err(Halted::Failed(format!("status failed: {e}"))),
+            }
+            let waited = started.elapsed();
+            if waited > timeout {
+                return Err(Halted::Failed(format!(
+                    "still not running after {}s (engine.boot_timeout_secs)",
+                    timeout.as_secs()
+                )));
+            }
+            let interval = (waited / 10).clamp(Duration::from_millis(10), Duration::from_secs(2));
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.stopped() => return Err(Halted::Stopped("booting")),
+            }
+        }
+    }
+
+    fn probes(
+        &self,
+        implementation: &crate::model::Implementation,
+        context: &crate::template::NodeContext,
+        book: &Arc<dyn AddressBook>,
+        addresses: &InstanceAddresses,
+    ) -> Result<Probes, Halted> {
+        let address = addresses.primary().unwrap_or_default().to_string();
+        let ip = [("ip", serde_json::Value::from(address.clone()))];
+        let urls = match implementation
+            .health_check_yaml
+            .as_ref()
+            .and_then(|h| h.get("urls"))
+        {
+            Some(urls) => self
+                .inner
+                .renderer
+                .render_yaml(urls, context, book.clone(), &ip)
+                .map_err(|e| Halted::Failed(e.to_string()))?
+                .as_array()
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|u| u.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        Ok(Probes {
+            address,
+            ports: implementation.health_check.ports.clone(),
+            urls,
+        })
+    }
+
+    /// Runs the health checks until they pass, or until they have failed
+    /// continuously for `timeout`.
+    async fn wait_healthy(
+        &self,
+        run: &Run,
+        probes: &Probes,
+        timeout: Duration,
+    ) -> Result<(), Halted> {
+        if probes.ports.is_empty() && probes.urls.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut stop = run.stop.clone();
+        loop {
+            let last = match self.inner.health.check(probes).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => reason,
+            };
+            let waited = started.elapsed();
+            if waited > timeout {
+                return Err(Halted::Failed(format!(
+                    "health checks failing for {}s (health_check.timeout): {last}",
+                    waited.as_secs()
+                )));
+            }
+            let interval = (waited / 10).clamp(Duration::from_millis(20), Duration::from_secs(5));
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = stop.stopped() => return Err(Halted::Stopped("health checking")),
+            }
+        }
+    }
+
+    /// Every instance the clouds of `resources` list under `infra_id`, with the
+    /// resource it was listed through. A cloud that cannot list is logged.
+    pub(super) async fn list_tagged(
+        &self,
+        infra_id: &str,
+        resources: &[serde_json::Map<String, serde_json::Value>],
+        auth: &crate::model::AuthData,
+    ) -> Vec<(
+        serde_json::Map<String, serde_json::Value>,
+        crate::plugin::ListedInstance,
+    )> {
+        let mut seen_targets = HashSet::new();
+        let mut found = Vec::new();
+        let mut seen_instances = HashSet::new();
+        for resource in resources {
+            // One list per cloud: same type and endpoint.
+            let key = (
+                resource_type(resource).to_string(),
+                resource.get("endpoint").map(|e| e.to_string()),
+            );
+            if !seen_targets.insert(key) {
+                continue;
+            }
+            let Ok(driver) = self.catalog().driver(resource_type(resource)) else {
+                continue;
+            };
+            let target = match self.inner.targets.target(resource, auth).await {
+                Ok(target) => target,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the cloud's instances");
+                    continue;
+                }
+            };
+            match self.with_retries(|| driver.list(&target, infra_id)).await {
+                Ok(listed) => {
+                    for instance in listed {
+                        if seen_instances.insert(instance.cloud_id.clone()) {
+                            found.push((resource.clone(), instance));
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list the cloud's instances"),
+            }
+        }
+        found
+    }
+}
+
+/// `type` of a resource section.
+pub(super) fn resource_type(resource: &serde_json::Map<String, serde_json::Value>) -> &str {
+    resource
+        .get("type")
+        .and_then(|t| t.as_str())
+        .unwrap_or_default()
+}
+
+fn snapshot(model: &Model) -> InfraSnapshot {
+    InfraSnapshot {
+        user_id: model.infra.user_id.clone(),
+        nodes: model
+            .infra
+            .nodes
+            .iter()
+            .map(|node| NodeSnapshot {
+                name: node.name.clone(),
+                node_type: node.node_type.clone(),
+                scaling: node.scaling,
+                dependencies: model
+                    .infra
+                    .dependencies_of(&node.name)
+                    .map(str::to_string)
+                    .collect(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,146 @@
+//! Health checks of a node instance: TCP `ports` and HTTP `urls`, each with its
+//! own timeout, all of an instance's checks run concurrently.
+//!
+//! `ping` (ICMP) and `mysqldbs` belong to the maintenance work (see
+//! docs/engine.md); until then a node's `ping` setting is accepted and not
+//! probed, and `mysqldbs` is refused at build time rather than ignored.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// How long one probe may take.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What to probe on one instance.
+#[derive(Debug, Clone, Default)]
+pub struct Probes {
+    /// The address of the instance.
+    pub address: String,
+    /// TCP ports that must accept a connection.
+    pub ports: Vec<u16>,
+    /// Rendered URLs that must answer 2xx or 3xx.
+    pub urls: Vec<String>,
+}
+
+/// Shares one HTTP client (and its connection pool) between all checks.
+#[derive(Clone)]
+pub struct HealthChecker {
+    http: reqwest::Client,
+}
+
+impl Default for HealthChecker {
+    fn default() -> Self {
+        HealthChecker {
+            http: reqwest::Client::builder()
+                .timeout(PROBE_TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .no_proxy()
+                .build()
+                .unwrap_or_default(),
+        }
+    }
+}
+
+impl HealthChecker {
+    /// Runs every probe; `Ok` when all pass, else the first failure in words.
+    pub async fn check(&self, probes: &Probes) -> Result<(), String> {
+        let ports = probes
+            .ports
+            .iter()
+            .map(|port| self.port(&probes.address, *port));
+        let urls = probes.urls.iter().map(|url| self.url(url));
+        let ports = futures::future::join_all(ports);
+        let urls = futures::future::join_all(urls);
+        let (ports, urls) = tokio::join!(ports, urls);
+        ports
+            .into_iter()
+            .chain(urls)
+            .collect::<Result<Vec<()>, String>>()
+            .map(drop)
+    }
+
+    async fn port(&self, address: &str, port: u16) -> Result<(), String> {
+        let target = match address.parse::<IpAddr>() {
+            Ok(ip) => std::net::SocketAddr::new(ip, port).to_string(),
+            Err(_) => format!("{address}:{port}"),
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, tokio::net::TcpStream::connect(&target)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("port {port}: {e}")),
+            Err(_) => Err(format!("port {port}: no answer within {PROBE_TIMEOUT:?}")),
+        }
+    }
+
+    async fn url(&self, url: &str) -> Result<(), String> {
+        match self.http.get(url).send().await {
+            Ok(answer) if answer.status().is_success() || answer.status().is_redirection() => {
+                Ok(())
+            }
+            Ok(answer) => Err(format!("{url}: HTTP {}", answer.status())),
+            Err(e) => Err(format!("{url}: {}", error_chain(&e))),
+        }
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ports_and_urls_pass_and_fail_for_real() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = axum::Router::new()
+            .route("/ok", axum::routing::get(|| async { "ok" }))
+            .route(
+                "/moved",
+                axum::routing::get(|| async { axum::response::Redirect::temporary("/ok") }),
+            );
+        let server = tokio::spawn(async move { axum::serve(listener, app).await });
+        let checker = HealthChecker::default();
+        let good = Probes {
+            address: "127.0.0.1".into(),
+            ports: vec![port],
+            urls: vec![
+                format!("http://127.0.0.1:{port}/ok"),
+                format!("http://127.0.0.1:{port}/moved"),
+            ],
+        };
+        checker.check(&good).await.unwrap();
+        let bad_url = Probes {
+            urls: vec![format!("http://127.0.0.1:{port}/missing")],
+            ..good.clone()
+        };
+        assert!(
+            checker
+                .check(&bad_url)
+                .await
+                .unwrap_err()
+                .contains("HTTP 404")
+        );
+        server.abort();
+        let _ = server.await;
+        let closed = Probes {
+            urls: vec![],
+            ..good
+        };
+        assert!(
+            checker
+                .check(&closed)
+                .await
+                .unwrap_err()
+                .starts_with(&format!("port {port}:"))
+        );
+    }
+}

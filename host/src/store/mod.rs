@@ -1,0 +1,549 @@
+//! occopus's state: infrastructures, their node instances, imported node
+//! definitions and an event log, in one SQLite database.
+//!
+//! The engine writes an instance's *intent* (its id, node and target) before
+//! the cloud call that creates it and the *result* after, each in its own
+//! committed transaction, so that a process killed at any instant leaves a
+//! record of every machine it may have made. Running the command again reads
+//! these records and finishes the job.
+
+use crate::sqlite;
+use crate::template::InstanceAddresses;
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE infras (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        status      TEXT NOT NULL,
+        snapshot    TEXT NOT NULL,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE TABLE instances (
+        id          TEXT PRIMARY KEY,
+        infra_id    TEXT NOT NULL REFERENCES infras (id) ON DELETE CASCADE,
+        node_name   TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        resource    TEXT NOT NULL,
+        cloud_id    TEXT,
+        state       TEXT NOT NULL,
+        addresses   TEXT NOT NULL DEFAULT '{\"public\":[],\"private\":[]}',
+        error       TEXT,
+        created_ms  INTEGER NOT NULL,
+        updated_ms  INTEGER NOT NULL
+    );
+    CREATE INDEX instances_by_infra ON instances (infra_id, node_name, seq);
+    CREATE TABLE node_definitions (
+        node_type       TEXT PRIMARY KEY,
+        implementations TEXT NOT NULL,
+        source          TEXT NOT NULL,
+        imported_ms     INTEGER NOT NULL
+    );
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        infra_id    TEXT NOT NULL,
+        instance_id TEXT,
+        time_ms     INTEGER NOT NULL,
+        message     TEXT NOT NULL
+    );
+    CREATE INDEX events_by_infra ON events (infra_id, seq);
+"];
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the state database {path} cannot be used: {source}; check the path and permissions, or pass --state FILE"
+    )]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the state database failed: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("a record in the state database is damaged: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+/// What state an instance is in, as recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum InstanceState {
+    /// Intent written; the create call may or may not have happened.
+    Creating,
+    /// The cloud made it; it is booting.
+    Pending,
+    /// The cloud reports it running; health checks not passed yet.
+    Running,
+    /// Running and healthy: dependents may start.
+    Ready,
+    /// It failed (cloud, boot or health checks); see the error.
+    Failed,
+    /// Being destroyed.
+    Destroying,
+}
+
+impl InstanceState {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InstanceState::Creating => "creating",
+            InstanceState::Pending => "pending",
+            InstanceState::Running => "running",
+            InstanceState::Ready => "ready",
+            InstanceState::Failed => "failed",
+            InstanceState::Destroying => "destroying",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "creating" => InstanceState::Creating,
+            "pending" => InstanceState::Pending,
+            "running" => InstanceState::Running,
+            "ready" => InstanceState::Ready,
+            "destroying" => InstanceState::Destroying,
+            _ => InstanceState::Failed,
+        }
+    }
+}
+
+impl std::fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One node instance's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// The instance id: unique, and the driver's idempotency key.
+    pub id: String,
+    /// The infra it belongs to.
+    pub infra_id: String,
+    /// The node it is an instance of.
+    pub node_name: String,
+    /// Its number among the node's instances (creation order).
+    pub seq: u32,
+    /// The rendered resource section it was created with (no credentials).
+    pub resource: serde_json::Map<String, serde_json::Value>,
+    /// The cloud's id for it, once the create call returned.
+    pub cloud_id: Option<String>,
+    /// Its state.
+    pub state: InstanceState,
+    /// Its addresses, once known.
+    pub addresses: InstanceAddresses,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+    /// When the intent was written, ms since the epoch.
+    pub created_ms: i64,
+    /// When the record last changed.
+    pub updated_ms: i64,
+}
+
+impl InstanceRecord {
+    /// `resource.type`.
+    pub fn resource_type(&self) -> &str {
+        self.resource
+            .get("type")
+            .and_then(|t| t.as_str())
+            .unwrap_or("")
+    }
+}
+
+/// One infrastructure's record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InfraRecord {
+    /// The infra id.
+    pub id: String,
+    /// `infra_name`.
+    pub name: String,
+    /// building, ready, failed, interrupted, destroying.
+    pub status: String,
+    /// What was last built: nodes, their scaling and dependencies.
+    pub snapshot: InfraSnapshot,
+    /// When it was first built.
+    pub created_ms: i64,
+    /// When it last changed.
+    pub updated_ms: i64,
+}
+
+/// The parts of a description the store needs after the files are gone.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InfraSnapshot {
+    /// `user_id`.
+    pub user_id: Option<String>,
+    /// The nodes.
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// A node as built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSnapshot {
+    /// Its name.
+    pub name: String,
+    /// Its node type.
+    pub node_type: String,
+    /// Its scaling limits.
+    pub scaling: crate::model::Scaling,
+    /// The nodes it depends on.
+    pub dependencies: Vec<String>,
+}
+
+/// A logged event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// When, ms since the epoch.
+    pub time_ms: i64,
+    /// The instance concerned, if one.
+    pub instance_id: Option<String>,
+    /// What happened.
+    pub message: String,
+}
+
+/// The state database. Share it behind an `Arc`; calls are short transactions.
+pub struct Store {
+    connection: Mutex<Connection>,
+}
+
+const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms";
+
+fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String, String)> {
+    Ok((
+        InstanceRecord {
+            id: row.get(0)?,
+            infra_id: row.get(1)?,
+            node_name: row.get(2)?,
+            seq: row.get(3)?,
+            resource: serde_json::Map::new(),
+            cloud_id: row.get(5)?,
+            state: InstanceState::parse(&row.get::<_, String>(6)?),
+            addresses: InstanceAddresses::default(),
+            error: row.get(8)?,
+            created_ms: row.get(9)?,
+            updated_ms: row.get(10)?,
+        },
+        row.get(4)?,
+        row.get(7)?,
+    ))
+}
+
+fn decode(
+    (mut record, resource, addresses): (InstanceRecord, String, String),
+) -> Result<InstanceRecord, StoreError> {
+    record.resource = serde_json::from_str(&resource)?;
+    record.addresses = serde_json::from_str(&addresses)?;
+    Ok(record)
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Store {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let connection =
+            sqlite::open_migrated(path, MIGRATIONS).map_err(|source| StoreError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Store {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        Ok(sqlite::with(&self.connection, f)?)
+    }
+
+    /// Stores (or replaces) the implementations of node types.
+    pub fn import_definitions(
+        &self,
+        types: &[(String, serde_json::Value)],
+        source: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            for (node_type, implementations) in types {
+                transaction.execute(
+                    "INSERT INTO node_definitions (node_type, implementations, source, imported_ms)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (node_type) DO UPDATE SET implementations = ?2, source = ?3, imported_ms = ?4",
+                    params![node_type, implementations.to_string(), source, now_ms()],
+                )?;
+            }
+            transaction.commit()
+        })
+    }
+
+    /// The imported node definitions: type -> (implementations, source file).
+    pub fn definitions(&self) -> Result<Vec<(String, serde_json::Value, String)>, StoreError> {
+        let rows: Vec<(String, String, String)> = self.with(|c| {
+            c.prepare("SELECT node_type, implementations, source FROM node_definitions ORDER BY node_type")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })?;
+        rows.into_iter()
+            .map(|(t, json, source)| Ok((t, serde_json::from_str(&json)?, source)))
+            .collect()
+    }
+
+    /// Creates the infra's record, or updates its name, snapshot and status.
+    pub fn upsert_infra(
+        &self,
+        id: &str,
+        name: &str,
+        status: &str,
+        snapshot: &InfraSnapshot,
+    ) -> Result<(), StoreError> {
+        let snapshot = serde_json::to_string(snapshot)?;
+        let now = now_ms();
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO infras (id, name, status, snapshot, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                 ON CONFLICT (id) DO UPDATE SET name = ?2, status = ?3, snapshot = ?4, updated_ms = ?5",
+                params![id, name, status, snapshot, now],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Sets an infra's status.
+    pub fn set_infra_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE infras SET status = ?2, updated_ms = ?3 WHERE id = ?1",
+                params![id, status, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// One infra.
+    pub fn infra(&self, id: &str) -> Result<Option<InfraRecord>, StoreError> {
+        let row: Option<(String, String, String, String, i64, i64)> = self.with(|c| {
+            c.query_row(
+                "SELECT id, name, status, snapshot, created_ms, updated_ms FROM infras WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .optional()
+        })?;
+        row.map(|(id, name, status, snapshot, created_ms, updated_ms)| {
+            Ok(InfraRecord {
+                id,
+                name,
+                status,
+                snapshot: serde_json::from_str(&snapshot)?,
+                created_ms,
+                updated_ms,
+            })
+        })
+        .transpose()
+    }
+
+    /// Every infra's id, oldest first.
+    pub fn infra_ids(&self) -> Result<Vec<String>, StoreError> {
+        self.with(|c| {
+            c.prepare("SELECT id FROM infras ORDER BY created_ms, id")?
+                .query_map([], |r| r.get(0))?
+                .collect()
+        })
+    }
+
+    /// Deletes an infra with its instances (after they were destroyed).
+    pub fn delete_infra(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM infras WHERE id = ?1", [id])
+                .map(drop)
+        })
+    }
+
+    /// Writes an instance's intent, before the call that creates it.
+    pub fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        let resource = serde_json::to_string(&record.resource)?;
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                params![
+                    record.id,
+                    record.infra_id,
+                    record.node_name,
+                    record.seq,
+                    resource,
+                    record.state.as_str(),
+                    record.created_ms
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Records the cloud id a create returned (or that `list` found).
+    pub fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
+                 updated_ms = ?3 WHERE id = ?1",
+                params![id, cloud_id, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Records a state, with the addresses and error that go with it.
+    pub fn record_state(
+        &self,
+        id: &str,
+        state: InstanceState,
+        addresses: Option<&InstanceAddresses>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let addresses = addresses.map(serde_json::to_string).transpose()?;
+        self.with(|c| {
+            c.execute(
+                "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
+                 WHERE id = ?1",
+                params![id, state.as_str(), addresses, error, now_ms()],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Forgets a destroyed instance.
+    pub fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM instances WHERE id = ?1", [id])
+                .map(drop)
+        })
+    }
+
+    /// The instances of an infra, by node and number.
+    pub fn instances(&self, infra_id: &str) -> Result<Vec<InstanceRecord>, StoreError> {
+        let rows = self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE infra_id = ?1 ORDER BY node_name, seq"
+            ))?
+            .query_map([infra_id], instance)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// The next free instance number of a node (numbers are never reused
+    /// while the infra exists).
+    pub fn next_seq(&self, infra_id: &str, node_name: &str) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM instances WHERE infra_id = ?1 AND node_name = ?2",
+                params![infra_id, node_name],
+                |r| r.get(0),
+            )
+        })
+    }
+
+    /// Appends to the infra's event log.
+    pub fn log_event(
+        &self,
+        infra_id: &str,
+        instance_id: Option<&str>,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached("INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![infra_id, instance_id, now_ms(), message])
+                .map(drop)
+        })
+    }
+
+    /// The infra's event log, oldest first.
+    pub fn events(&self, infra_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT time_ms, instance_id, message FROM events WHERE infra_id = ?1 ORDER BY seq",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(EventRecord {
+                    time_ms: r.get(0)?,
+                    instance_id: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intents_results_and_deletion_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        store
+            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
+            .unwrap();
+        let resource = serde_json::json!({"type": "dummy"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let record = InstanceRecord {
+            id: "web-1".into(),
+            infra_id: "i1".into(),
+            node_name: "web".into(),
+            seq: store.next_seq("i1", "web").unwrap(),
+            resource,
+            cloud_id: None,
+            state: InstanceState::Creating,
+            addresses: InstanceAddresses::default(),
+            error: None,
+            created_ms: now_ms(),
+            updated_ms: 0,
+        };
+        store.insert_intent(&record).unwrap();
+        assert_eq!(store.next_seq("i1", "web").unwrap(), 2);
+        store.record_cloud_id("web-1", "c-1").unwrap();
+        let addresses = InstanceAddresses {
+            public: vec!["10.0.0.1".into()],
+            private: vec![],
+        };
+        store
+            .record_state("web-1", InstanceState::Ready, Some(&addresses), None)
+            .unwrap();
+        let stored = &store.instances("i1").unwrap()[0];
+        assert_eq!(stored.cloud_id.as_deref(), Some("c-1"));
+        assert_eq!(stored.state, InstanceState::Ready);
+        assert_eq!(stored.addresses, addresses);
+        assert_eq!(stored.resource_type(), "dummy");
+        // Reopening keeps everything (migrations are not re-run).
+        drop(store);
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(store.instances("i1").unwrap().len(), 1);
+        store.delete_infra("i1").unwrap();
+        assert!(
+            store.instances("i1").unwrap().is_empty(),
+            "instances go with their infra"
+        );
+    }
+}
