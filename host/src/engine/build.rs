@@ -153,8 +153,8 @@ impl Run {
 enum Planned {
     /// One the store knows (from an earlier run).
     Recorded(InstanceRecord),
-    /// A new one, with its number among the node's instances.
-    New(u32),
+    /// A new one: its number among the node's instances and its id.
+    New(u32, String),
 }
 
 /// How an instance task ended, short of success.
@@ -231,7 +231,8 @@ impl Orchestrator {
             }
             let first = store.next_seq(&infra_id, &node.name)?;
             for seq in (first..).take(missing) {
-                tasks.push((node.name.clone(), Planned::New(seq)));
+                let id = format!("{}-{seq}-{}", node.name, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+                tasks.push((node.name.clone(), Planned::New(seq, id)));
             }
         }
         let run = Arc::new(run);
@@ -411,7 +412,7 @@ impl Orchestrator {
             node: node.to_string(),
             instance_id: match &record {
                 Planned::Recorded(r) => r.id.clone(),
-                Planned::New(_) => String::new(),
+                Planned::New(_, id) => id.clone(),
             },
             phase: Phase::Failed,
             addresses: InstanceAddresses::default(),
@@ -426,14 +427,13 @@ impl Orchestrator {
             }
             Err(Halted::Failed(reason)) => {
                 run.halt.send_replace(true);
-                if !outcome.instance_id.is_empty() {
-                    let _ = self.inner.store.record_state(
-                        &outcome.instance_id,
-                        InstanceState::Failed,
-                        None,
-                        Some(&reason),
-                    );
-                }
+                // A no-op when it failed before its intent was written.
+                let _ = self.inner.store.record_state(
+                    &outcome.instance_id,
+                    InstanceState::Failed,
+                    None,
+                    Some(&reason),
+                );
                 self.emit(
                     &run.infra_id,
                     node,
@@ -494,14 +494,10 @@ impl Orchestrator {
         }
         let (mut record, fresh) = match record {
             Planned::Recorded(record) => (record, false),
-            Planned::New(seq) => {
+            Planned::New(seq, id) => {
                 if run.halted() {
                     return Err(Halted::Stopped("waiting to be created"));
                 }
-                let id = format!(
-                    "{node_name}-{seq}-{}",
-                    &uuid::Uuid::new_v4().simple().to_string()[..8]
-                );
                 let record = InstanceRecord {
                     id,
                     infra_id: run.infra_id.clone(),

@@ -84,13 +84,15 @@ impl LocalCloudSettings {
 }
 
 impl LocalCloudSettings {
-    /// Settings from the config's `local_cloud` section; `root` overrides its
-    /// `root`, which defaults to the XDG data dir.
+    /// Settings from the config's `local_cloud` section. The directory is
+    /// `root` if given, else `$OCCOPUS_LOCAL_CLOUD_DIR`, else the config's
+    /// `root`, else the XDG data dir.
     pub fn from_config(
         root: Option<PathBuf>,
         config: &crate::config::LocalCloudConfig,
     ) -> Result<Self, LocalCloudError> {
         let root = root
+            .or_else(|| std::env::var_os("OCCOPUS_LOCAL_CLOUD_DIR").map(PathBuf::from))
             .or_else(|| config.root.clone())
             .or_else(crate::dirs::local_cloud_dir)
             .ok_or_else(|| LocalCloudError::Io {
