@@ -231,7 +231,11 @@ impl Orchestrator {
             }
             let first = store.next_seq(&infra_id, &node.name)?;
             for seq in (first..).take(missing) {
-                let id = format!("{}-{seq}-{}", node.name, &uuid::Uuid::new_v4().simple().to_string()[..8]);
+                let id = format!(
+                    "{}-{seq}-{}",
+                    node.name,
+                    &uuid::Uuid::new_v4().simple().to_string()[..8]
+                );
                 tasks.push((node.name.clone(), Planned::New(seq, id)));
             }
         }

@@ -118,3 +118,98 @@ pub fn web_node(page: &str, port: u16) -> String {
          runcmd:\n  - exec python3 -m http.server {port} --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
     )
 }
+
+/// An isolated occopus for tests through the binary: its own state database,
+/// local cloud directory and address range, the shared compiled-plugin cache,
+/// and no user config. Destroys its local nodes when dropped.
+pub struct Occopus {
+    pub dir: tempfile::TempDir,
+    _nodes: DestroyNodesOnDrop,
+}
+
+impl Occopus {
+    /// `subnet` picks the local cloud's addresses: 127.80.SUBNET.0/24.
+    pub fn new(subnet: u8) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("occopus.yaml"),
+            format!(
+                "local_cloud:\n  root: {}\n  address_range: 127.80.{subnet}.0/24\n  max_nodes: 64\n",
+                dir.path().join("local-cloud").display()
+            ),
+        )
+        .unwrap();
+        let nodes = DestroyNodesOnDrop(dir.path().join("local-cloud"));
+        Occopus { dir, _nodes: nodes }
+    }
+
+    /// The binary with this environment.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_occopus"));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("occopus.yaml"))
+            .env("OCCOPUS_STATE", self.dir.path().join("state.db"))
+            .env("OCCOPUS_CACHE_DIR", shared_cache_dir())
+            .env("OCCOPUS_PLUGIN_DIR", self.dir.path().join("plugins"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("HOME", self.dir.path())
+            .env_remove("OCCOPUS_LOCAL_CLOUD_DIR")
+            .env_remove("OCCOPUS_AUTH_DATA_PATH")
+            .env_remove("OCCOPUS_CONFIG");
+        command
+    }
+
+    /// Runs the binary to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs the binary, asserts success and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "occopus {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The local cloud these runs use.
+    pub fn local_cloud(&self) -> occopus::local_cloud::LocalCloud {
+        let mut settings =
+            occopus::local_cloud::LocalCloudSettings::new(self.dir.path().join("local-cloud"))
+                .unwrap();
+        settings.runner = PathBuf::from(env!("CARGO_BIN_EXE_occopus"));
+        occopus::local_cloud::LocalCloud::open(settings).unwrap()
+    }
+
+    /// `occopus info -i ID --json`.
+    pub fn report(&self, infra_id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["info", "-i", infra_id, "--json"])).unwrap()
+    }
+}
+
+/// The path of a file under the repository's `examples/`.
+pub fn example(path: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// `GET path` over a real TCP connection; the whole answer, headers included.
+pub fn http_get_path(address: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((address, port)).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: node\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
