@@ -6,9 +6,11 @@
 //! errors retried) -> record the cloud id -> poll until running (interval
 //! growing with the time waited, so a fast node is seen fast) -> health checks
 //! until they pass -> ready. Every step is recorded, so running the build again
-//! resumes: instances with a record are followed, not re-created, and the
-//! driver's `list` by infra tag finds any instance whose create returned but
-//! was never recorded (adopted) or that the store does not know (destroyed).
+//! resumes: instances with a cloud id are followed, not re-created; an
+//! instance whose create may not have finished gets the create again with the
+//! same idempotency key (the cloud returns, or completes, the one it made); and
+//! the driver's `list` by infra tag finds any instance the store does not know
+//! at all, which is destroyed.
 //!
 //! When an instance fails, no new creation starts; calls under way finish and
 //! are recorded, and the report says what is up, what failed and why.
@@ -343,9 +345,9 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Asks each cloud the infra uses for the instances tagged with its id:
-    /// records the cloud id of any instance whose create returned but was not
-    /// recorded (a crash), and destroys any the store does not know at all.
+    /// Asks each cloud the infra uses for the instances tagged with its id and
+    /// destroys any the store does not know at all (its intent was lost), then
+    /// destroys the instances that failed in an earlier run.
     async fn adopt_and_clean(&self, run: &Run) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let records = store.instances(&run.infra_id)?;
@@ -362,14 +364,8 @@ impl Orchestrator {
         {
             let known = records.iter().find(|r| r.id == listed.instance_id);
             match known {
-                Some(record) if record.cloud_id.is_none() => {
-                    store.record_cloud_id(&record.id, &listed.cloud_id)?;
-                    store.log_event(
-                        &run.infra_id,
-                        Some(&record.id),
-                        &format!("adopted {} from the cloud", listed.cloud_id),
-                    )?;
-                }
+                // Its create may not have finished: it is called again with
+                // the same idempotency key, which completes it.
                 Some(_) => {}
                 None if matches!(listed.state, CloudState::Shutdown) => {}
                 None => {

@@ -224,6 +224,16 @@ impl LocalCloud {
             )
             .map_err(|e| self.store_error(e))?;
         let record = match reservation {
+            // Its creator died between reserving and starting it: finish the job.
+            Reservation::Existing(record)
+                if record.pid.is_none()
+                    && self
+                        .store
+                        .claim_unstarted(&record.id)
+                        .map_err(|e| self.store_error(e))? =>
+            {
+                record
+            }
             Reservation::Existing(record) => return Ok(self.observe(record)),
             Reservation::NoAddress => {
                 return Err(LocalCloudError::AddressesExhausted {

@@ -30,6 +30,9 @@ const MIGRATIONS: &[&str] = &[
     // The idempotency key too, so that a test can prove no instance id was
     // ever created twice.
     "ALTER TABLE destroyed ADD COLUMN client_token TEXT;",
+    // Which process reserved a node and owes it a start: if that process dies
+    // before starting it, a retried create takes the start over.
+    "ALTER TABLE nodes ADD COLUMN creator_pid INTEGER;",
 ];
 
 /// One node's record.
@@ -156,8 +159,8 @@ impl Store {
             )?;
             node.id = format!("local-{}", transaction.last_insert_rowid());
             transaction.execute(
-                "UPDATE nodes SET id = ?1 WHERE seq = last_insert_rowid()",
-                [&node.id],
+                "UPDATE nodes SET id = ?1, creator_pid = ?2 WHERE seq = last_insert_rowid()",
+                params![node.id, std::process::id()],
             )?;
             transaction.commit()?;
             Ok(Reservation::New(node))
@@ -168,6 +171,38 @@ impl Store {
     pub fn set_pid(&self, id: &str, pid: i32) -> rusqlite::Result<()> {
         self.with(|c| c.execute("UPDATE nodes SET pid = ?2 WHERE id = ?1", params![id, pid]))
             .map(drop)
+    }
+
+    /// Takes over the start of a node that was reserved but never started,
+    /// when the process that reserved it is gone. True when this process now
+    /// owes the node its start.
+    pub fn claim_unstarted(&self, id: &str) -> rusqlite::Result<bool> {
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            let creator: Option<Option<u32>> = transaction
+                .query_row(
+                    "SELECT creator_pid FROM nodes WHERE id = ?1 AND pid IS NULL",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(creator) = creator else {
+                return Ok(false);
+            };
+            let me = std::process::id();
+            let creator_alive = creator.is_some_and(|pid| {
+                pid == me || std::path::Path::new(&format!("/proc/{pid}")).exists()
+            });
+            if creator_alive {
+                return Ok(false);
+            }
+            transaction.execute(
+                "UPDATE nodes SET creator_pid = ?2 WHERE id = ?1",
+                params![id, me],
+            )?;
+            transaction.commit()?;
+            Ok(true)
+        })
     }
 
     /// One node by id.
