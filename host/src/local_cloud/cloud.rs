@@ -461,10 +461,35 @@ fn stop_group(pgid: i32, node_dir: &Path, control_dir: &Path) {
     }
     let _ = kill_process_group(group, Signal::TERM);
     let deadline = Instant::now() + STOP_GRACE;
-    while test_kill_process_group(group).is_ok() && Instant::now() < deadline {
+    while test_kill_process_group(group).is_ok()
+        && group_has_live_member(pgid)
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = kill_process_group(group, Signal::KILL);
+}
+
+/// Whether any process of group `pgid` is still running (not a zombie). A
+/// supervisor whose creator died is reaped by PID 1, which in a container may
+/// never do it; its zombie must not make destroy wait out the grace period.
+fn group_has_live_member(pgid: i32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return true;
+    };
+    entries.flatten().any(|entry| {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            return false;
+        };
+        // After the command name in parentheses: state, ppid, pgrp, ...
+        let Some((_, rest)) = stat.rsplit_once(')') else {
+            return false;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        pgrp == Some(pgid) && state != Some("Z")
+    })
 }
 
 #[cfg(test)]
