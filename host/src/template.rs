@@ -63,16 +63,26 @@ pub struct NodeContext {
 
 /// Why a template did not render.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{location}: template of node `{node}`{line}: {message}")]
+#[error("{location}: {}", self.describe())]
 pub struct TemplateError {
     /// The node being rendered.
     pub node: String,
-    /// Where the template string starts.
+    /// Where the error is: the template string's line plus the line inside it.
     pub location: Location,
     /// The line inside the template, when known, as " (template line N)".
     line: String,
     /// What went wrong and what to do.
     pub message: String,
+}
+
+impl TemplateError {
+    /// The error without its location.
+    pub fn describe(&self) -> String {
+        format!(
+            "template of node `{}`{}: {}",
+            self.node, self.line, self.message
+        )
+    }
 }
 
 /// Renders templates; cheap to clone.
@@ -198,17 +208,23 @@ fn render_one(
     if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
         return Ok(text.to_string());
     }
-    env.render_str(text, context)
-        .map_err(|error| TemplateError {
+    env.render_str(text, context).map_err(|error| {
+        // Block scalars and imported texts start their first line at
+        // `location`, so the template's line N is N - 1 lines below it.
+        let line = error.line().filter(|_| text.contains('\n'));
+        let mut location = location.clone();
+        if let Some(line) = line {
+            location.line += line.saturating_sub(1);
+        }
+        TemplateError {
             node: node.to_string(),
-            location: location.clone(),
-            line: error
-                .line()
-                .filter(|_| text.contains('\n'))
+            location,
+            line: line
                 .map(|l| format!(" (template line {l})"))
                 .unwrap_or_default(),
             message: explain(&error),
-        })
+        }
+    })
 }
 
 /// A template error in words a user can act on.
@@ -364,7 +380,7 @@ mod tests {
         let text = error.to_string();
         assert!(
             text.starts_with(
-                "defs.yaml:1:1: template of node `web` (template line 2): undefined name"
+                "defs.yaml:2:1: template of node `web` (template line 2): undefined name"
             ),
             "{text}"
         );

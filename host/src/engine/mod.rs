@@ -129,9 +129,12 @@ impl StopSignal {
         *self.0.borrow()
     }
 
-    /// Resolves once a stop is asked for.
+    /// Resolves once a stop is asked for (never, if the handle is gone
+    /// without asking).
     pub async fn stopped(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+        if self.0.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
     }
 }
 

@@ -265,7 +265,7 @@ fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnostics)
             health.map_or(Ok(()), |r| r.map(drop)),
         ];
         for error in results.into_iter().filter_map(Result::err) {
-            diagnostics.error(&error.location, error.to_string(), "fix the template");
+            diagnostics.error(&error.location, error.describe(), "fix the template");
         }
     }
 }

@@ -432,10 +432,17 @@ impl TreeBuilder<'_> {
         } else {
             Value::Seq(frame.items)
         };
-        let mut node = Yaml {
-            value,
-            location: frame.location,
+        // A block mapping's start event comes at its first `:`; its first
+        // key is where a reader sees it start.
+        let location = match &value {
+            Value::Map(entries) => entries
+                .first()
+                .map(|(k, _)| k.location.clone())
+                .filter(|first| *first < frame.location)
+                .unwrap_or(frame.location),
+            _ => frame.location,
         };
+        let mut node = Yaml { value, location };
         match frame.tag.as_ref().map(tag_name) {
             None | Some(TagName::Str) => {}
             Some(TagName::Import(kind)) => match self.import(kind, &node) {

@@ -1,0 +1,112 @@
+//! Build makespan against the critical-path bound, on the dummy driver.
+//!
+//! N nodes in 10 dependency levels (level i needs level i-1), each instance
+//! taking 100 ms to create and 200 ms to boot, so no build can finish before
+//! 10 x 300 ms = 3 s. Prints makespan / bound (target <= 1.10) and the peak RSS
+//! of this process. `cargo bench --bench engine_build [-- --quick]`
+//! (`--quick`: 1,000 nodes only).
+
+use occopus::api::{Occopus, Options};
+use occopus::engine::{BuildOptions, StopSignal};
+use occopus::model::Sources;
+use std::fmt::Write;
+use std::time::Instant;
+
+const LEVELS: usize = 10;
+const CREATE_S: f64 = 0.1;
+const BOOT_S: f64 = 0.2;
+
+fn write_files(dir: &std::path::Path, nodes: usize) -> Sources {
+    let per_level = nodes / LEVELS;
+    let mut infra = format!("infra_name: bench-{nodes}\nnodes:\n");
+    for level in 0..LEVELS {
+        writeln!(
+            infra,
+            "  - &L{level} {{name: level{level}, type: sim, scaling: {{min: {per_level}}}}}"
+        )
+        .unwrap();
+    }
+    infra.push_str("dependencies:\n");
+    for level in 1..LEVELS {
+        writeln!(infra, "  - [*L{level}, *L{}]", level - 1).unwrap();
+    }
+    let definitions = format!(
+        "'node_def:sim':\n  - resource: {{type: dummy, create_latency: {CREATE_S}, boot_time: {BOOT_S}}}\n    health_check: {{ping: false}}\n"
+    );
+    std::fs::write(dir.join("infra.yaml"), infra).unwrap();
+    std::fs::write(dir.join("nodes.yaml"), definitions).unwrap();
+    Sources {
+        infra: dir.join("infra.yaml"),
+        nodes: vec![dir.join("nodes.yaml")],
+        auth_data: None,
+    }
+}
+
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+async fn bench(nodes: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let sources = write_files(dir.path(), nodes);
+    let mut config = occopus::config::Config::default();
+    config.plugins.dir = Some(dir.path().join("plugins"));
+    config.plugins.cache_dir = Some(std::env::temp_dir().join("occopus-bench-cache"));
+    // The dummy cloud has no rate limit: let a whole level be created at once.
+    config.engine.max_concurrent_per_endpoint = nodes / LEVELS;
+    config.plugins.limits.max_concurrent_calls = ((nodes / LEVELS).max(1024) * 2) as u32;
+    let occopus = Occopus::open(Options {
+        config,
+        state: Some(dir.path().join("state.db")),
+        allow_template_commands: false,
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let report = occopus
+        .build(
+            &sources,
+            BuildOptions {
+                infra_id: None,
+                rollback: false,
+                stop: StopSignal::never(),
+            },
+        )
+        .await
+        .unwrap();
+    let makespan = started.elapsed().as_secs_f64();
+    if let Some(failure) = report.failures().next() {
+        panic!("the build failed: {failure:?}");
+    }
+    let bound = LEVELS as f64 * (CREATE_S + BOOT_S);
+    println!(
+        "build {nodes:>5} nodes, {LEVELS} levels: makespan {makespan:.3} s, bound {bound:.1} s, ratio {:.3}, peak RSS {:.0} MiB",
+        makespan / bound,
+        peak_rss_mib()
+    );
+    let started = Instant::now();
+    occopus
+        .destroy(&report.infra_id, None, StopSignal::never())
+        .await
+        .unwrap();
+    println!(
+        "destroy {nodes:>5} nodes: {:.3} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        bench(1000).await;
+        if !quick {
+            bench(5000).await;
+        }
+    });
+}
