@@ -41,6 +41,13 @@ impl Default for HealthChecker {
     }
 }
 
+impl Probes {
+    /// Whether there is nothing to probe.
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty() && self.urls.is_empty()
+    }
+}
+
 impl HealthChecker {
     /// Runs every probe; `Ok` when all pass, else the first failure in words.
     pub async fn check(&self, probes: &Probes) -> Result<(), String> {

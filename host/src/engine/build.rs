@@ -559,22 +559,24 @@ impl Orchestrator {
         let addresses = self
             .wait_running(run, node_name, &record.id, &target, &cloud_id)
             .await?;
-        store
-            .record_state(&record.id, InstanceState::Running, Some(&addresses), None)
-            .map_err(failed("record the state"))?;
         outcome.addresses = addresses.clone();
         run.book.add(node_name, record.seq, addresses.clone());
-
-        self.emit(
-            &run.infra_id,
-            node_name,
-            &record.id,
-            Phase::Checking,
-            addresses.primary().map(str::to_string),
-        );
         let probes = self.probes(implementation, &context, &book, &addresses)?;
-        self.wait_healthy(run, &probes, implementation.health_check.timeout)
-            .await?;
+        if !probes.is_empty() {
+            // Health checks may take long: record the addresses meanwhile.
+            store
+                .record_state(&record.id, InstanceState::Running, Some(&addresses), None)
+                .map_err(failed("record the state"))?;
+            self.emit(
+                &run.infra_id,
+                node_name,
+                &record.id,
+                Phase::Checking,
+                addresses.primary().map(str::to_string),
+            );
+            self.wait_healthy(run, &probes, implementation.health_check.timeout)
+                .await?;
+        }
         store
             .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
             .map_err(failed("record the state"))?;
@@ -661,8 +663,8 @@ impl Orchestrator {
     }
 
     /// Polls the instance's status until it runs. The interval grows with the
-    /// time waited (a tenth of it, 10 ms to 2 s), so the delay between
-    /// "running" and noticing it stays within ~10% of the boot time.
+    /// time waited (a twentieth of it, 5 ms to 2 s), so the delay between
+    /// "running" and noticing it stays within ~5% of the boot time.
     async fn wait_running(
         &self,
         run: &Run,
@@ -721,7 +723,7 @@ impl Orchestrator {
                     timeout.as_secs()
                 )));
             }
-            let interval = (waited / 10).clamp(Duration::from_millis(10), Duration::from_secs(2));
+            let interval = (waited / 20).clamp(Duration::from_millis(5), Duration::from_secs(2));
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
                 () = stop.stopped() => return Err(Halted::Stopped("booting")),
@@ -773,9 +775,6 @@ impl Orchestrator {
         probes: &Probes,
         timeout: Duration,
     ) -> Result<(), Halted> {
-        if probes.ports.is_empty() && probes.urls.is_empty() {
-            return Ok(());
-        }
         let started = Instant::now();
         let mut stop = run.stop.clone();
         loop {

@@ -196,6 +196,8 @@ impl Orchestrator {
         &self.inner.catalog
     }
 
+    /// Sends a progress event (what is worth keeping is logged by the store
+    /// with the state change itself).
     fn emit(
         &self,
         infra_id: &str,
@@ -204,19 +206,6 @@ impl Orchestrator {
         phase: Phase,
         detail: Option<String>,
     ) {
-        if matches!(phase, Phase::Failed | Phase::Ready | Phase::Destroyed) {
-            let message = match &detail {
-                Some(detail) => format!("{node} {instance_id}: {} ({detail})", phase.as_str()),
-                None => format!("{node} {instance_id}: {}", phase.as_str()),
-            };
-            if let Err(e) = self
-                .inner
-                .store
-                .log_event(infra_id, Some(instance_id), &message)
-            {
-                tracing::warn!(error = %e, "event not logged");
-            }
-        }
         let _ = self.inner.events.send(Event {
             time_ms: crate::store::now_ms(),
             infra_id: infra_id.to_string(),

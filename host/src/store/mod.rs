@@ -247,6 +247,22 @@ pub fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
+/// Logs `message` about instance `id` (prefixed with its node and id).
+fn log_instance_event(
+    transaction: &rusqlite::Transaction<'_>,
+    id: &str,
+    message: &str,
+    time_ms: i64,
+) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT INTO events (infra_id, instance_id, time_ms, message)
+             SELECT infra_id, id, ?2, node_name || ' ' || id || ': ' || ?3 FROM instances WHERE id = ?1",
+        )?
+        .execute(params![id, time_ms, message])
+        .map(drop)
+}
+
 impl Store {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
@@ -410,7 +426,9 @@ impl Store {
         })
     }
 
-    /// Records a state, with the addresses and error that go with it.
+    /// Records a state, with the addresses and error that go with it; a
+    /// state worth remembering (ready, failed) is logged in the same
+    /// transaction.
     pub fn record_state(
         &self,
         id: &str,
@@ -418,22 +436,41 @@ impl Store {
         addresses: Option<&InstanceAddresses>,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
-        let addresses = addresses.map(serde_json::to_string).transpose()?;
+        let address_json = addresses.map(serde_json::to_string).transpose()?;
+        let event = match state {
+            InstanceState::Ready => Some(format!(
+                "ready{}",
+                addresses
+                    .and_then(|a| a.primary())
+                    .map(|a| format!(" at {a}"))
+                    .unwrap_or_default()
+            )),
+            InstanceState::Failed => Some(format!("failed: {}", error.unwrap_or("unknown reason"))),
+            _ => None,
+        };
         self.with(|c| {
-            c.execute(
-                "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
-                 WHERE id = ?1",
-                params![id, state.as_str(), addresses, error, now_ms()],
-            )
-            .map(drop)
+            let transaction = c.transaction()?;
+            let now = now_ms();
+            transaction
+                .prepare_cached(
+                    "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, state.as_str(), address_json, error, now])?;
+            if let Some(event) = &event {
+                log_instance_event(&transaction, id, event, now)?;
+            }
+            transaction.commit()
         })
     }
 
-    /// Forgets a destroyed instance.
+    /// Forgets a destroyed instance (and logs that it was destroyed).
     pub fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute("DELETE FROM instances WHERE id = ?1", [id])
-                .map(drop)
+            let transaction = c.transaction()?;
+            log_instance_event(&transaction, id, "destroyed", now_ms())?;
+            transaction.execute("DELETE FROM instances WHERE id = ?1", [id])?;
+            transaction.commit()
         })
     }
 
@@ -536,6 +573,11 @@ mod tests {
         assert_eq!(stored.state, InstanceState::Ready);
         assert_eq!(stored.addresses, addresses);
         assert_eq!(stored.resource_type(), "dummy");
+        let events = store.events("i1").unwrap();
+        assert_eq!(
+            events.last().unwrap().message,
+            "web web-1: ready at 10.0.0.1"
+        );
         // Reopening keeps everything (migrations are not re-run).
         drop(store);
         let store = Store::open(&dir.path().join("state.db")).unwrap();
