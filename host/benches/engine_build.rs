@@ -67,6 +67,25 @@ async fn bench(nodes: usize) {
     })
     .await
     .unwrap();
+    let mut events = occopus.subscribe();
+    let timeline = tokio::spawn(async move {
+        // Per level: first create started, last instance ready (ms).
+        let mut levels = vec![(i64::MAX, 0i64); LEVELS];
+        while let Ok(event) = events.recv().await {
+            let level: usize = event.node.trim_start_matches("level").parse().unwrap_or(0);
+            match event.phase {
+                occopus::engine::Phase::Creating => {
+                    levels[level].0 = levels[level].0.min(event.time_ms)
+                }
+                occopus::engine::Phase::Ready => {
+                    levels[level].1 = levels[level].1.max(event.time_ms)
+                }
+                occopus::engine::Phase::Destroying => break,
+                _ => {}
+            }
+        }
+        levels
+    });
     let started = Instant::now();
     let report = occopus
         .build(
@@ -97,6 +116,16 @@ async fn bench(nodes: usize) {
     println!(
         "destroy {nodes:>5} nodes: {:.3} s",
         started.elapsed().as_secs_f64()
+    );
+    let levels = timeline.await.unwrap();
+    let origin = levels[0].0;
+    let spans: Vec<String> = levels
+        .iter()
+        .map(|(first, last)| format!("{}-{}", first - origin, last - origin))
+        .collect();
+    println!(
+        "  per level, ms from the first create (first create-last ready): {}",
+        spans.join(" ")
     );
 }
 

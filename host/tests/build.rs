@@ -137,3 +137,65 @@ fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
     occopus.ok(&["destroy", "-i", "broken"]);
     assert!(occopus.local_cloud().list(None).unwrap().is_empty());
 }
+
+#[test]
+fn ctrl_c_stops_gracefully_and_the_build_resumes() {
+    let occopus = Occopus::new(5);
+    let dir = occopus.dir.path();
+    std::fs::write(
+        dir.join("infra.yaml"),
+        "infra_name: slow\nnodes:\n  - &A {name: slow, type: slow}\n  - &B {name: after, type: slow}\ndependencies:\n  - [*B, *A]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nodes.yaml"),
+        "'node_def:slow':\n  - resource: {type: local}\n    contextualisation: {type: cloudinit, context_template: \"#cloud-config\\nbootcmd:\\n  - sleep 2\\nruncmd:\\n  - exec sleep 600\\n\"}\n    health_check: {ping: false}\n",
+    )
+    .unwrap();
+    let infra = dir.join("infra.yaml").display().to_string();
+    let nodes = dir.join("nodes.yaml").display().to_string();
+    let child = occopus
+        .command(&["build", &infra, "--nodes", &nodes, "-i", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("build stopped: 0 of 2 instances ready"),
+        "{stderr}"
+    );
+    let report = occopus.report("slow");
+    assert_eq!(
+        instances(&report, "slow").len(),
+        1,
+        "the instance under way is recorded"
+    );
+    assert!(
+        instances(&report, "after").is_empty(),
+        "nothing new starts after Ctrl-C"
+    );
+
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "slow"]);
+    let report = occopus.report("slow");
+    assert_eq!(report["slow"]["scaling"]["actual"], 1);
+    assert_eq!(report["after"]["scaling"]["actual"], 1);
+    assert_eq!(
+        occopus.local_cloud().list(None).unwrap().len(),
+        2,
+        "the first instance was followed, not re-created"
+    );
+    occopus.ok(&["destroy", "-i", "slow"]);
+}

@@ -43,6 +43,8 @@ fn settle(cloud: &LocalCloud, id: &str) -> NodeView {
 }
 
 fn processes_in_group(pgid: i32) -> usize {
+    // Running members only: a zombie (ended, not yet reaped by PID 1) runs
+    // nothing and holds nothing but its pid.
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
@@ -51,9 +53,11 @@ fn processes_in_group(pgid: i32) -> usize {
                 .ok()
                 .and_then(|s| {
                     let (_, rest) = s.rsplit_once(')')?;
-                    rest.split_whitespace().nth(2)?.parse::<i32>().ok()
+                    let fields: Vec<&str> = rest.split_whitespace().collect();
+                    let pgrp = fields.get(2)?.parse::<i32>().ok()?;
+                    Some(pgrp == pgid && fields.first() != Some(&"Z"))
                 })
-                == Some(pgid)
+                .unwrap_or(false)
         })
         .count()
 }

@@ -471,8 +471,9 @@ fn stop_group(pgid: i32, node_dir: &Path, control_dir: &Path) {
 }
 
 /// Whether any process of group `pgid` is still running (not a zombie). A
-/// supervisor whose creator died is reaped by PID 1, which in a container may
-/// never do it; its zombie must not make destroy wait out the grace period.
+/// member whose parent died is reaped by PID 1, which in a container may take
+/// its time; its zombie runs nothing and must not make destroy wait out the
+/// grace period.
 fn group_has_live_member(pgid: i32) -> bool {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return true;
