@@ -70,12 +70,13 @@ async fn bench(nodes: usize) {
     let mut events = occopus.subscribe();
     let timeline = tokio::spawn(async move {
         // Per level: first create started, last instance ready (ms).
-        let mut levels = vec![(i64::MAX, 0i64); LEVELS];
+        let mut levels = vec![(i64::MAX, 0i64, 0i64); LEVELS];
         while let Ok(event) = events.recv().await {
             let level: usize = event.node.trim_start_matches("level").parse().unwrap_or(0);
             match event.phase {
                 occopus::engine::Phase::Creating => {
-                    levels[level].0 = levels[level].0.min(event.time_ms)
+                    levels[level].0 = levels[level].0.min(event.time_ms);
+                    levels[level].2 = levels[level].2.max(event.time_ms);
                 }
                 occopus::engine::Phase::Ready => {
                     levels[level].1 = levels[level].1.max(event.time_ms)
@@ -121,10 +122,17 @@ async fn bench(nodes: usize) {
     let origin = levels[0].0;
     let spans: Vec<String> = levels
         .iter()
-        .map(|(first, last)| format!("{}-{}", first - origin, last - origin))
+        .map(|(first, last, last_create)| {
+            format!(
+                "{}/{}/{}",
+                first - origin,
+                last_create - origin,
+                last - origin
+            )
+        })
         .collect();
     println!(
-        "  per level, ms from the first create (first create-last ready): {}",
+        "  per level, ms from the first create (first create / last create / last ready): {}",
         spans.join(" ")
     );
 }

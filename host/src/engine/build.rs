@@ -15,7 +15,7 @@
 //! When an instance fails, no new creation starts; calls under way finish and
 //! are recorded, and the report says what is up, what failed and why.
 
-use super::{EngineError, Orchestrator, Phase, StopSignal, is_live};
+use super::{EngineError, Orchestrator, Phase, StopSignal, is_live, polling};
 use crate::health::Probes;
 use crate::model::check::{self, RenderedSections, Strictness};
 use crate::model::{Diagnostics, Model, NodeSpec};
@@ -662,9 +662,7 @@ impl Orchestrator {
             .map_err(|e| Halted::Failed(format!("create failed: {e}")))
     }
 
-    /// Polls the instance's status until it runs. The interval grows with the
-    /// time waited (a twentieth of it, 5 ms to 2 s), so the delay between
-    /// "running" and noticing it stays within ~5% of the boot time.
+    /// Polls the instance's status until it runs, when [`polling`] says.
     async fn wait_running(
         &self,
         run: &Run,
@@ -685,12 +683,17 @@ impl Orchestrator {
             .map_err(|e| Halted::Failed(e.to_string()))?;
         let started = Instant::now();
         let timeout = Duration::from_secs(self.inner.config.boot_timeout_secs);
+        let estimates = &self.inner.boot_estimates;
+        let resource = serde_json::Value::Object(target.resource.clone()).to_string();
         let mut announced = false;
         let mut stop = run.stop.clone();
         loop {
             match self.with_retries(|| driver.status(target, cloud_id)).await {
                 Ok(status) => match status.state {
                     CloudState::Running => {
+                        if announced {
+                            estimates.observe(&resource, started.elapsed());
+                        }
                         return Ok(InstanceAddresses {
                             public: status.public_addresses,
                             private: status.private_addresses,
@@ -723,7 +726,7 @@ impl Orchestrator {
                     timeout.as_secs()
                 )));
             }
-            let interval = (waited / 20).clamp(Duration::from_millis(5), Duration::from_secs(2));
+            let interval = polling::next_poll(waited, estimates.get(&resource));
             tokio::select! {
                 () = tokio::time::sleep(interval) => {}
                 () = stop.stopped() => return Err(Halted::Stopped("booting")),

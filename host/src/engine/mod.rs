@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod destroy;
+mod polling;
 mod targets;
 
 pub use build::{BuildOptions, BuildReport, InstanceOutcome};
@@ -152,6 +153,7 @@ struct Inner {
     health: HealthChecker,
     targets: targets::Targets,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
+    boot_estimates: polling::BootEstimates,
     events: broadcast::Sender<Event>,
 }
 
@@ -175,6 +177,7 @@ impl Orchestrator {
                 health: HealthChecker::default(),
                 targets: targets::Targets::new(local_cloud),
                 limits: Mutex::new(HashMap::new()),
+                boot_estimates: polling::BootEstimates::default(),
                 events: broadcast::channel(8192).0,
             }),
         }

@@ -397,10 +397,11 @@ impl Store {
     pub fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         let resource = serde_json::to_string(&record.resource)?;
         self.with(|c| {
-            c.execute(
+            c.prepare_cached(
                 "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-                params![
+            )?
+            .execute(params![
                     record.id,
                     record.infra_id,
                     record.node_name,
@@ -408,8 +409,7 @@ impl Store {
                     resource,
                     record.state.as_str(),
                     record.created_ms
-                ],
-            )
+                ])
             .map(drop)
         })
     }
@@ -417,11 +417,11 @@ impl Store {
     /// Records the cloud id a create returned (or that `list` found).
     pub fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
         self.with(|c| {
-            c.execute(
+            c.prepare_cached(
                 "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
                  updated_ms = ?3 WHERE id = ?1",
-                params![id, cloud_id, now_ms()],
-            )
+            )?
+            .execute(params![id, cloud_id, now_ms()])
             .map(drop)
         })
     }
