@@ -100,8 +100,12 @@ async fn bench(nodes: usize) {
         .await
         .unwrap();
     let makespan = started.elapsed().as_secs_f64();
-    if let Some(failure) = report.failures().next() {
-        panic!("the build failed: {failure:?}");
+    if let Some(not_ready) = report
+        .instances
+        .iter()
+        .find(|i| i.phase != occopus::engine::Phase::Ready)
+    {
+        panic!("the build did not complete: {not_ready:?}");
     }
     let bound = LEVELS as f64 * (CREATE_S + BOOT_S);
     println!(
