@@ -159,7 +159,15 @@ fn ctrl_c_stops_gracefully_and_the_build_resumes() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    // Interrupt once the first instance exists (it then boots for 2 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while occopus.local_cloud().list(None).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never created a node"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     rustix::process::kill_process(
         rustix::process::Pid::from_child(&child),
         rustix::process::Signal::INT,

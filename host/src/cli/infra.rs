@@ -152,20 +152,23 @@ pub async fn build(
     config: &crate::config::Config,
     state: &StateArgs,
 ) -> Result<(), CliError> {
-    let occopus = Occopus::open(options(config, state)).await?;
+    // Listen for Ctrl-C before anything else, so that none is missed.
     let (stop, signal) = StopHandle::new();
+    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| CliError::Failed(format!("cannot listen for Ctrl-C: {e}")))?;
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupts.recv().await.is_some() {
             eprintln!(
                 "stopping: calls under way finish and are recorded; press Ctrl-C again to quit at once"
             );
             stop.stop();
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupts.recv().await.is_some() {
                 eprintln!("quitting; run the same build again to resume");
                 std::process::exit(130);
             }
         }
     });
+    let occopus = Occopus::open(options(config, state)).await?;
     let progress = Progress::start(occopus.subscribe());
     let options = BuildOptions {
         infra_id: args.infra_id.clone(),
