@@ -20,7 +20,8 @@ use crate::health::Probes;
 use crate::model::check::{self, RenderedSections, Strictness};
 use crate::model::{Diagnostics, Model, NodeSpec};
 use crate::plugin::{
-    CreateRequest, InstanceState as CloudState, InstanceTags, NodeFacts, Payload, Target,
+    CreateRequest, DriverPlugin, InstanceState as CloudState, InstanceTags, NodeFacts, Payload,
+    Target,
 };
 use crate::store::{InfraSnapshot, InstanceRecord, InstanceState, NodeSnapshot, now_ms};
 use crate::template::{AddressBook, InstanceAddresses};
@@ -518,7 +519,9 @@ impl Orchestrator {
         let context = check::node_context(model, node, implementation, &run.infra_id, &record.id);
         let book: Arc<dyn AddressBook> = run.book.clone();
 
-        if record.cloud_id.is_none() {
+        // An instance without a cloud id is (re)created: render, then record
+        // the intent of a new one before any cloud call.
+        let payload = if record.cloud_id.is_none() {
             let rendered =
                 check::render_sections(&self.inner.renderer, implementation, &context, &book)
                     .map_err(|e| Halted::Failed(e.to_string()))?;
@@ -531,7 +534,7 @@ impl Orchestrator {
                     &record.id,
                 )
                 .await?;
-            record.resource = rendered.resource.clone();
+            record.resource = rendered.resource;
             if fresh {
                 if run.halted() {
                     return Err(Halted::Stopped("waiting to be created"));
@@ -540,7 +543,24 @@ impl Orchestrator {
                     .insert_intent(&record)
                     .map_err(failed("record the intent"))?;
             }
-            let cloud_id = self.create(run, node, &record, payload).await?;
+            Some(payload)
+        } else {
+            None
+        };
+        let driver = self
+            .catalog()
+            .driver(record.resource_type())
+            .map_err(|e| Halted::Failed(e.to_string()))?;
+        let target = self
+            .inner
+            .targets
+            .target(&record.resource, &model.auth)
+            .await
+            .map_err(Halted::Failed)?;
+        if let Some(payload) = payload {
+            let cloud_id = self
+                .create(run, node, &record, driver, &target, payload)
+                .await?;
             store
                 .record_cloud_id(&record.id, &cloud_id)
                 .map_err(failed("record the cloud id"))?;
@@ -550,14 +570,8 @@ impl Orchestrator {
             return Err(Halted::Stopped("booting"));
         }
         let cloud_id = record.cloud_id.clone().unwrap_or_default();
-        let target = self
-            .inner
-            .targets
-            .target(&record.resource, &model.auth)
-            .await
-            .map_err(Halted::Failed)?;
         let addresses = self
-            .wait_running(run, node_name, &record.id, &target, &cloud_id)
+            .wait_running(run, node_name, &record.id, driver, &target, &cloud_id)
             .await?;
         outcome.addresses = addresses.clone();
         run.book.add(node_name, record.seq, addresses.clone());
@@ -628,18 +642,10 @@ impl Orchestrator {
         run: &Run,
         node: &NodeSpec,
         record: &InstanceRecord,
+        driver: &DriverPlugin,
+        target: &Target,
         payload: Payload,
     ) -> Result<String, Halted> {
-        let driver = self
-            .catalog()
-            .driver(record.resource_type())
-            .map_err(|e| Halted::Failed(e.to_string()))?;
-        let target = self
-            .inner
-            .targets
-            .target(&record.resource, &run.model.auth)
-            .await
-            .map_err(Halted::Failed)?;
         let endpoint = target.resource.get("endpoint").and_then(|e| e.as_str());
         let limit = self.endpoint_limit(&driver.info().name, endpoint);
         let _permit = limit
@@ -668,19 +674,10 @@ impl Orchestrator {
         run: &Run,
         node: &str,
         instance_id: &str,
+        driver: &DriverPlugin,
         target: &Target,
         cloud_id: &str,
     ) -> Result<InstanceAddresses, Halted> {
-        let driver = self
-            .catalog()
-            .driver(
-                target
-                    .resource
-                    .get("type")
-                    .and_then(|t| t.as_str())
-                    .unwrap_or_default(),
-            )
-            .map_err(|e| Halted::Failed(e.to_string()))?;
         let started = Instant::now();
         let timeout = Duration::from_secs(self.inner.config.boot_timeout_secs);
         let estimates = &self.inner.boot_estimates;
