@@ -92,11 +92,7 @@ impl Occopus {
     pub async fn open(options: Options) -> Result<Self, ApiError> {
         let runtime = PluginRuntime::new(&options.config.plugins)?;
         let catalog = PluginCatalog::discover(&runtime, &options.config.plugins).await?;
-        let state = options
-            .state
-            .or_else(crate::dirs::state_file)
-            .ok_or(ApiError::NoStateLocation)?;
-        let store = Store::open(&state)?;
+        let store = open_state(options.state)?;
         let local_cloud = LocalCloudSettings::from_config(None, &options.config.local_cloud)
             .inspect_err(|e| tracing::warn!(error = %e, "the local cloud is unavailable"))
             .ok();
@@ -178,22 +174,7 @@ impl Occopus {
 
     /// The recorded infrastructures (all, or the one named).
     pub fn info(&self, infra_id: Option<&str>) -> Result<Vec<InfraInfo>, ApiError> {
-        let store = self.orchestrator.store();
-        let ids = match infra_id {
-            Some(id) => vec![id.to_string()],
-            None => store.infra_ids()?,
-        };
-        let mut infos = Vec::with_capacity(ids.len());
-        for id in ids {
-            let infra = store
-                .infra(&id)?
-                .ok_or_else(|| ApiError::Engine(EngineError::UnknownInfra(id.clone())))?;
-            infos.push(InfraInfo {
-                instances: store.instances(&id)?,
-                infra,
-            });
-        }
-        Ok(infos)
+        info(self.orchestrator.store(), infra_id)
     }
 
     /// Stores the node definitions of `path` for later builds; returns the
@@ -240,6 +221,34 @@ impl Occopus {
             (_, diagnostics) => Err(ApiError::Invalid(diagnostics)),
         }
     }
+}
+
+/// Opens the state database at `state`, else at its default place.
+pub fn open_state(state: Option<PathBuf>) -> Result<Store, ApiError> {
+    let path = state
+        .or_else(crate::dirs::state_file)
+        .ok_or(ApiError::NoStateLocation)?;
+    Ok(Store::open(&path)?)
+}
+
+/// The infrastructures recorded in `store` (all, or the one named). Needs no
+/// plugin, so reporting stays cheap.
+pub fn info(store: &Store, infra_id: Option<&str>) -> Result<Vec<InfraInfo>, ApiError> {
+    let ids = match infra_id {
+        Some(id) => vec![id.to_string()],
+        None => store.infra_ids()?,
+    };
+    let mut infos = Vec::with_capacity(ids.len());
+    for id in ids {
+        let infra = store
+            .infra(&id)?
+            .ok_or_else(|| ApiError::Engine(EngineError::UnknownInfra(id.clone())))?;
+        infos.push(InfraInfo {
+            instances: store.instances(&id)?,
+            infra,
+        });
+    }
+    Ok(infos)
 }
 
 fn load_auth(path: &Path) -> Result<AuthData, ApiError> {

@@ -3,7 +3,7 @@
 use super::CliError;
 use super::progress::Progress;
 use crate::api::{InfraInfo, Occopus, Options, graph_dot};
-use crate::engine::{BuildOptions, StopHandle};
+use crate::engine::{BuildOptions, StopHandle, StopSignal};
 use crate::model::{LoadLimits, Model, NodeDefinitions, Sources};
 use crate::store::InstanceState;
 use clap::Args;
@@ -146,15 +146,12 @@ pub async fn validate(
     Ok(())
 }
 
-/// `occopus build`: prints the infra id on stdout.
-pub async fn build(
-    args: BuildArgs,
-    config: &crate::config::Config,
-    state: &StateArgs,
-) -> Result<(), CliError> {
-    // Listen for Ctrl-C before anything else, so that none is missed.
-    let (stop, signal) = StopHandle::new();
-    let mut interrupts = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+/// The first Ctrl-C stops the returned signal (calls under way finish and are
+/// recorded); a second quits at once with 130, saying how to go on.
+fn stop_on_ctrl_c(how_to_go_on: &'static str) -> Result<StopSignal, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (stop, stopped) = StopHandle::new();
+    let mut interrupts = signal(SignalKind::interrupt())
         .map_err(|e| CliError::Failed(format!("cannot listen for Ctrl-C: {e}")))?;
     tokio::spawn(async move {
         if interrupts.recv().await.is_some() {
@@ -163,11 +160,22 @@ pub async fn build(
             );
             stop.stop();
             if interrupts.recv().await.is_some() {
-                eprintln!("quitting; run the same build again to resume");
+                eprintln!("quitting; {how_to_go_on}");
                 std::process::exit(130);
             }
         }
     });
+    Ok(stopped)
+}
+
+/// `occopus build`: prints the infra id on stdout.
+pub async fn build(
+    args: BuildArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    // Listen for Ctrl-C before anything else, so that none is missed.
+    let signal = stop_on_ctrl_c("run the same build again to resume")?;
     let occopus = Occopus::open(options(config, state)).await?;
     let progress = Progress::start(occopus.subscribe());
     let options = BuildOptions {
@@ -248,13 +256,8 @@ pub async fn destroy(
     config: &crate::config::Config,
     state: &StateArgs,
 ) -> Result<(), CliError> {
+    let signal = stop_on_ctrl_c("run destroy again to finish")?;
     let occopus = Occopus::open(options(config, state)).await?;
-    let (stop, signal) = StopHandle::new();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            stop.stop();
-        }
-    });
     let progress = Progress::start(occopus.subscribe());
     let auth = args.auth_data.or_else(crate::dirs::auth_data_file);
     let result = occopus
@@ -281,17 +284,10 @@ pub async fn destroy(
     )))
 }
 
-/// `occopus info`.
-pub async fn info(
-    args: InfoArgs,
-    config: &crate::config::Config,
-    state: &StateArgs,
-) -> Result<(), CliError> {
-    let mut options = options(config, state);
-    // Reading the store needs no plugin; skip loading any from the directory.
-    options.config.plugins.dir = Some(PathBuf::from("/nonexistent"));
-    let occopus = Occopus::open(options).await?;
-    let infos = occopus.info(args.infra_id.as_deref())?;
+/// `occopus info`: reads the state database only (no plugin is loaded).
+pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
+    let store = crate::api::open_state(state.state.clone())?;
+    let infos = crate::api::info(&store, args.infra_id.as_deref())?;
     match (args.infra_id.is_some(), args.json) {
         (false, true) => {
             let list: Vec<_> = infos

@@ -157,7 +157,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build(args) => infra::build(args, &config, state).await,
         Command::Destroy(args) => infra::destroy(args, &config, state).await,
-        Command::Info(args) => infra::info(args, &config, state).await,
+        Command::Info(args) => infra::info(args, state),
         Command::Validate { files, json } => infra::validate(files, json, &config, state).await,
         Command::Import { file } => infra::import(file, &config, state).await,
         Command::Graph { files } => infra::graph(files),
