@@ -429,12 +429,16 @@ impl Orchestrator {
             Err(Halted::Failed(reason)) => {
                 run.halt.send_replace(true);
                 // A no-op when it failed before its intent was written.
-                let _ = self.inner.store.record_state(
-                    &outcome.instance_id,
-                    InstanceState::Failed,
-                    None,
-                    Some(&reason),
-                );
+                let _ = self
+                    .inner
+                    .store
+                    .record_state(
+                        &outcome.instance_id,
+                        InstanceState::Failed,
+                        None,
+                        Some(&reason),
+                    )
+                    .await;
                 self.emit(
                     &run.infra_id,
                     node,
@@ -541,6 +545,7 @@ impl Orchestrator {
                 }
                 store
                     .insert_intent(&record)
+                    .await
                     .map_err(failed("record the intent"))?;
             }
             Some(payload)
@@ -563,6 +568,7 @@ impl Orchestrator {
                 .await?;
             store
                 .record_cloud_id(&record.id, &cloud_id)
+                .await
                 .map_err(failed("record the cloud id"))?;
             record.cloud_id = Some(cloud_id);
         }
@@ -580,6 +586,7 @@ impl Orchestrator {
             // Health checks may take long: record the addresses meanwhile.
             store
                 .record_state(&record.id, InstanceState::Running, Some(&addresses), None)
+                .await
                 .map_err(failed("record the state"))?;
             self.emit(
                 &run.infra_id,
@@ -593,6 +600,7 @@ impl Orchestrator {
         }
         store
             .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
+            .await
             .map_err(failed("record the state"))?;
         self.emit(
             &run.infra_id,

@@ -177,7 +177,9 @@ impl Orchestrator {
             victim.cloud_id.clone(),
         );
         if let Some(cloud_id) = &victim.cloud_id {
-            let _ = store.record_state(&victim.id, InstanceState::Destroying, None, None);
+            let _ = store
+                .record_state(&victim.id, InstanceState::Destroying, None, None)
+                .await;
             let driver = self
                 .catalog()
                 .driver(resource_type(&victim.resource))
@@ -191,8 +193,9 @@ impl Orchestrator {
                 .await
             {
                 let reason = format!("destroy of {cloud_id} failed: {e}");
-                let _ =
-                    store.record_state(&victim.id, InstanceState::Destroying, None, Some(&reason));
+                let _ = store
+                    .record_state(&victim.id, InstanceState::Destroying, None, Some(&reason))
+                    .await;
                 self.emit(
                     infra_id,
                     node,
@@ -205,6 +208,7 @@ impl Orchestrator {
         }
         store
             .delete_instance(&victim.id)
+            .await
             .map_err(|e| e.to_string())?;
         self.emit(
             infra_id,

@@ -2,8 +2,9 @@
 //! definitions and an event log, in one SQLite database.
 //!
 //! The engine writes an instance's *intent* (its id, node and target) before
-//! the cloud call that creates it and the *result* after, each in its own
-//! committed transaction, so that a process killed at any instant leaves a
+//! the cloud call that creates it and the *result* after, each committed
+//! before the engine goes on (writes from concurrent instances share a commit:
+//! see `store/committer.rs`), so that a process killed at any instant leaves a
 //! record of every machine it may have made. Running the command again reads
 //! these records and finishes the job.
 
@@ -12,7 +13,9 @@ use crate::template::InstanceAddresses;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+
+mod committer;
 
 const MIGRATIONS: &[&str] = &["
     CREATE TABLE infras (
@@ -65,6 +68,10 @@ pub enum StoreError {
     },
     #[error("the state database failed: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error(
+        "the state database could not commit: {0}; check the disk has space and the file is writable"
+    )]
+    Commit(String),
     #[error("a record in the state database is damaged: {0}")]
     Corrupt(#[from] serde_json::Error),
 }
@@ -205,9 +212,12 @@ pub struct EventRecord {
     pub message: String,
 }
 
-/// The state database. Share it behind an `Arc`; calls are short transactions.
+/// The state database. Share it behind an `Arc`; calls are short
+/// transactions, and the engine's per-instance writes (the async ones) are
+/// group-committed by a writer thread.
 pub struct Store {
-    connection: Mutex<Connection>,
+    connection: Arc<Mutex<Connection>>,
+    committer: committer::Committer,
 }
 
 const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms";
@@ -249,12 +259,12 @@ pub fn now_ms() -> i64 {
 
 /// Logs `message` about instance `id` (prefixed with its node and id).
 fn log_instance_event(
-    transaction: &rusqlite::Transaction<'_>,
+    connection: &Connection,
     id: &str,
     message: &str,
     time_ms: i64,
 ) -> rusqlite::Result<()> {
-    transaction
+    connection
         .prepare_cached(
             "INSERT INTO events (infra_id, instance_id, time_ms, message)
              SELECT infra_id, id, ?2, node_name || ' ' || id || ': ' || ?3 FROM instances WHERE id = ?1",
@@ -277,8 +287,15 @@ impl Store {
                 path: path.to_path_buf(),
                 source,
             })?;
+        let connection = Arc::new(Mutex::new(connection));
+        let committer =
+            committer::Committer::start(connection.clone()).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
         Ok(Store {
-            connection: Mutex::new(connection),
+            connection,
+            committer,
         })
     }
 
@@ -394,14 +411,16 @@ impl Store {
     }
 
     /// Writes an instance's intent, before the call that creates it.
-    pub fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+    pub async fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         let resource = serde_json::to_string(&record.resource)?;
-        self.with(|c| {
-            c.prepare_cached(
-                "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-            )?
-            .execute(params![
+        let record = record.clone();
+        self.committer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                )?
+                .execute(params![
                     record.id,
                     record.infra_id,
                     record.node_name,
@@ -410,26 +429,30 @@ impl Store {
                     record.state.as_str(),
                     record.created_ms
                 ])
-            .map(drop)
-        })
+                .map(drop)
+            })
+            .await
     }
 
     /// Records the cloud id a create returned (or that `list` found).
-    pub fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.prepare_cached(
-                "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
-                 updated_ms = ?3 WHERE id = ?1",
-            )?
-            .execute(params![id, cloud_id, now_ms()])
-            .map(drop)
-        })
+    pub async fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
+        let (id, cloud_id) = (id.to_string(), cloud_id.to_string());
+        self.committer
+            .write(move |c| {
+                c.prepare_cached(
+                    "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
+                     updated_ms = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, cloud_id, now_ms()])
+                .map(drop)
+            })
+            .await
     }
 
     /// Records a state, with the addresses and error that go with it; a
     /// state worth remembering (ready, failed) is logged in the same
     /// transaction.
-    pub fn record_state(
+    pub async fn record_state(
         &self,
         id: &str,
         state: InstanceState,
@@ -448,30 +471,33 @@ impl Store {
             InstanceState::Failed => Some(format!("failed: {}", error.unwrap_or("unknown reason"))),
             _ => None,
         };
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            let now = now_ms();
-            transaction
-                .prepare_cached(
+        let (id, error) = (id.to_string(), error.map(str::to_string));
+        self.committer
+            .write(move |c| {
+                let now = now_ms();
+                c.prepare_cached(
                     "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
                      WHERE id = ?1",
                 )?
                 .execute(params![id, state.as_str(), address_json, error, now])?;
-            if let Some(event) = &event {
-                log_instance_event(&transaction, id, event, now)?;
-            }
-            transaction.commit()
-        })
+                match &event {
+                    Some(event) => log_instance_event(c, &id, event, now),
+                    None => Ok(()),
+                }
+            })
+            .await
     }
 
     /// Forgets a destroyed instance (and logs that it was destroyed).
-    pub fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            log_instance_event(&transaction, id, "destroyed", now_ms())?;
-            transaction.execute("DELETE FROM instances WHERE id = ?1", [id])?;
-            transaction.commit()
-        })
+    pub async fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.committer
+            .write(move |c| {
+                log_instance_event(c, &id, "destroyed", now_ms())?;
+                c.execute("DELETE FROM instances WHERE id = ?1", [&id])
+                    .map(drop)
+            })
+            .await
     }
 
     /// The instances of an infra, by node and number.
@@ -534,39 +560,67 @@ impl Store {
 mod tests {
     use super::*;
 
-    #[test]
-    fn intents_results_and_deletion_round_trip() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("state.db")).unwrap();
-        store
-            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
-            .unwrap();
-        let resource = serde_json::json!({"type": "dummy"})
-            .as_object()
-            .unwrap()
-            .clone();
-        let record = InstanceRecord {
-            id: "web-1".into(),
+    fn intent(id: &str, seq: u32) -> InstanceRecord {
+        InstanceRecord {
+            id: id.into(),
             infra_id: "i1".into(),
             node_name: "web".into(),
-            seq: store.next_seq("i1", "web").unwrap(),
-            resource,
+            seq,
+            resource: serde_json::Map::new(),
             cloud_id: None,
             state: InstanceState::Creating,
             addresses: InstanceAddresses::default(),
             error: None,
             created_ms: now_ms(),
             updated_ms: 0,
-        };
-        store.insert_intent(&record).unwrap();
+        }
+    }
+
+    /// A fresh store holding infra `i1`, and the directory it lives in.
+    fn store_with_infra() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
+        store
+            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_rolled_back() {
+        let (_dir, store) = store_with_infra();
+        store.insert_intent(&intent("web-0", 0)).await.unwrap();
+        let records: Vec<InstanceRecord> =
+            (1..=200).map(|n| intent(&format!("web-{n}"), n)).collect();
+        let duplicate = intent("web-0", 0);
+        let (many, clash) = tokio::join!(
+            futures::future::join_all(records.iter().map(|r| store.insert_intent(r))),
+            store.insert_intent(&duplicate),
+        );
+        assert!(many.iter().all(Result::is_ok), "{many:?}");
+        let clash = clash.expect_err("a second intent with the same id must fail");
+        assert!(clash.to_string().contains("UNIQUE"), "{clash}");
+        assert_eq!(store.instances("i1").unwrap().len(), 201);
+    }
+
+    #[tokio::test]
+    async fn intents_results_and_deletion_round_trip() {
+        let (dir, store) = store_with_infra();
+        let mut record = intent("web-1", store.next_seq("i1", "web").unwrap());
+        record.resource = serde_json::json!({"type": "dummy"})
+            .as_object()
+            .unwrap()
+            .clone();
+        store.insert_intent(&record).await.unwrap();
         assert_eq!(store.next_seq("i1", "web").unwrap(), 2);
-        store.record_cloud_id("web-1", "c-1").unwrap();
+        store.record_cloud_id("web-1", "c-1").await.unwrap();
         let addresses = InstanceAddresses {
             public: vec!["10.0.0.1".into()],
             private: vec![],
         };
         store
             .record_state("web-1", InstanceState::Ready, Some(&addresses), None)
+            .await
             .unwrap();
         let stored = &store.instances("i1").unwrap()[0];
         assert_eq!(stored.cloud_id.as_deref(), Some("c-1"));
