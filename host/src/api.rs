@@ -23,8 +23,10 @@
 //! ```
 
 use crate::config::Config;
+use crate::engine::maintain::{ScaleBy, ScaleQueued};
 use crate::engine::{
-    BuildOptions, BuildReport, DestroyReport, EngineError, Orchestrator, StopSignal,
+    BuildOptions, BuildReport, DestroyReport, EngineError, Orchestrator, PassReport, Plan,
+    StopSignal,
 };
 use crate::local_cloud::LocalCloudSettings;
 use crate::model::check::{self, Strictness};
@@ -32,7 +34,9 @@ use crate::model::{
     AuthData, Diagnostics, LoadLimits, Model, NodeDefinitions, Sources, Yaml, yaml,
 };
 use crate::plugin::{PluginCatalog, PluginRuntime, RuntimeError};
-use crate::store::{InfraRecord, InstanceRecord, Store, StoreError};
+use crate::store::{
+    InfraRecord, InstanceRecord, NodeSnapshot, NodeTarget, ScaleRequest, Store, StoreError,
+};
 use crate::template::Renderer;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +89,23 @@ pub struct InfraInfo {
     pub infra: InfraRecord,
     /// Its instances.
     pub instances: Vec<InstanceRecord>,
+    /// Its nodes' scaled targets and healing backoff.
+    pub targets: Vec<NodeTarget>,
+    /// Scaling requests not applied yet.
+    pub scale_requests: Vec<ScaleRequest>,
+}
+
+impl InfraInfo {
+    /// How many instances `node` should have: its scaled target, else its
+    /// `scaling.min`, within its limits.
+    pub fn target(&self, node: &NodeSnapshot) -> u32 {
+        self.targets
+            .iter()
+            .find(|t| t.node_name == node.name)
+            .and_then(|t| t.target)
+            .unwrap_or(node.scaling.min)
+            .clamp(node.scaling.min, node.scaling.max)
+    }
 }
 
 impl Occopus {
@@ -165,11 +186,44 @@ impl Occopus {
         auth_data: Option<&Path>,
         stop: StopSignal,
     ) -> Result<DestroyReport, ApiError> {
-        let auth = match auth_data {
-            Some(path) => load_auth(path)?,
-            None => AuthData::default(),
-        };
+        let auth = load_auth_or_default(auth_data)?;
         Ok(self.orchestrator.destroy(infra_id, &auth, stop).await?)
+    }
+
+    /// What building the files onto `infra_id` (default: the description's
+    /// `infra_id`; none: a new infra) would change; nothing is touched.
+    pub fn plan(&self, sources: &Sources, infra_id: Option<&str>) -> Result<Plan, ApiError> {
+        let model = self.valid_model(sources)?;
+        let infra_id = infra_id.or(model.infra.id.as_deref()).unwrap_or_default();
+        Ok(self.orchestrator.plan(&model, infra_id)?)
+    }
+
+    /// One maintenance pass over `infra_id` (see [`crate::engine::maintain`]).
+    pub async fn maintain_pass(
+        &self,
+        infra_id: &str,
+        auth_data: Option<&Path>,
+        interval: std::time::Duration,
+        stop: StopSignal,
+    ) -> Result<PassReport, ApiError> {
+        let auth = load_auth_or_default(auth_data)?;
+        Ok(self
+            .orchestrator
+            .maintain_pass(infra_id, &auth, interval, stop)
+            .await?)
+    }
+
+    /// Queues a scaling request that the next maintenance pass applies.
+    pub fn scale(
+        &self,
+        infra_id: &str,
+        node: &str,
+        by: ScaleBy,
+        instance: Option<&str>,
+    ) -> Result<ScaleQueued, ApiError> {
+        Ok(self
+            .orchestrator
+            .request_scale(infra_id, node, by, instance)?)
     }
 
     /// The recorded infrastructures (all, or the one named).
@@ -245,10 +299,19 @@ pub fn info(store: &Store, infra_id: Option<&str>) -> Result<Vec<InfraInfo>, Api
             .ok_or_else(|| ApiError::Engine(EngineError::UnknownInfra(id.clone())))?;
         infos.push(InfraInfo {
             instances: store.instances(&id)?,
+            targets: store.node_targets(&id)?,
+            scale_requests: store.scale_requests(&id)?,
             infra,
         });
     }
     Ok(infos)
+}
+
+fn load_auth_or_default(path: Option<&Path>) -> Result<AuthData, ApiError> {
+    match path {
+        Some(path) => load_auth(path),
+        None => Ok(AuthData::default()),
+    }
 }
 
 fn load_auth(path: &Path) -> Result<AuthData, ApiError> {

@@ -23,6 +23,7 @@
 //!   max_concurrent_per_endpoint: 64  # create/destroy calls in flight per cloud endpoint
 //!   boot_timeout_secs: 1800           # pending longer than this = failed
 //!   call_attempts: 5                  # tries of a transiently failing cloud call
+//!   max_concurrent_checks: 256        # instances observed at once by `maintain`
 //! ```
 //!
 //! Relative paths are relative to the file that names them.
@@ -75,6 +76,9 @@ pub struct EngineConfig {
     pub boot_timeout_secs: u64,
     /// Tries of a cloud call that fails with a transient error.
     pub call_attempts: u32,
+    /// Most instances observed (status and health checks) at once by a
+    /// maintenance pass.
+    pub max_concurrent_checks: usize,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +87,7 @@ impl Default for EngineConfig {
             max_concurrent_per_endpoint: 64,
             boot_timeout_secs: 1800,
             call_attempts: 5,
+            max_concurrent_checks: 256,
         }
     }
 }

@@ -33,6 +33,14 @@ impl InstanceAddresses {
             .or(self.private.first())
             .map(String::as_str)
     }
+
+    /// Whether `address` is one of them.
+    pub fn contains(&self, address: &str) -> bool {
+        self.public
+            .iter()
+            .chain(&self.private)
+            .any(|a| a == address)
+    }
 }
 
 /// Where templates look up other nodes' addresses.

@@ -365,8 +365,7 @@ async fn every_problem_is_reported_at_once() {
 async fn the_compatibility_corpus_validates_and_renders() {
     let dir = tempfile::tempdir().unwrap();
     let occopus = open(dir.path()).await;
-    let corpus =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/occopus-tutorials");
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compat/occopus-tutorials");
     let mut checked = 0;
     for tutorial in std::fs::read_dir(&corpus)
         .unwrap()

@@ -1,4 +1,5 @@
-//! Occopus's verbs: `build`, `destroy`, `info`, `validate`, `import`, `graph`.
+//! Occopus's verbs: `build`, `destroy`, `info`, `validate`, `import`, `graph`
+//! (keeping infrastructures alive: see `upkeep`).
 
 use super::CliError;
 use super::progress::Progress;
@@ -29,7 +30,7 @@ pub struct FileArgs {
 }
 
 impl FileArgs {
-    fn sources(&self) -> Sources {
+    pub(super) fn sources(&self) -> Sources {
         Sources {
             infra: self.infra.clone(),
             nodes: self.nodes.clone(),
@@ -108,7 +109,7 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-fn options(config: &crate::config::Config, state: &StateArgs) -> Options {
+pub(super) fn options(config: &crate::config::Config, state: &StateArgs) -> Options {
     Options {
         config: config.clone(),
         state: state.state.clone(),
@@ -148,7 +149,7 @@ pub async fn validate(
 
 /// The first Ctrl-C stops the returned signal (calls under way finish and are
 /// recorded); a second quits at once with 130, saying how to go on.
-fn stop_on_ctrl_c(how_to_go_on: &'static str) -> Result<StopSignal, CliError> {
+pub(super) fn stop_on_ctrl_c(how_to_go_on: &'static str) -> Result<StopSignal, CliError> {
     use tokio::signal::unix::{SignalKind, signal};
     let (stop, stopped) = StopHandle::new();
     let mut interrupts = signal(SignalKind::interrupt())
@@ -323,10 +324,7 @@ pub fn occopus_report(info: &InfraInfo) -> serde_json::Value {
             .iter()
             .filter(|i| i.node_name == node.name)
             .collect();
-        let actual = instances
-            .iter()
-            .filter(|i| i.state == InstanceState::Ready)
-            .count();
+        let actual = instances.iter().filter(|i| i.state.is_live()).count();
         let entries: serde_json::Map<String, serde_json::Value> = instances
             .iter()
             .map(|i| {
@@ -338,6 +336,7 @@ pub fn occopus_report(info: &InfraInfo) -> serde_json::Value {
                         "cloud_id": i.cloud_id,
                         "private_address": i.addresses.private.first(),
                         "error": i.error,
+                        "health": i.health,
                     }),
                 )
             })
@@ -346,7 +345,7 @@ pub fn occopus_report(info: &InfraInfo) -> serde_json::Value {
             node.name.clone(),
             serde_json::json!({
                 "instances": entries,
-                "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": node.scaling.min.max(instances.len() as u32)},
+                "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": info.target(node)},
             }),
         );
     }
@@ -368,17 +367,22 @@ fn print_infra(info: &InfraInfo) {
             .iter()
             .filter(|i| i.state == InstanceState::Ready)
             .count();
+        let actual = instances.iter().filter(|i| i.state.is_live()).count();
         println!(
-            "node {} ({}): {ready} ready of {} [min {}, max {}]",
+            "node {} ({}): {ready} ready, {actual} up, target {} [min {}, max {}]",
             node.name,
             node.node_type,
-            instances.len(),
+            info.target(node),
             node.scaling.min,
             node.scaling.max
         );
         for i in instances {
+            let health = match (i.health.status, &i.health.detail) {
+                (crate::store::HealthStatus::Failing, Some(why)) => format!("failing ({why})"),
+                (status, _) => status.as_str().to_string(),
+            };
             println!(
-                "  {:<28} {:<10} {:<16} {}{}",
+                "  {:<28} {:<10} {:<16} {:<24} {health}{}",
                 i.id,
                 i.state.as_str(),
                 i.addresses.primary().unwrap_or("-"),
@@ -389,6 +393,19 @@ fn print_infra(info: &InfraInfo) {
                     .unwrap_or_default()
             );
         }
+    }
+    for request in &info.scale_requests {
+        println!(
+            "queued scaling request {}: node {} {:+}{}",
+            request.seq,
+            request.node_name,
+            request.change,
+            request
+                .instance
+                .as_deref()
+                .map(|i| format!(" (instance {i})"))
+                .unwrap_or_default()
+        );
     }
 }
 

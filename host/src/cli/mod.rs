@@ -9,6 +9,7 @@ mod infra;
 mod local_cloud;
 mod plugins;
 mod progress;
+mod upkeep;
 
 use crate::config::{Config, ConfigError};
 use crate::plugin::RuntimeError;
@@ -56,6 +57,12 @@ pub enum Command {
     Destroy(infra::DestroyArgs),
     /// List the infrastructures, or show one's nodes and instances.
     Info(infra::InfoArgs),
+    /// Keep an infrastructure alive: heal failed instances, apply scaling.
+    Maintain(upkeep::MaintainArgs),
+    /// Queue a scaling request (within the node's limits) for `maintain`.
+    Scale(upkeep::ScaleArgs),
+    /// Show what `build` would change on an existing infrastructure.
+    Plan(upkeep::PlanArgs),
     /// Check the files: every problem with its file, line and column.
     Validate {
         #[command(flatten)]
@@ -158,6 +165,9 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Build(args) => infra::build(args, &config, state).await,
         Command::Destroy(args) => infra::destroy(args, &config, state).await,
         Command::Info(args) => infra::info(args, state),
+        Command::Maintain(args) => upkeep::maintain(args, &config, state).await,
+        Command::Scale(args) => upkeep::scale(args, &config, state).await,
+        Command::Plan(args) => upkeep::plan(args, &config, state).await,
         Command::Validate { files, json } => infra::validate(files, json, &config, state).await,
         Command::Import { file } => infra::import(file, &config, state).await,
         Command::Graph { files } => infra::graph(files),

@@ -15,7 +15,8 @@
 //! When an instance fails, no new creation starts; calls under way finish and
 //! are recorded, and the report says what is up, what failed and why.
 
-use super::{EngineError, Orchestrator, Phase, StopSignal, is_live, polling};
+use super::plan::{self, Plan, PlanInput};
+use super::{EngineError, Orchestrator, Phase, StopSignal, polling};
 use crate::health::Probes;
 use crate::model::check::{self, RenderedSections, Strictness};
 use crate::model::{Diagnostics, Model, NodeSpec};
@@ -155,7 +156,7 @@ impl Run {
 /// An instance a build follows.
 enum Planned {
     /// One the store knows (from an earlier run).
-    Recorded(InstanceRecord),
+    Recorded(Box<InstanceRecord>),
     /// A new one: its number among the node's instances and its id.
     New(u32, String),
 }
@@ -168,8 +169,33 @@ enum Halted {
     Stopped(&'static str),
 }
 
+/// How [`Orchestrator::converge`] treats the instances already recorded.
+pub(super) struct Converge<'a> {
+    /// What the infra was last built from, for the plan's reasons.
+    pub previous: Option<&'a InfraSnapshot>,
+    /// Follow every recorded instance until it is ready (a build); else only
+    /// those whose creation had not finished (a maintenance pass, which
+    /// observes the others itself).
+    pub follow_all: bool,
+    /// Instances asked to go, with why.
+    pub removals: &'a [(String, String)],
+    /// Nodes that get no new instance now (backing off after failures).
+    pub held: &'a HashSet<String>,
+    /// Stops it gracefully.
+    pub stop: StopSignal,
+}
+
+/// What [`Orchestrator::converge`] did.
+pub(super) struct Converged {
+    /// The plan it carried out.
+    pub plan: Plan,
+    /// The outcome of every instance it followed or created.
+    pub instances: Vec<InstanceOutcome>,
+}
+
 impl Orchestrator {
-    /// Builds (or resumes, or completes) the infrastructure of `model`.
+    /// Builds (or resumes, or completes, or reconfigures) the infrastructure
+    /// of `model`.
     pub async fn build(
         &self,
         model: Model,
@@ -183,13 +209,92 @@ impl Orchestrator {
             .or_else(|| model.infra.id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let store = &self.inner.store;
+        let previous = store.infra(&infra_id)?.map(|i| i.snapshot);
+        let before: HashSet<String> = store
+            .instances(&infra_id)?
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
         store.upsert_infra(&infra_id, &model.infra.name, "building", &snapshot(&model))?;
         store.log_event(&infra_id, None, "build started")?;
-
         let model = Arc::new(model);
+        let converged = self
+            .converge(
+                &model,
+                &infra_id,
+                Converge {
+                    previous: previous.as_ref(),
+                    follow_all: true,
+                    removals: &[],
+                    held: &HashSet::new(),
+                    stop: options.stop.clone(),
+                },
+            )
+            .await?;
+        let mut report = BuildReport {
+            infra_id: infra_id.clone(),
+            instances: converged.instances,
+            stopped: options.stop.is_stopped(),
+            rolled_back: false,
+            elapsed_ms: 0,
+        };
+        let status = if report.succeeded() {
+            "ready"
+        } else if report.failures().next().is_some() {
+            "failed"
+        } else {
+            "interrupted"
+        };
+        store.set_infra_status(&infra_id, status)?;
+        store.log_event(&infra_id, None, &format!("build ended: {status}"))?;
+        if !report.succeeded() && options.rollback {
+            let mine: HashSet<String> = report
+                .instances
+                .iter()
+                .map(|i| i.instance_id.clone())
+                .filter(|id| !before.contains(id))
+                .collect();
+            self.destroy_instances(
+                &infra_id,
+                &model.auth,
+                |r| mine.contains(&r.id),
+                StopSignal::never(),
+            )
+            .await?;
+            report.rolled_back = true;
+        }
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    /// The plan that `build` of `model` on `infra_id` would carry out, from
+    /// the store alone (no cloud is asked).
+    pub fn plan(&self, model: &Model, infra_id: &str) -> Result<Plan, EngineError> {
+        let store = &self.inner.store;
+        let previous = store.infra(infra_id)?.map(|i| i.snapshot);
+        Ok(plan::plan(&PlanInput {
+            model,
+            records: &store.instances(infra_id)?,
+            previous: previous.as_ref(),
+            targets: &store.node_targets(infra_id)?,
+            removals: &[],
+        }))
+    }
+
+    /// Brings the instances of `infra_id` in line with `model`: adopts or
+    /// destroys what only the clouds know, destroys what the plan says
+    /// (dependents first), then creates what is missing, each instance the
+    /// moment its dependencies are ready.
+    pub(super) async fn converge(
+        &self,
+        model: &Arc<Model>,
+        infra_id: &str,
+        how: Converge<'_>,
+    ) -> Result<Converged, EngineError> {
+        let store = &self.inner.store;
         let (halt, _) = watch::channel(false);
         let mut run = Run {
-            infra_id: infra_id.clone(),
+            infra_id: infra_id.to_string(),
             book: Arc::new(Book {
                 nodes: RwLock::new(
                     model
@@ -203,36 +308,76 @@ impl Orchestrator {
             model: model.clone(),
             nodes: HashMap::new(),
             halt,
-            stop: options.stop.clone(),
+            stop: how.stop.clone(),
         };
-        self.adopt_and_clean(&run).await?;
+        self.destroy_unknown(&run).await?;
 
-        // Plan: every recorded live instance is followed; new ones fill each
-        // node up to its minimum.
-        let records = store.instances(&infra_id)?;
+        let plan = plan::plan(&PlanInput {
+            model,
+            records: &store.instances(infra_id)?,
+            previous: how.previous,
+            targets: &store.node_targets(infra_id)?,
+            removals: how.removals,
+        });
+        for change in &plan.changes {
+            let instance = change.instance_id.as_deref().unwrap_or("(new)");
+            let message = format!(
+                "{} {} {instance}: {}",
+                change.action.sign(),
+                change.node,
+                change.reason
+            );
+            store.log_event(infra_id, change.instance_id.as_deref(), &message)?;
+        }
+        let victims: HashSet<&str> = plan.victims().collect();
+        if !victims.is_empty() {
+            self.destroy_instances(
+                infra_id,
+                &model.auth,
+                |r| victims.contains(r.id.as_str()),
+                how.stop.clone(),
+            )
+            .await?;
+        }
+
+        // Every live instance left is kept (followed, if asked); new ones
+        // fill each node up to its target.
+        let records = store.instances(infra_id)?;
         let mut tasks: Vec<(String, Planned)> = Vec::new();
         for node in &model.infra.nodes {
             let live: Vec<InstanceRecord> = records
                 .iter()
-                .filter(|r| r.node_name == node.name && is_live(r.state))
+                .filter(|r| r.node_name == node.name && r.state.is_live())
                 .cloned()
                 .collect();
-            let missing = (node.scaling.min as usize).saturating_sub(live.len());
-            run.nodes.insert(
-                node.name.clone(),
-                NodeTracker {
-                    target: live.len() + missing,
-                    ready: watch::channel(0).0,
-                },
-            );
+            let target = plan.targets.get(&node.name).copied().unwrap_or_default() as usize;
+            let missing = if how.held.contains(&node.name) {
+                0
+            } else {
+                target.saturating_sub(live.len())
+            };
+            let mut followed = 0;
             for record in live {
                 if record.state == InstanceState::Ready {
                     run.book
                         .add(&node.name, record.seq, record.addresses.clone());
                 }
-                tasks.push((node.name.clone(), Planned::Recorded(record)));
+                if how.follow_all
+                    || record.cloud_id.is_none()
+                    || record.state == InstanceState::Pending
+                {
+                    followed += 1;
+                    tasks.push((node.name.clone(), Planned::Recorded(Box::new(record))));
+                }
             }
-            let first = store.next_seq(&infra_id, &node.name)?;
+            run.nodes.insert(
+                node.name.clone(),
+                NodeTracker {
+                    target: followed + missing,
+                    ready: watch::channel(0).0,
+                },
+            );
+            let first = store.next_seq(infra_id, &node.name)?;
             for seq in (first..).take(missing) {
                 let id = format!(
                     "{}-{seq}-{}",
@@ -259,43 +404,7 @@ impl Orchestrator {
             }
         }
         instances.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
-
-        let stopped = options.stop.is_stopped();
-        let mut report = BuildReport {
-            infra_id: infra_id.clone(),
-            instances,
-            stopped,
-            rolled_back: false,
-            elapsed_ms: 0,
-        };
-        let status = if report.succeeded() {
-            "ready"
-        } else if report.failures().next().is_some() {
-            "failed"
-        } else {
-            "interrupted"
-        };
-        store.set_infra_status(&infra_id, status)?;
-        store.log_event(&infra_id, None, &format!("build ended: {status}"))?;
-        if !report.succeeded() && options.rollback {
-            let created: HashSet<String> = report
-                .instances
-                .iter()
-                .map(|i| i.instance_id.clone())
-                .collect();
-            let preexisting: HashSet<String> = records.iter().map(|r| r.id.clone()).collect();
-            let mine: HashSet<String> = created.difference(&preexisting).cloned().collect();
-            self.destroy_instances(
-                &infra_id,
-                &model.auth,
-                |r| mine.contains(&r.id),
-                StopSignal::never(),
-            )
-            .await?;
-            report.rolled_back = true;
-        }
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
-        Ok(report)
+        Ok(Converged { plan, instances })
     }
 
     /// The checks `build` insists on beyond `validate`'s.
@@ -346,10 +455,11 @@ impl Orchestrator {
         Ok(())
     }
 
-    /// Asks each cloud the infra uses for the instances tagged with its id and
-    /// destroys any the store does not know at all (its intent was lost), then
-    /// destroys the instances that failed in an earlier run.
-    async fn adopt_and_clean(&self, run: &Run) -> Result<(), EngineError> {
+    /// Asks each cloud the infra uses for the instances tagged with its id
+    /// and destroys any the store does not know at all (its intent was lost).
+    /// One the store knows without a cloud id is left to its task: its create
+    /// is called again with the same idempotency key, which completes it.
+    async fn destroy_unknown(&self, run: &Run) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let records = store.instances(&run.infra_id)?;
         let mut resources: Vec<serde_json::Map<String, serde_json::Value>> =
@@ -363,46 +473,27 @@ impl Orchestrator {
             .list_tagged(&run.infra_id, &resources, &run.model.auth)
             .await
         {
-            let known = records.iter().find(|r| r.id == listed.instance_id);
-            match known {
-                // Its create may not have finished: it is called again with
-                // the same idempotency key, which completes it.
-                Some(_) => {}
-                None if matches!(listed.state, CloudState::Shutdown) => {}
-                None => {
-                    let message = format!(
-                        "destroying {} (instance {}): tagged with this infra but not in the store",
-                        listed.cloud_id, listed.instance_id
-                    );
-                    tracing::warn!("{message}");
-                    store.log_event(&run.infra_id, None, &message)?;
-                    if let Ok(target) = self.inner.targets.target(&resource, &run.model.auth).await
-                        && let Ok(driver) = self.catalog().driver(resource_type(&resource))
-                        && let Err(e) = driver.destroy(&target, &listed.cloud_id).await
-                    {
-                        store.log_event(
-                            &run.infra_id,
-                            None,
-                            &format!("could not destroy {}: {e}", listed.cloud_id),
-                        )?;
-                    }
-                }
+            if records.iter().any(|r| r.id == listed.instance_id)
+                || matches!(listed.state, CloudState::Shutdown)
+            {
+                continue;
             }
-        }
-        // Instances that failed in an earlier run are replaced: destroy them first.
-        let failed: HashSet<String> = records
-            .iter()
-            .filter(|r| !is_live(r.state))
-            .map(|r| r.id.clone())
-            .collect();
-        if !failed.is_empty() {
-            self.destroy_instances(
-                &run.infra_id,
-                &run.model.auth,
-                |r| failed.contains(&r.id),
-                run.stop.clone(),
-            )
-            .await?;
+            let message = format!(
+                "destroying {} (instance {}): tagged with this infra but not in the store",
+                listed.cloud_id, listed.instance_id
+            );
+            tracing::warn!("{message}");
+            store.log_event(&run.infra_id, None, &message)?;
+            if let Ok(target) = self.inner.targets.target(&resource, &run.model.auth).await
+                && let Ok(driver) = self.catalog().driver(resource_type(&resource))
+                && let Err(e) = driver.destroy(&target, &listed.cloud_id).await
+            {
+                store.log_event(
+                    &run.infra_id,
+                    None,
+                    &format!("could not destroy {}: {e}", listed.cloud_id),
+                )?;
+            }
         }
         Ok(())
     }
@@ -498,7 +589,7 @@ impl Orchestrator {
             }
         }
         let (mut record, fresh) = match record {
-            Planned::Recorded(record) => (record, false),
+            Planned::Recorded(record) => (*record, false),
             Planned::New(seq, id) => {
                 if run.halted() {
                     return Err(Halted::Stopped("waiting to be created"));
@@ -515,6 +606,8 @@ impl Orchestrator {
                     error: None,
                     created_ms: now_ms(),
                     updated_ms: now_ms(),
+                    fingerprint: Some(model.fingerprint(node)),
+                    health: Default::default(),
                 };
                 (record, true)
             }
@@ -581,7 +674,9 @@ impl Orchestrator {
             .await?;
         outcome.addresses = addresses.clone();
         run.book.add(node_name, record.seq, addresses.clone());
-        let probes = self.probes(implementation, &context, &book, &addresses)?;
+        let probes = self
+            .probes(implementation, &context, &book, &addresses)
+            .map_err(Halted::Failed)?;
         if !probes.is_empty() {
             // Health checks may take long: record the addresses meanwhile.
             store
@@ -597,6 +692,10 @@ impl Orchestrator {
             );
             self.wait_healthy(run, &probes, implementation.health_check.timeout)
                 .await?;
+            store
+                .record_health(&record.id, true, None)
+                .await
+                .map_err(failed("record the health"))?;
         }
         store
             .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
@@ -739,13 +838,13 @@ impl Orchestrator {
         }
     }
 
-    fn probes(
+    pub(super) fn probes(
         &self,
         implementation: &crate::model::Implementation,
         context: &crate::template::NodeContext,
         book: &Arc<dyn AddressBook>,
         addresses: &InstanceAddresses,
-    ) -> Result<Probes, Halted> {
+    ) -> Result<Probes, String> {
         let address = addresses.primary().unwrap_or_default().to_string();
         let ip = [("ip", serde_json::Value::from(address.clone()))];
         let urls = match implementation
@@ -757,7 +856,7 @@ impl Orchestrator {
                 .inner
                 .renderer
                 .render_yaml(urls, context, book.clone(), &ip)
-                .map_err(|e| Halted::Failed(e.to_string()))?
+                .map_err(|e| e.to_string())?
                 .as_array()
                 .map(|items| {
                     items
@@ -869,6 +968,7 @@ fn snapshot(model: &Model) -> InfraSnapshot {
             .nodes
             .iter()
             .map(|node| NodeSnapshot {
+                basis: Some(model.node_basis(node)),
                 name: node.name.clone(),
                 node_type: node.node_type.clone(),
                 scaling: node.scaling,
@@ -879,5 +979,6 @@ fn snapshot(model: &Model) -> InfraSnapshot {
                     .collect(),
             })
             .collect(),
+        description: Some(model.to_stored()),
     }
 }

@@ -81,8 +81,7 @@ impl Orchestrator {
                         state: InstanceState::Failed,
                         addresses: Default::default(),
                         error: Some("not in the store".into()),
-                        created_ms: 0,
-                        updated_ms: 0,
+                        ..InstanceRecord::default()
                     });
                 }
                 None => {}

@@ -4,22 +4,28 @@
 //! - [`build`]: a graph of node instances, each created the moment every node
 //!   it depends on is ready (no waves), resumable after a crash;
 //! - [`destroy`]: dependents first, including instances only the cloud knows;
+//! - [`maintain`]: reconcile passes: observe, heal, scale;
+//! - [`plan`]: what bringing an infra in line with a description changes;
 //! - this module: the [`Orchestrator`] that owns the plugins, the store, the
 //!   per-endpoint concurrency limits and the progress events.
 
 pub mod build;
 pub mod destroy;
+pub mod maintain;
+pub mod plan;
 mod polling;
 mod targets;
 
 pub use build::{BuildOptions, BuildReport, InstanceOutcome};
 pub use destroy::DestroyReport;
+pub use maintain::PassReport;
+pub use plan::{Action, Change, Plan};
 
 use crate::config::EngineConfig;
 use crate::health::HealthChecker;
 use crate::model::Diagnostics;
 use crate::plugin::PluginCatalog;
-use crate::store::{InstanceState, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::template::Renderer;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +41,12 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("no infrastructure `{0}` in the state database; see `occopus info` for the known ones")]
     UnknownInfra(String),
+    #[error(
+        "infrastructure `{0}` was built by an older occopus that did not store its description; run `occopus build` on it once more"
+    )]
+    NoDescription(String),
+    #[error("{0}")]
+    Scale(String),
     #[error("cannot start the local cloud: {0}")]
     LocalCloud(String),
 }
@@ -260,9 +272,4 @@ impl Orchestrator {
             }
         }
     }
-}
-
-/// Whether a recorded state still holds a cloud resource worth keeping.
-fn is_live(state: InstanceState) -> bool {
-    !matches!(state, InstanceState::Failed | InstanceState::Destroying)
 }

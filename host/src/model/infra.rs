@@ -34,6 +34,9 @@ pub struct InfraDescription {
     pub dependencies: Vec<Dependency>,
     /// Where the description starts.
     pub location: Location,
+    /// The whole document as JSON (imports resolved), kept so an infra can
+    /// be maintained after its files are gone.
+    pub source: Json,
 }
 
 /// A node of the description.
@@ -146,6 +149,7 @@ impl InfraDescription {
             nodes,
             dependencies,
             location: yaml.location.clone(),
+            source: yaml.to_json(),
         };
         if let Some(cycle) = infra.find_cycle() {
             let edge = infra

@@ -5,6 +5,7 @@
 //! - [`infra`]: the infrastructure description;
 //! - [`node_def`]: node definitions and their health checks;
 //! - [`auth`]: `auth_data.yaml` and credential selection;
+//! - [`stored`]: the model as kept in the state database, node fingerprints;
 //! - [`check`]: the checks that need the plugins (resource schemas, driver
 //!   validation) and a dry render of every template;
 //! - [`diagnostics`]: the problems found.
@@ -15,6 +16,7 @@ pub mod diagnostics;
 mod fields;
 pub mod infra;
 pub mod node_def;
+pub mod stored;
 pub mod yaml;
 
 pub use auth::AuthData;

@@ -226,6 +226,23 @@ impl Implementation {
         }
     }
 
+    /// The implementation as JSON, as it would be written in a file.
+    pub fn to_json(&self) -> Json {
+        let mut map = Map::new();
+        map.insert("resource".into(), self.resource.to_json());
+        let sections = [
+            ("contextualisation", &self.contextualisation),
+            ("config_management", &self.config_management),
+            ("health_check", &self.health_check_yaml),
+        ];
+        for (key, section) in sections {
+            if let Some(section) = section {
+                map.insert(key.into(), section.to_json());
+            }
+        }
+        Json::Object(map)
+    }
+
     /// The contextualisation type, if any.
     pub fn contextualisation_type(&self) -> Option<&str> {
         self.contextualisation.as_ref()?.get("type")?.as_str()

@@ -91,6 +91,12 @@ impl RuntimeError {
         }
     }
 
+    /// Whether the cloud says the thing asked about does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.contract_error()
+            .is_some_and(|e| e.kind == ContractErrorKind::NotFound)
+    }
+
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
         self.contract_error()

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 
 mod committer;
 
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE infras (
         id          TEXT PRIMARY KEY,
         name        TEXT NOT NULL,
@@ -54,7 +55,31 @@ const MIGRATIONS: &[&str] = &["
         message     TEXT NOT NULL
     );
     CREATE INDEX events_by_infra ON events (infra_id, seq);
-"];
+",
+    "
+    ALTER TABLE instances ADD COLUMN fingerprint TEXT;
+    ALTER TABLE instances ADD COLUMN health TEXT NOT NULL DEFAULT 'unchecked';
+    ALTER TABLE instances ADD COLUMN health_detail TEXT;
+    ALTER TABLE instances ADD COLUMN checked_ms INTEGER;
+    ALTER TABLE instances ADD COLUMN failing_since_ms INTEGER;
+    CREATE TABLE node_targets (
+        infra_id        TEXT NOT NULL REFERENCES infras (id) ON DELETE CASCADE,
+        node_name       TEXT NOT NULL,
+        target          INTEGER,
+        failures        INTEGER NOT NULL DEFAULT 0,
+        retry_after_ms  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (infra_id, node_name)
+    );
+    CREATE TABLE scale_requests (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        infra_id    TEXT NOT NULL REFERENCES infras (id) ON DELETE CASCADE,
+        node_name   TEXT NOT NULL,
+        change      INTEGER NOT NULL,
+        instance_id TEXT,
+        created_ms  INTEGER NOT NULL
+    );
+",
+];
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -77,10 +102,13 @@ pub enum StoreError {
 }
 
 /// What state an instance is in, as recorded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum InstanceState {
     /// Intent written; the create call may or may not have happened.
+    #[default]
     Creating,
     /// The cloud made it; it is booting.
     Pending,
@@ -95,6 +123,12 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
+    /// Whether it still holds a cloud resource worth keeping (not failed,
+    /// not being destroyed).
+    pub fn is_live(self) -> bool {
+        !matches!(self, InstanceState::Failed | InstanceState::Destroying)
+    }
+
     /// The stored text.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,8 +159,82 @@ impl std::fmt::Display for InstanceState {
     }
 }
 
-/// One node instance's record.
+/// What an instance's health checks said last.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `unchecked`, `healthy` or `failing`.
+    pub status: HealthStatus,
+    /// Why it is failing, when it is.
+    pub detail: Option<String>,
+    /// When the checks last ran, ms since the epoch.
+    pub checked_ms: Option<i64>,
+    /// Since when the checks have failed without a pass in between.
+    pub failing_since_ms: Option<i64>,
+}
+
+/// The outcome of an instance's last health checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Not checked yet.
+    #[default]
+    Unchecked,
+    /// Every check passed.
+    Healthy,
+    /// A check failed.
+    Failing,
+}
+
+impl HealthStatus {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Unchecked => "unchecked",
+            HealthStatus::Healthy => "healthy",
+            HealthStatus::Failing => "failing",
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text {
+            "healthy" => HealthStatus::Healthy,
+            "failing" => HealthStatus::Failing,
+            _ => HealthStatus::Unchecked,
+        }
+    }
+}
+
+/// A node's wanted instance count and its healing backoff.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeTarget {
+    /// The node.
+    pub node_name: String,
+    /// How many instances it should have (kept within its scaling limits),
+    /// once it was scaled; until then it follows `scaling.min`.
+    pub target: Option<u32>,
+    /// Failed creations or replacements in a row.
+    pub failures: u32,
+    /// No new attempt before this time, ms since the epoch.
+    pub retry_after_ms: i64,
+}
+
+/// A queued request to scale a node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleRequest {
+    /// Its number (requests apply in this order).
+    pub seq: i64,
+    /// The node.
+    pub node_name: String,
+    /// +N or -N instances.
+    pub change: i64,
+    /// With -1: the instance to remove (by id or address).
+    pub instance: Option<String>,
+    /// When it was made.
+    pub created_ms: i64,
+}
+
+/// One node instance's record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRecord {
     /// The instance id: unique, and the driver's idempotency key.
     pub id: String,
@@ -150,6 +258,11 @@ pub struct InstanceRecord {
     pub created_ms: i64,
     /// When the record last changed.
     pub updated_ms: i64,
+    /// What its node's description and definition were when it was made
+    /// (a digest); an instance whose node changed since is replaced.
+    pub fingerprint: Option<String>,
+    /// Its last health checks.
+    pub health: Health,
 }
 
 impl InstanceRecord {
@@ -186,11 +299,19 @@ pub struct InfraSnapshot {
     pub user_id: Option<String>,
     /// The nodes.
     pub nodes: Vec<NodeSnapshot>,
+    /// The description and definitions it was built from (see
+    /// `Model::to_stored`), so it can be maintained without its files.
+    #[serde(default)]
+    pub description: Option<serde_json::Value>,
 }
 
 /// A node as built.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeSnapshot {
+    /// What shaped its instances (see `Model::node_basis`), for plans to
+    /// say what changed.
+    #[serde(default)]
+    pub basis: Option<serde_json::Value>,
     /// Its name.
     pub name: String,
     /// Its node type.
@@ -220,7 +341,7 @@ pub struct Store {
     committer: committer::Committer,
 }
 
-const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms";
+const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms";
 
 fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String, String)> {
     Ok((
@@ -236,6 +357,13 @@ fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String
             error: row.get(8)?,
             created_ms: row.get(9)?,
             updated_ms: row.get(10)?,
+            fingerprint: row.get(11)?,
+            health: Health {
+                status: HealthStatus::parse(&row.get::<_, String>(12)?),
+                detail: row.get(13)?,
+                checked_ms: row.get(14)?,
+                failing_since_ms: row.get(15)?,
+            },
         },
         row.get(4)?,
         row.get(7)?,
@@ -417,8 +545,8 @@ impl Store {
         self.committer
             .write(move |c| {
                 c.prepare_cached(
-                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
                 )?
                 .execute(params![
                     record.id,
@@ -427,7 +555,8 @@ impl Store {
                     record.seq,
                     resource,
                     record.state.as_str(),
-                    record.created_ms
+                    record.created_ms,
+                    record.fingerprint
                 ])
                 .map(drop)
             })
@@ -498,6 +627,126 @@ impl Store {
                     .map(drop)
             })
             .await
+    }
+
+    /// Records the outcome of an instance's health checks: a pass clears the
+    /// failure time, a failure keeps the first one.
+    pub async fn record_health(
+        &self,
+        id: &str,
+        healthy: bool,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (id, detail) = (id.to_string(), detail.map(str::to_string));
+        let status = if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Failing
+        };
+        self.committer
+            .write(move |c| {
+                let now = now_ms();
+                c.prepare_cached(
+                    "UPDATE instances SET health = ?2, health_detail = ?3, checked_ms = ?4,
+                     failing_since_ms = CASE WHEN ?2 = 'healthy' THEN NULL ELSE COALESCE(failing_since_ms, ?4) END
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, status.as_str(), detail, now])
+                .map(drop)
+            })
+            .await
+    }
+
+    /// The nodes' targets of an infra, by node name (nodes never scaled or
+    /// healed have none: their target is their `scaling.min`).
+    pub fn node_targets(&self, infra_id: &str) -> Result<Vec<NodeTarget>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT node_name, target, failures, retry_after_ms FROM node_targets WHERE infra_id = ?1 ORDER BY node_name",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(NodeTarget {
+                    node_name: r.get(0)?,
+                    target: r.get(1)?,
+                    failures: r.get(2)?,
+                    retry_after_ms: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Sets a node's target and backoff.
+    pub fn set_node_target(&self, infra_id: &str, target: &NodeTarget) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO node_targets (infra_id, node_name, target, failures, retry_after_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (infra_id, node_name) DO UPDATE SET target = ?3, failures = ?4, retry_after_ms = ?5",
+            )?
+            .execute(params![
+                infra_id,
+                target.node_name,
+                target.target,
+                target.failures,
+                target.retry_after_ms
+            ])
+            .map(drop)
+        })
+    }
+
+    /// Forgets the target of a node no longer in the description.
+    pub fn delete_node_target(&self, infra_id: &str, node_name: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM node_targets WHERE infra_id = ?1 AND node_name = ?2",
+                params![infra_id, node_name],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Queues a scaling request; returns its number.
+    pub fn queue_scale_request(
+        &self,
+        infra_id: &str,
+        node_name: &str,
+        change: i64,
+        instance: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO scale_requests (infra_id, node_name, change, instance_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![infra_id, node_name, change, instance, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The queued scaling requests of an infra, oldest first.
+    pub fn scale_requests(&self, infra_id: &str) -> Result<Vec<ScaleRequest>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT seq, node_name, change, instance_id, created_ms FROM scale_requests WHERE infra_id = ?1 ORDER BY seq",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(ScaleRequest {
+                    seq: r.get(0)?,
+                    node_name: r.get(1)?,
+                    change: r.get(2)?,
+                    instance: r.get(3)?,
+                    created_ms: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Removes a handled scaling request.
+    pub fn delete_scale_request(&self, seq: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM scale_requests WHERE seq = ?1", [seq])
+                .map(drop)
+        })
     }
 
     /// The instances of an infra, by node and number.
@@ -572,7 +821,7 @@ mod tests {
             addresses: InstanceAddresses::default(),
             error: None,
             created_ms: now_ms(),
-            updated_ms: 0,
+            ..InstanceRecord::default()
         }
     }
 

@@ -1,0 +1,230 @@
+//! Keeping infrastructures alive: `maintain`, `scale`, `plan`.
+
+use super::CliError;
+use super::infra::{FileArgs, StateArgs, options, stop_on_ctrl_c};
+use crate::api::Occopus;
+use crate::engine::Phase;
+use crate::engine::maintain::ScaleBy;
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `occopus maintain`.
+#[derive(Debug, Args)]
+pub struct MaintainArgs {
+    /// The infrastructure to keep alive.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: String,
+    /// Seconds between passes (Occopus's -t).
+    #[arg(short = 't', long, value_name = "SECONDS", default_value_t = 10.0)]
+    pub interval: f64,
+    /// One pass, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// The credentials file (same default as for build).
+    #[arg(
+        long = "auth-data",
+        visible_alias = "auth_data_path",
+        value_name = "FILE"
+    )]
+    pub auth_data: Option<PathBuf>,
+    /// Print each pass's report as a JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occopus scale`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("how").required(true).args(["change", "set", "instance"])))]
+pub struct ScaleArgs {
+    /// The infrastructure.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: String,
+    /// The node to scale.
+    #[arg(short = 'n', long, value_name = "NODE")]
+    pub node: String,
+    /// Add (+N) or remove (-N) instances (Occopus's --changescale).
+    #[arg(
+        short = 'c',
+        long,
+        visible_alias = "changescale",
+        allow_negative_numbers = true,
+        value_name = "±N"
+    )]
+    pub change: Option<i64>,
+    /// Set the instance count (Occopus's --setscale).
+    #[arg(
+        short = 's',
+        long,
+        visible_alias = "setscale",
+        value_name = "N",
+        conflicts_with = "change"
+    )]
+    pub set: Option<u32>,
+    /// Remove this instance (its id or address; Occopus's --filter).
+    #[arg(
+        short = 'f',
+        long,
+        visible_alias = "filter",
+        value_name = "ID_OR_ADDRESS",
+        conflicts_with = "set"
+    )]
+    pub instance: Option<String>,
+}
+
+/// `occopus plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Compare with this infrastructure [default: the description's infra_id,
+    /// else a new one].
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: Option<String>,
+    /// Print the plan as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occopus maintain`: passes until Ctrl-C (or one with `--once`).
+pub async fn maintain(
+    args: MaintainArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let mut signal = stop_on_ctrl_c("run maintain again to go on")?;
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        return Err(CliError::Invalid(format!(
+            "--interval {} is not a positive number of seconds",
+            args.interval
+        )));
+    }
+    let interval = Duration::from_secs_f64(args.interval);
+    let occopus = Occopus::open(options(config, state)).await?;
+    let auth = args.auth_data.or_else(crate::dirs::auth_data_file);
+    loop {
+        let report = occopus
+            .maintain_pass(&args.infra_id, auth.as_deref(), interval, signal.clone())
+            .await?;
+        if args.json {
+            println!("{}", serde_json::to_string(&report).unwrap_or_default());
+        } else {
+            print_pass(&report);
+        }
+        if args.once || signal.is_stopped() {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = signal.stopped() => break,
+        }
+    }
+    if signal.is_stopped() {
+        return Err(CliError::Interrupted(
+            "maintenance stopped; run maintain again to go on".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn print_pass(report: &crate::engine::PassReport) {
+    let now = time_of_day();
+    let ready = report
+        .instances
+        .iter()
+        .filter(|i| i.phase == Phase::Ready)
+        .count();
+    eprintln!(
+        "{now} pass over {}: {} observed, {} failed, {} change(s), {ready} of {} new instance(s) ready ({} ms)",
+        report.infra_id,
+        report.observed,
+        report.found_failed.len(),
+        report.plan.changes.len(),
+        report.instances.len(),
+        report.elapsed_ms
+    );
+    for (instance, why) in &report.found_failed {
+        eprintln!("  failed {instance}: {why}");
+    }
+    for line in &report.scaling {
+        eprintln!("  {line}");
+    }
+    if !report.plan.is_empty() {
+        for line in report.plan.render().lines() {
+            eprintln!("  {line}");
+        }
+    }
+    for instance in report.instances.iter().filter(|i| i.phase != Phase::Ready) {
+        eprintln!(
+            "  {} {}: {} {}",
+            instance.node,
+            instance.instance_id,
+            instance.phase.as_str(),
+            instance.detail.as_deref().unwrap_or_default()
+        );
+    }
+    for (node, retry_ms) in &report.held {
+        let wait = (retry_ms - crate::store::now_ms()).max(0) / 1000;
+        eprintln!("  node {node} keeps failing: held back, next attempt in {wait}s");
+    }
+}
+
+/// The time of day, UTC, for pass lines.
+fn time_of_day() -> String {
+    let seconds = crate::store::now_ms() / 1000;
+    let day = seconds % 86_400;
+    format!("{:02}:{:02}:{:02}Z", day / 3600, day % 3600 / 60, day % 60)
+}
+
+/// `occopus scale`: queues the request; `maintain` applies it.
+pub async fn scale(
+    args: ScaleArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let by = match (args.change, args.set) {
+        (Some(change), _) => ScaleBy::Change(change),
+        (None, Some(count)) => ScaleBy::To(count),
+        (None, None) => ScaleBy::Change(-1),
+    };
+    let queued = occopus.scale(&args.infra_id, &args.node, by, args.instance.as_deref())?;
+    eprintln!(
+        "queued scaling request {}: node {} {:+} (target {} once applied); `occopus maintain -i {}` applies it",
+        queued.seq, queued.node, queued.change, queued.target, args.infra_id
+    );
+    Ok(())
+}
+
+/// `occopus plan`: what `build` would change, touching nothing.
+pub async fn plan(
+    args: PlanArgs,
+    config: &crate::config::Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(options(config, state)).await?;
+    let plan = occopus.plan(&args.files.sources(), args.infra_id.as_deref())?;
+    if args.json {
+        println!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
+    } else if plan.is_empty() {
+        println!("No changes: the infrastructure matches the description.");
+    } else {
+        print!("{}", plan.render());
+    }
+    Ok(())
+}
