@@ -102,6 +102,11 @@ fn killing_build_at_any_moment_loses_nothing_and_duplicates_nothing() {
             occopus.local_cloud().list(None).unwrap().is_empty(),
             "run {run}: nodes left"
         );
+        let survivors = common::processes_naming(&dir.join("local-cloud"));
+        assert!(
+            survivors.is_empty(),
+            "run {run} (killed after {kill_after:?}): node processes left running: {survivors:?}"
+        );
         let duplicates: Vec<_> = created_tokens(&occopus)
             .into_iter()
             .filter(|(_, n)| *n > 1)

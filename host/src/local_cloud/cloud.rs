@@ -23,6 +23,8 @@ pub const DEFAULT_ADDRESS_RANGE: &str = "127.77.0.0/16";
 pub const DEFAULT_MAX_NODES: usize = 64;
 /// How long destroy waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
+/// How long a starting supervisor may take to take its node.
+const SUPERVISOR_START: Duration = Duration::from_secs(10);
 
 /// Errors of the local cloud.
 #[derive(Debug, thiserror::Error)]
@@ -224,7 +226,8 @@ impl LocalCloud {
             )
             .map_err(|e| self.store_error(e))?;
         let record = match reservation {
-            // Its creator died between reserving and starting it: finish the job.
+            // Its creator died between reserving and recording the pid:
+            // adopt the supervisor it started, else finish the job.
             Reservation::Existing(record)
                 if record.pid.is_none()
                     && self
@@ -232,6 +235,9 @@ impl LocalCloud {
                         .claim_unstarted(&record.id)
                         .map_err(|e| self.store_error(e))? =>
             {
+                if let Some(pid) = self.control(&record.id).supervisor() {
+                    return self.record_started(record, pid);
+                }
                 record
             }
             Reservation::Existing(record) => return Ok(self.observe(record)),
@@ -248,16 +254,7 @@ impl LocalCloud {
             Reservation::New(record) => record,
         };
         match self.start(&record, &request.user_data) {
-            Ok(pid) => {
-                self.store
-                    .set_pid(&record.id, pid)
-                    .map_err(|e| self.store_error(e))?;
-                let record = NodeRecord {
-                    pid: Some(pid),
-                    ..record
-                };
-                Ok(self.observe(record))
-            }
+            Ok(pid) => self.record_started(record, pid),
             Err(error) => {
                 self.clean(&record.id);
                 self.store
@@ -268,7 +265,20 @@ impl LocalCloud {
         }
     }
 
-    /// Writes the node's files and starts its supervisor in a new session.
+    /// Records the pid of a node's supervisor.
+    fn record_started(&self, record: NodeRecord, pid: i32) -> Result<NodeView, LocalCloudError> {
+        self.store
+            .set_pid(&record.id, pid)
+            .map_err(|e| self.store_error(e))?;
+        Ok(self.observe(NodeRecord {
+            pid: Some(pid),
+            ..record
+        }))
+    }
+
+    /// Writes the node's files and starts its supervisor in a new session;
+    /// returns the pid of the node's supervisor once it holds the node (the
+    /// one started here, or one an earlier, interrupted create started).
     fn start(&self, record: &NodeRecord, user_data: &str) -> Result<i32, LocalCloudError> {
         let node_dir = self.node_dir(&record.id);
         let control = self.control(&record.id);
@@ -294,11 +304,34 @@ impl LocalCloud {
                 "start the node's supervisor {}",
                 self.settings.runner.display()
             )))?;
-        let pid = i32::try_from(child.id()).unwrap_or(i32::MAX);
+        let deadline = Instant::now() + SUPERVISOR_START;
+        let supervisor = loop {
+            if let Some(pid) = control.supervisor() {
+                break Ok(pid);
+            }
+            match child.try_wait() {
+                Ok(Some(status)) if control.supervisor().is_none() => {
+                    break Err(LocalCloudError::Io {
+                        what: format!("start the node's supervisor ({status}; see its log)"),
+                        source: std::io::Error::other("it exited at once"),
+                    });
+                }
+                _ if Instant::now() > deadline => {
+                    let _ = child.kill();
+                    break Err(LocalCloudError::Io {
+                        what: "start the node's supervisor".into(),
+                        source: std::io::Error::other(format!(
+                            "it did not take the node within {SUPERVISOR_START:?}"
+                        )),
+                    });
+                }
+                _ => std::thread::sleep(Duration::from_millis(2)),
+            }
+        };
         // Reap it when it ends, so that it never lingers as a zombie that
         // would look alive.
         std::thread::spawn(move || child.wait());
-        Ok(pid)
+        supervisor
     }
 
     /// A node's record with its state now; a destroyed node is `shutdown`
@@ -352,11 +385,12 @@ impl LocalCloud {
 
     fn observe(&self, record: NodeRecord) -> NodeView {
         let control = self.control(&record.id);
-        let alive = record
-            .pid
-            .is_some_and(|pid| supervisor_alive(pid, control.dir()));
+        // A create interrupted before it recorded the pid leaves a
+        // supervisor that only the lock knows.
+        let pid = record.pid.or_else(|| control.supervisor());
+        let alive = pid.is_some_and(|pid| supervisor_alive(pid, control.dir()));
         let starting = now_ms() - record.created_ms < START_GRACE.as_millis() as i64;
-        let (state, detail) = match (record.pid, control.state(), alive) {
+        let (state, detail) = match (pid, control.state(), alive) {
             (_, Some(BootState::Failed(code)), _) => (
                 NodeState::Failed,
                 Some(format!("a boot step failed with exit code {code}")),
@@ -385,8 +419,12 @@ impl LocalCloud {
         let Some(record) = self.store.get(id).map_err(|e| self.store_error(e))? else {
             return Ok(());
         };
-        if let Some(pid) = record.pid {
-            stop_group(pid, &self.node_dir(id), self.control(id).dir());
+        // The recorded supervisor, and one a create interrupted before it
+        // recorded the pid may have started.
+        let control = self.control(id);
+        let pids = record.pid.into_iter().chain(control.supervisor());
+        for pid in pids.collect::<std::collections::BTreeSet<_>>() {
+            stop_group(pid, &self.node_dir(id), control.dir());
         }
         self.clean(id);
         self.store

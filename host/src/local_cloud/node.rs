@@ -81,6 +81,55 @@ impl ControlFiles {
         std::fs::write(&temp, text)?;
         std::fs::rename(temp, self.state_file())
     }
+
+    fn lock_file(&self) -> PathBuf {
+        self.dir.join("supervisor.lock")
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir.join("supervisor.pid")
+    }
+
+    /// Makes this process the node's one supervisor: takes the exclusive
+    /// lock of the control directory (held until this process ends, as the
+    /// returned file), then records its pid. `None` when another process
+    /// holds it: a create that was retried after its caller died may start a
+    /// second supervisor, which must leave the node to the first.
+    pub fn claim_supervision(&self) -> std::io::Result<Option<std::fs::File>> {
+        use rustix::fs::{FlockOperation, flock};
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.lock_file())?;
+        match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {
+                let temp = self.dir.join("supervisor.pid.tmp");
+                std::fs::write(&temp, std::process::id().to_string())?;
+                std::fs::rename(temp, self.pid_file())?;
+                Ok(Some(lock))
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The pid of the node's supervisor while one runs (holds the lock and
+    /// has recorded its pid).
+    pub fn supervisor(&self) -> Option<i32> {
+        use rustix::fs::{FlockOperation, flock};
+        let lock = std::fs::File::open(self.lock_file()).ok()?;
+        match flock(&lock, FlockOperation::NonBlockingLockShared) {
+            // Nobody holds it (ours goes with the file).
+            Ok(()) => None,
+            Err(rustix::io::Errno::WOULDBLOCK) => std::fs::read_to_string(self.pid_file())
+                .ok()?
+                .trim()
+                .parse()
+                .ok(),
+            Err(_) => None,
+        }
+    }
 }
 
 /// Boots a node: the body of `occopus local-cloud boot-node`. Returns the exit
@@ -90,6 +139,14 @@ pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
         eprintln!("occopus: node failed: {why}");
         let _ = control.set_state(&BootState::Failed(code));
         code
+    };
+    let _supervision = match control.claim_supervision() {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            eprintln!("occopus: another supervisor runs this node; leaving it to that one");
+            return 0;
+        }
+        Err(e) => return fail(-1, &format!("cannot lock the node's control files: {e}")),
     };
     if control.set_state(&BootState::Pending).is_err() {
         return fail(-1, "cannot write the node's state");

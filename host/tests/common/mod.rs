@@ -123,8 +123,9 @@ pub fn web_node(page: &str, port: u16) -> String {
 /// local cloud directory and address range, the shared compiled-plugin cache,
 /// and no user config. Destroys its local nodes when dropped.
 pub struct Occopus {
-    pub dir: tempfile::TempDir,
+    // Fields drop in order: the nodes must go while their directory exists.
     _nodes: DestroyNodesOnDrop,
+    pub dir: tempfile::TempDir,
 }
 
 impl Occopus {
@@ -212,4 +213,33 @@ pub fn http_get_path(address: &str, port: u16, path: &str) -> String {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).unwrap();
     answer
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// SIGKILLs the process group `pgid`.
+pub fn kill_group(pgid: i32) {
+    let pgid = rustix::process::Pid::from_raw(pgid).unwrap();
+    rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL).unwrap();
+}
+
+/// The processes whose command line names `dir` (a local cloud's node
+/// supervisors name their control directory under it).
+pub fn processes_naming(dir: &Path) -> Vec<u32> {
+    let needle = dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let zombie = stat.rsplit_once(')')?.1.trim_start().starts_with('Z');
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            (!zombie && cmdline.windows(needle.len()).any(|w| w == needle)).then_some(pid)
+        })
+        .collect()
 }
