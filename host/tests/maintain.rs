@@ -299,7 +299,7 @@ fn scaling_up_down_and_a_chosen_instance_within_the_limits() {
     let why = refused(&occopus, &["scale", "-i", "sc", "-n", "web", "-c", "-1"]);
     assert!(why.contains("its target is 1, so -1 would make 0"), "{why}");
     pass(&occopus, "sc");
-    assert_eq!(ready_ids(&occopus, "sc"), [second.clone()]);
+    assert_eq!(ready_ids(&occopus, "sc"), [second]);
     let why = refused(&occopus, &["scale", "-i", "sc", "-n", "nope", "-c", "+1"]);
     assert!(why.contains("has no node `nope`; its nodes: web"), "{why}");
 
