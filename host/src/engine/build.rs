@@ -422,20 +422,6 @@ impl Orchestrator {
             let Some(implementation) = model.implementation(&node.name) else {
                 continue;
             };
-            if !implementation.health_check.mysqldbs.is_empty() {
-                let at = implementation
-                    .health_check_yaml
-                    .as_ref()
-                    .map_or(&implementation.location, |h| &h.location);
-                diagnostics.error(
-                    at,
-                    format!(
-                        "node `{}`: `mysqldbs` health checks are not supported by this occopus yet",
-                        node.name
-                    ),
-                    "remove `mysqldbs` or check the database with `ports`",
-                );
-            }
             if let Some(cm) = &implementation.config_management
                 && cm.get("type").and_then(crate::model::Yaml::as_str) == Some("chef")
             {
@@ -847,30 +833,52 @@ impl Orchestrator {
     ) -> Result<Probes, String> {
         let address = addresses.primary().unwrap_or_default().to_string();
         let ip = [("ip", serde_json::Value::from(address.clone()))];
-        let urls = match implementation
-            .health_check_yaml
-            .as_ref()
-            .and_then(|h| h.get("urls"))
-        {
-            Some(urls) => self
-                .inner
-                .renderer
-                .render_yaml(urls, context, book.clone(), &ip)
-                .map_err(|e| e.to_string())?
-                .as_array()
-                .map(|items| {
-                    items
-                        .iter()
-                        .filter_map(|u| u.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            None => Vec::new(),
+        // The `urls` and `mysqldbs` strings are templates (with `ip`).
+        let render = |key: &str| -> Result<serde_json::Value, String> {
+            match implementation
+                .health_check_yaml
+                .as_ref()
+                .and_then(|h| h.get(key))
+            {
+                Some(section) => self
+                    .inner
+                    .renderer
+                    .render_yaml(section, context, book.clone(), &ip)
+                    .map_err(|e| e.to_string()),
+                None => Ok(serde_json::Value::Null),
+            }
         };
+        let text = |value: &serde_json::Value, key: &str| {
+            value[key].as_str().unwrap_or_default().to_string()
+        };
+        let urls = render("urls")?
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|u| u.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mysqldbs = render("mysqldbs")?
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .map(|db| crate::health::mysql::Login {
+                        name: text(db, "name"),
+                        user: text(db, "user"),
+                        pass: text(db, "pass"),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Probes {
             address,
             ports: implementation.health_check.ports.clone(),
             urls,
+            ping: implementation.health_check.ping,
+            mysqldbs,
         })
     }
 

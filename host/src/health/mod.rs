@@ -1,11 +1,13 @@
-//! Health checks of a node instance: TCP `ports` and HTTP `urls`, each with its
-//! own timeout, all of an instance's checks run concurrently.
-//!
-//! `ping` (ICMP) and `mysqldbs` belong to the maintenance work (see
-//! docs/engine.md); until then a node's `ping` setting is accepted and not
-//! probed, and `mysqldbs` is refused at build time rather than ignored.
+//! Health checks of a node instance, all of Occopus's: `ping` (ICMP echo, or
+//! a TCP probe where ICMP is not permitted), TCP `ports`, HTTP `urls` (2xx or
+//! 3xx) and `mysqldbs` (a MySQL protocol login). Each probe has its own
+//! timeout; all of an instance's probes run concurrently.
+
+pub mod mysql;
+pub mod ping;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long one probe may take.
@@ -20,12 +22,17 @@ pub struct Probes {
     pub ports: Vec<u16>,
     /// Rendered URLs that must answer 2xx or 3xx.
     pub urls: Vec<String>,
+    /// Whether the address must answer a ping.
+    pub ping: bool,
+    /// Databases that must accept a login (port 3306 of the address).
+    pub mysqldbs: Vec<mysql::Login>,
 }
 
 /// Shares one HTTP client (and its connection pool) between all checks.
 #[derive(Clone)]
 pub struct HealthChecker {
     http: reqwest::Client,
+    pinger: Arc<ping::Pinger>,
 }
 
 impl Default for HealthChecker {
@@ -37,6 +44,7 @@ impl Default for HealthChecker {
                 .no_proxy()
                 .build()
                 .unwrap_or_default(),
+            pinger: Arc::default(),
         }
     }
 }
@@ -44,7 +52,7 @@ impl Default for HealthChecker {
 impl Probes {
     /// Whether there is nothing to probe.
     pub fn is_empty(&self) -> bool {
-        self.ports.is_empty() && self.urls.is_empty()
+        !self.ping && self.ports.is_empty() && self.urls.is_empty() && self.mysqldbs.is_empty()
     }
 }
 
@@ -56,12 +64,26 @@ impl HealthChecker {
             .iter()
             .map(|port| self.port(&probes.address, *port));
         let urls = probes.urls.iter().map(|url| self.url(url));
-        let ports = futures::future::join_all(ports);
-        let urls = futures::future::join_all(urls);
-        let (ports, urls) = tokio::join!(ports, urls);
-        ports
-            .into_iter()
+        let databases = probes
+            .mysqldbs
+            .iter()
+            .map(|login| mysql::check(&probes.address, mysql::PORT, login, PROBE_TIMEOUT));
+        let ping = async {
+            match probes.ping {
+                true => self.pinger.ping(&probes.address, PROBE_TIMEOUT).await,
+                false => Ok(()),
+            }
+        };
+        let (ping, ports, urls, databases) = tokio::join!(
+            ping,
+            futures::future::join_all(ports),
+            futures::future::join_all(urls),
+            futures::future::join_all(databases),
+        );
+        std::iter::once(ping)
+            .chain(ports)
             .chain(urls)
+            .chain(databases)
             .collect::<Result<Vec<()>, String>>()
             .map(drop)
     }
@@ -123,6 +145,8 @@ mod tests {
                 format!("http://127.0.0.1:{port}/ok"),
                 format!("http://127.0.0.1:{port}/moved"),
             ],
+            ping: true,
+            mysqldbs: vec![],
         };
         checker.check(&good).await.unwrap();
         let bad_url = Probes {
