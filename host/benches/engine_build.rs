@@ -6,7 +6,8 @@
 //! of this process. `cargo bench --bench engine_build [-- --quick]`
 //! (`--quick`: 1,000 nodes only).
 
-use occopus::api::{Occopus, Options};
+mod common;
+
 use occopus::engine::{BuildOptions, StopSignal};
 use occopus::model::Sources;
 use std::fmt::Write;
@@ -33,40 +34,14 @@ fn write_files(dir: &std::path::Path, nodes: usize) -> Sources {
     let definitions = format!(
         "'node_def:sim':\n  - resource: {{type: dummy, create_latency: {CREATE_S}, boot_time: {BOOT_S}}}\n    health_check: {{ping: false}}\n"
     );
-    std::fs::write(dir.join("infra.yaml"), infra).unwrap();
-    std::fs::write(dir.join("nodes.yaml"), definitions).unwrap();
-    Sources {
-        infra: dir.join("infra.yaml"),
-        nodes: vec![dir.join("nodes.yaml")],
-        auth_data: None,
-    }
-}
-
-fn peak_rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0)
+    common::write_sources(dir, &infra, &definitions)
 }
 
 async fn bench(nodes: usize) {
     let dir = tempfile::tempdir().unwrap();
     let sources = write_files(dir.path(), nodes);
-    let mut config = occopus::config::Config::default();
-    config.plugins.dir = Some(dir.path().join("plugins"));
-    config.plugins.cache_dir = Some(std::env::temp_dir().join("occopus-bench-cache"));
     // The dummy cloud has no rate limit: let a whole level be created at once.
-    config.engine.max_concurrent_per_endpoint = nodes / LEVELS;
-    config.plugins.limits.max_concurrent_calls = ((nodes / LEVELS).max(1024) * 2) as u32;
-    let occopus = Occopus::open(Options {
-        config,
-        state: Some(dir.path().join("state.db")),
-        allow_template_commands: false,
-    })
-    .await
-    .unwrap();
+    let occopus = common::open(dir.path(), nodes / LEVELS).await;
     let mut events = occopus.subscribe();
     let timeline = tokio::spawn(async move {
         // Per level: first create started, last instance ready (ms).
@@ -111,7 +86,7 @@ async fn bench(nodes: usize) {
     println!(
         "build {nodes:>5} nodes, {LEVELS} levels: makespan {makespan:.3} s, bound {bound:.1} s, ratio {:.3}, peak RSS {:.0} MiB",
         makespan / bound,
-        peak_rss_mib()
+        common::peak_rss_mib()
     );
     let started = Instant::now();
     occopus
