@@ -32,10 +32,15 @@ fn request(token: &str, infra: &str, node: &str, user_data: &str) -> CreateNode 
 
 /// Polls until the node leaves `pending` (or 30 s pass).
 fn settle(cloud: &LocalCloud, id: &str) -> NodeView {
+    wait_until(cloud, id, |state| state != NodeState::Pending)
+}
+
+/// The node once `done` says its state is final (or after 30 s).
+fn wait_until(cloud: &LocalCloud, id: &str, done: impl Fn(NodeState) -> bool) -> NodeView {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let node = cloud.status(id).unwrap();
-        if node.state != NodeState::Pending || Instant::now() > deadline {
+        if done(node.state) || Instant::now() > deadline {
             return node;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -166,7 +171,8 @@ fn failing_boot_steps_fail_the_node() {
         let node = cloud
             .create(&request(&format!("t{i}"), "infra-c", "n", user_data))
             .unwrap();
-        let node = settle(&cloud, &node.record.id);
+        // A failing runcmd is `running` until it fails.
+        let node = wait_until(&cloud, &node.record.id, |state| state == NodeState::Failed);
         assert_eq!(node.state, NodeState::Failed, "{user_data}");
         assert!(node.detail.as_deref().unwrap().contains(detail), "{node:?}");
         cloud.destroy(&node.record.id).unwrap();

@@ -651,7 +651,9 @@ impl Orchestrator {
                 .map_err(failed("record the cloud id"))?;
             record.cloud_id = Some(cloud_id);
         }
-        if run.halted() {
+        // Another instance's failure stops new creations only: one the cloud
+        // has made is followed to the end, so the report says what is up.
+        if run.stop.is_stopped() {
             return Err(Halted::Stopped("booting"));
         }
         let cloud_id = record.cloud_id.clone().unwrap_or_default();

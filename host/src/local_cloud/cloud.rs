@@ -310,6 +310,11 @@ impl LocalCloud {
                 break Ok(pid);
             }
             match child.try_wait() {
+                // It took the node and already ended (a boot step failed at
+                // once): its recorded state says why.
+                Ok(Some(_)) if control.recorded_supervisor() == Some(child.id() as i32) => {
+                    break Ok(child.id() as i32);
+                }
                 Ok(Some(status)) if control.supervisor().is_none() => {
                     break Err(LocalCloudError::Io {
                         what: format!("start the node's supervisor ({status}; see its log)"),

@@ -122,13 +122,19 @@ impl ControlFiles {
         match flock(&lock, FlockOperation::NonBlockingLockShared) {
             // Nobody holds it (ours goes with the file).
             Ok(()) => None,
-            Err(rustix::io::Errno::WOULDBLOCK) => std::fs::read_to_string(self.pid_file())
-                .ok()?
-                .trim()
-                .parse()
-                .ok(),
+            Err(rustix::io::Errno::WOULDBLOCK) => self.recorded_supervisor(),
             Err(_) => None,
         }
+    }
+
+    /// The pid the last supervisor that took the node recorded, whether or
+    /// not it still runs.
+    pub fn recorded_supervisor(&self) -> Option<i32> {
+        std::fs::read_to_string(self.pid_file())
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
     }
 }
 
