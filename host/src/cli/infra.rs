@@ -19,6 +19,23 @@ pub struct FileArgs {
     /// INFRA if it exists, plus the definitions imported with `occopus import`].
     #[arg(long, value_name = "PATH")]
     pub nodes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
+}
+
+impl FileArgs {
+    pub(super) fn sources(&self) -> Sources {
+        Sources {
+            infra: self.infra.clone(),
+            nodes: self.nodes.clone(),
+            auth_data: self.auth_data.path(),
+        }
+    }
+}
+
+/// `--auth-data FILE`.
+#[derive(Debug, Args)]
+pub struct AuthDataArg {
     /// The credentials file [default: $OCCOPUS_AUTH_DATA_PATH, then
     /// ~/.occopus/auth_data.yaml, then $XDG_CONFIG_HOME/occopus/auth_data.yaml].
     #[arg(
@@ -29,13 +46,10 @@ pub struct FileArgs {
     pub auth_data: Option<PathBuf>,
 }
 
-impl FileArgs {
-    pub(super) fn sources(&self) -> Sources {
-        Sources {
-            infra: self.infra.clone(),
-            nodes: self.nodes.clone(),
-            auth_data: self.auth_data.clone().or_else(crate::dirs::auth_data_file),
-        }
+impl AuthDataArg {
+    /// The file given, else the default one if it exists.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.auth_data.clone().or_else(crate::dirs::auth_data_file)
     }
 }
 
@@ -84,13 +98,8 @@ pub struct DestroyArgs {
         value_name = "ID"
     )]
     pub infra_id: String,
-    /// The credentials file (same default as for build).
-    #[arg(
-        long = "auth-data",
-        visible_alias = "auth_data_path",
-        value_name = "FILE"
-    )]
-    pub auth_data: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
 }
 
 /// `occopus info`.
@@ -260,7 +269,7 @@ pub async fn destroy(
     let signal = stop_on_ctrl_c("run destroy again to finish")?;
     let occopus = Occopus::open(options(config, state)).await?;
     let progress = Progress::start(occopus.subscribe());
-    let auth = args.auth_data.or_else(crate::dirs::auth_data_file);
+    let auth = args.auth_data.path();
     let result = occopus
         .destroy(&args.infra_id, auth.as_deref(), signal)
         .await;

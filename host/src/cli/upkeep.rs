@@ -1,12 +1,11 @@
 //! Keeping infrastructures alive: `maintain`, `scale`, `plan`.
 
 use super::CliError;
-use super::infra::{FileArgs, StateArgs, options, stop_on_ctrl_c};
+use super::infra::{AuthDataArg, FileArgs, StateArgs, options, stop_on_ctrl_c};
 use crate::api::Occopus;
 use crate::engine::Phase;
 use crate::engine::maintain::ScaleBy;
 use clap::Args;
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// `occopus maintain`.
@@ -26,13 +25,8 @@ pub struct MaintainArgs {
     /// One pass, then exit.
     #[arg(long)]
     pub once: bool,
-    /// The credentials file (same default as for build).
-    #[arg(
-        long = "auth-data",
-        visible_alias = "auth_data_path",
-        value_name = "FILE"
-    )]
-    pub auth_data: Option<PathBuf>,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
     /// Print each pass's report as a JSON line.
     #[arg(long)]
     pub json: bool,
@@ -116,7 +110,7 @@ pub async fn maintain(
     }
     let interval = Duration::from_secs_f64(args.interval);
     let occopus = Occopus::open(options(config, state)).await?;
-    let auth = args.auth_data.or_else(crate::dirs::auth_data_file);
+    let auth = args.auth_data.path();
     loop {
         let report = occopus
             .maintain_pass(&args.infra_id, auth.as_deref(), interval, signal.clone())

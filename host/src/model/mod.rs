@@ -97,19 +97,28 @@ impl Model {
                 .unwrap_or_default(),
             None => AuthData::default(),
         };
-        let infra =
-            infra_yaml.and_then(|yaml| InfraDescription::from_yaml(&yaml, &mut diagnostics));
-        let model = infra.map(|infra| {
-            let chosen = choose_implementations(&infra, &definitions, &mut diagnostics);
-            Model {
-                infra,
-                definitions,
-                auth,
-                chosen,
-            }
-        });
+        let model = Model::assemble(infra_yaml.as_ref(), definitions, auth, &mut diagnostics);
         diagnostics.sort();
         (model, diagnostics)
+    }
+
+    /// The model of a description document, once its definitions and
+    /// credentials are read: the description checked, an implementation
+    /// chosen per node.
+    fn assemble(
+        infra: Option<&Yaml>,
+        definitions: NodeDefinitions,
+        auth: AuthData,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Model> {
+        let infra = InfraDescription::from_yaml(infra?, diagnostics)?;
+        let chosen = choose_implementations(&infra, &definitions, diagnostics);
+        Some(Model {
+            infra,
+            definitions,
+            auth,
+            chosen,
+        })
     }
 
     /// The implementation chosen for `node`.

@@ -9,8 +9,8 @@
 //! merged variables, filter, chosen implementation), recorded on each
 //! instance, so an instance made from an older description is recognised.
 
-use super::{AuthData, Diagnostics, InfraDescription, Model, NodeDefinitions, NodeSpec, Yaml};
-use super::{choose_implementations, yaml::Location};
+use super::yaml::Location;
+use super::{AuthData, Diagnostics, Model, NodeDefinitions, NodeSpec, Yaml};
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -46,16 +46,7 @@ impl Model {
             .get("node_definitions")
             .map(|d| NodeDefinitions::from_yaml(&Yaml::from_json(d, &location), &mut diagnostics))
             .unwrap_or_default();
-        let infra = infra.and_then(|i| InfraDescription::from_yaml(&i, &mut diagnostics));
-        let model = infra.map(|infra| {
-            let chosen = choose_implementations(&infra, &definitions, &mut diagnostics);
-            Model {
-                infra,
-                definitions,
-                auth,
-                chosen,
-            }
-        });
+        let model = Model::assemble(infra.as_ref(), definitions, auth, &mut diagnostics);
         match model {
             Some(model) if !diagnostics.has_errors() => Ok(model),
             _ => {
