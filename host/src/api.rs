@@ -99,12 +99,8 @@ impl InfraInfo {
     /// How many instances `node` should have: its scaled target, else its
     /// `scaling.min`, within its limits.
     pub fn target(&self, node: &NodeSnapshot) -> u32 {
-        self.targets
-            .iter()
-            .find(|t| t.node_name == node.name)
-            .and_then(|t| t.target)
-            .unwrap_or(node.scaling.min)
-            .clamp(node.scaling.min, node.scaling.max)
+        let scaled = self.targets.iter().find(|t| t.node_name == node.name);
+        node.scaling.target(scaled.and_then(|t| t.target))
     }
 }
 

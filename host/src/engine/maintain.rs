@@ -284,16 +284,12 @@ impl Orchestrator {
                         targets.len() - 1
                     }
                 };
-                let current = targets[index]
-                    .target
-                    .unwrap_or(node.scaling.min)
-                    .clamp(node.scaling.min, node.scaling.max);
+                let current = node.scaling.target(targets[index].target);
                 let wanted = check_limits(&node.name, node.scaling, current, request.change)?;
                 if let Some(chosen) = &request.instance {
                     let record = records
                         .iter()
-                        .filter(|r| r.node_name == node.name && r.state.is_live())
-                        .find(|r| r.id == *chosen || r.addresses.contains(chosen))
+                        .find(|r| r.node_name == node.name && r.is_live_and_named(chosen))
                         .ok_or_else(|| {
                             format!("node `{}` has no live instance `{chosen}`", node.name)
                         })?;
@@ -333,6 +329,7 @@ impl Orchestrator {
     ) -> Result<Vec<(String, i64)>, EngineError> {
         let store = &self.inner.store;
         let mut held = Vec::new();
+        let mut targets = std::collections::HashMap::new();
         for target in store.node_targets(infra_id)? {
             if model.infra.node(&target.node_name).is_none() {
                 store.delete_node_target(infra_id, &target.node_name)?;
@@ -341,6 +338,7 @@ impl Orchestrator {
             if target.retry_after_ms > now_ms() {
                 held.push((target.node_name.clone(), target.retry_after_ms));
             }
+            targets.insert(target.node_name.clone(), target);
         }
         for node in &model.infra.nodes {
             let mine: Vec<&InstanceOutcome> =
@@ -348,14 +346,10 @@ impl Orchestrator {
             if mine.is_empty() {
                 continue;
             }
-            let mut target = store
-                .node_targets(infra_id)?
-                .into_iter()
-                .find(|t| t.node_name == node.name)
-                .unwrap_or_else(|| NodeTarget {
-                    node_name: node.name.clone(),
-                    ..NodeTarget::default()
-                });
+            let mut target = targets.remove(&node.name).unwrap_or_else(|| NodeTarget {
+                node_name: node.name.clone(),
+                ..NodeTarget::default()
+            });
             if mine.iter().any(|o| o.phase == Phase::Failed) {
                 target.failures += 1;
                 let backoff = interval
@@ -440,13 +434,12 @@ impl Orchestrator {
                     known.join(", ")
                 ))
             })?;
-        let stored = store
+        let scaled = store
             .node_targets(infra_id)?
             .into_iter()
             .find(|t| t.node_name == node_name)
-            .and_then(|t| t.target)
-            .unwrap_or(node.scaling.min)
-            .clamp(node.scaling.min, node.scaling.max);
+            .and_then(|t| t.target);
+        let stored = node.scaling.target(scaled);
         let queued: i64 = store
             .scale_requests(infra_id)?
             .iter()
@@ -472,11 +465,10 @@ impl Orchestrator {
         let target =
             check_limits(node_name, node.scaling, current, change).map_err(EngineError::Scale)?;
         if let Some(chosen) = instance {
-            let known = store.instances(infra_id)?.into_iter().any(|r| {
-                r.node_name == node_name
-                    && r.state.is_live()
-                    && (r.id == chosen || r.addresses.contains(chosen))
-            });
+            let known = store
+                .instances(infra_id)?
+                .into_iter()
+                .any(|r| r.node_name == node_name && r.is_live_and_named(chosen));
             if !known {
                 return Err(EngineError::Scale(format!(
                     "node `{node_name}` has no live instance with the id or address `{chosen}`; see `occopus info -i {infra_id}`"

@@ -133,11 +133,8 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     for node in &model.infra.nodes {
-        let stored = input.targets.iter().find(|t| t.node_name == node.name);
-        let target = stored
-            .and_then(|t| t.target)
-            .unwrap_or(node.scaling.min)
-            .clamp(node.scaling.min, node.scaling.max);
+        let scaled = input.targets.iter().find(|t| t.node_name == node.name);
+        let target = node.scaling.target(scaled.and_then(|t| t.target));
         plan.targets.insert(node.name.clone(), target);
         let limits = format!("[{}, {}]", node.scaling.min, node.scaling.max);
         let fingerprint = model.fingerprint(node);

@@ -67,6 +67,14 @@ pub struct Scaling {
     pub max: u32,
 }
 
+impl Scaling {
+    /// The instance count wanted: the `scaled` target if the node was
+    /// scaled, else `min`; always within `[min, max]`.
+    pub fn target(self, scaled: Option<u32>) -> u32 {
+        scaled.unwrap_or(self.min).clamp(self.min, self.max)
+    }
+}
+
 /// `dependent` is created only once `dependency` is ready.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dependency {

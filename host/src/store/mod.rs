@@ -266,6 +266,12 @@ pub struct InstanceRecord {
 }
 
 impl InstanceRecord {
+    /// Whether it is live and `chosen` is its id or one of its addresses
+    /// (how a scale-down names the instance to remove).
+    pub fn is_live_and_named(&self, chosen: &str) -> bool {
+        self.state.is_live() && (self.id == chosen || self.addresses.contains(chosen))
+    }
+
     /// `resource.type`.
     pub fn resource_type(&self) -> &str {
         self.resource
