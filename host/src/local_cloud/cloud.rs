@@ -309,29 +309,32 @@ impl LocalCloud {
             if let Some(pid) = control.supervisor() {
                 break Ok(pid);
             }
-            match child.try_wait() {
-                // It took the node and already ended (a boot step failed at
-                // once): its recorded state says why.
-                Ok(Some(_)) if control.recorded_supervisor() == Some(child.id() as i32) => {
-                    break Ok(child.id() as i32);
+            if let Ok(Some(status)) = child.try_wait() {
+                // It ended, and a supervisor took the node: this one (a boot
+                // step failed at once: its recorded state says why), or one an
+                // interrupted create started, which this one left it to.
+                if let Some(pid) = control.recorded_supervisor() {
+                    break Ok(pid);
                 }
-                Ok(Some(status)) if control.supervisor().is_none() => {
+                // Ended without taking the node, and no other supervisor holds
+                // it (one that does is about to record its pid).
+                if !control.is_taken() {
                     break Err(LocalCloudError::Io {
                         what: format!("start the node's supervisor ({status}; see its log)"),
                         source: std::io::Error::other("it exited at once"),
                     });
                 }
-                _ if Instant::now() > deadline => {
-                    let _ = child.kill();
-                    break Err(LocalCloudError::Io {
-                        what: "start the node's supervisor".into(),
-                        source: std::io::Error::other(format!(
-                            "it did not take the node within {SUPERVISOR_START:?}"
-                        )),
-                    });
-                }
-                _ => std::thread::sleep(Duration::from_millis(2)),
             }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                break Err(LocalCloudError::Io {
+                    what: "start the node's supervisor".into(),
+                    source: std::io::Error::other(format!(
+                        "it did not take the node within {SUPERVISOR_START:?}"
+                    )),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
         };
         // Reap it when it ends, so that it never lingers as a zombie that
         // would look alive.

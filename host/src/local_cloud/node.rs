@@ -117,14 +117,20 @@ impl ControlFiles {
     /// The pid of the node's supervisor while one runs (holds the lock and
     /// has recorded its pid).
     pub fn supervisor(&self) -> Option<i32> {
+        self.is_taken()
+            .then(|| self.recorded_supervisor())
+            .flatten()
+    }
+
+    /// Whether a supervisor holds the node's lock (it may not have recorded
+    /// its pid yet).
+    pub fn is_taken(&self) -> bool {
         use rustix::fs::{FlockOperation, flock};
-        let lock = std::fs::File::open(self.lock_file()).ok()?;
-        match flock(&lock, FlockOperation::NonBlockingLockShared) {
-            // Nobody holds it (ours goes with the file).
-            Ok(()) => None,
-            Err(rustix::io::Errno::WOULDBLOCK) => self.recorded_supervisor(),
-            Err(_) => None,
-        }
+        let Ok(lock) = std::fs::File::open(self.lock_file()) else {
+            return false;
+        };
+        // Our shared lock, when we get it, goes with the file.
+        flock(&lock, FlockOperation::NonBlockingLockShared) == Err(rustix::io::Errno::WOULDBLOCK)
     }
 
     /// The pid the last supervisor that took the node recorded, whether or
