@@ -119,6 +119,9 @@ impl Book {
 struct NodeTracker {
     target: usize,
     ready: watch::Sender<usize>,
+    /// The node's fingerprint, recorded on each new instance (computed once
+    /// per node, not per instance).
+    fingerprint: String,
 }
 
 /// What one build shares between its instance tasks.
@@ -319,16 +322,22 @@ impl Orchestrator {
             targets: &store.node_targets(infra_id)?,
             removals: how.removals,
         });
-        for change in &plan.changes {
-            let instance = change.instance_id.as_deref().unwrap_or("(new)");
-            let message = format!(
-                "{} {} {instance}: {}",
-                change.action.sign(),
-                change.node,
-                change.reason
-            );
-            store.log_event(infra_id, change.instance_id.as_deref(), &message)?;
-        }
+        let events: Vec<(Option<&str>, String)> = plan
+            .changes
+            .iter()
+            .map(|change| {
+                let instance = change.instance_id.as_deref();
+                let message = format!(
+                    "{} {} {}: {}",
+                    change.action.sign(),
+                    change.node,
+                    instance.unwrap_or("(new)"),
+                    change.reason
+                );
+                (instance, message)
+            })
+            .collect();
+        store.log_events(infra_id, &events)?;
         let victims: HashSet<&str> = plan.victims().collect();
         if !victims.is_empty() {
             self.destroy_instances(
@@ -375,6 +384,7 @@ impl Orchestrator {
                 NodeTracker {
                     target: followed + missing,
                     ready: watch::channel(0).0,
+                    fingerprint: model.fingerprint(node),
                 },
             );
             let first = store.next_seq(infra_id, &node.name)?;
@@ -592,7 +602,7 @@ impl Orchestrator {
                     error: None,
                     created_ms: now_ms(),
                     updated_ms: now_ms(),
-                    fingerprint: Some(model.fingerprint(node)),
+                    fingerprint: run.nodes.get(node_name).map(|n| n.fingerprint.clone()),
                     health: Default::default(),
                 };
                 (record, true)

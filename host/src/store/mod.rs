@@ -786,10 +786,27 @@ impl Store {
         instance_id: Option<&str>,
         message: &str,
     ) -> Result<(), StoreError> {
+        self.log_events(infra_id, &[(instance_id, message.to_string())])
+    }
+
+    /// Appends several events (instance, message) in one transaction.
+    pub fn log_events(
+        &self,
+        infra_id: &str,
+        events: &[(Option<&str>, String)],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
         self.with(|c| {
-            c.prepare_cached("INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![infra_id, instance_id, now_ms(), message])
-                .map(drop)
+            let transaction = c.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (instance_id, message) in events {
+                    insert.execute(params![infra_id, instance_id, now, message])?;
+                }
+            }
+            transaction.commit()
         })
     }
 
