@@ -13,6 +13,8 @@ use std::process::Command;
 const PLUGIN_PACKAGES: &[&str] = &[
     "occopus-driver-dummy",
     "occopus-driver-local",
+    "occopus-driver-ec2",
+    "occopus-driver-docker",
     "occopus-context-cloudinit",
     "occopus-context-docker",
     "occopus-test-hostile",

@@ -182,6 +182,10 @@ pub struct PluginOverrides {
     pub memory_limit_mib: Option<u64>,
     /// This plugin's call deadline in seconds.
     pub call_deadline_secs: Option<f64>,
+    /// Whether a `unix://PATH` endpoint of this plugin's resources is bridged to
+    /// it (see `plugin::unix_bridge`). Default: only for the `docker` driver,
+    /// since a local socket such as Docker's grants root on the machine.
+    pub unix_endpoints: Option<bool>,
 }
 
 impl Config {

@@ -383,14 +383,16 @@ async fn the_compatibility_corpus_validates_and_renders() {
             ..Sources::default()
         };
         let diagnostics = occopus.validate(&sources).await.unwrap();
-        assert!(
-            !diagnostics.has_errors(),
-            "{}:\n{diagnostics}",
-            infra.display()
-        );
+        // The only errors: an installed driver (ec2, docker) refusing an
+        // endpoint that is still the tutorial's `replace_with_...` placeholder.
         // Warnings only for clouds without an installed driver (sections left unchecked).
-        for warning in diagnostics.iter() {
-            assert!(warning.message.contains("was not checked"), "{warning}");
+        for problem in diagnostics.iter() {
+            assert!(
+                problem.message.contains("was not checked")
+                    || problem.message.contains("`replace_with_"),
+                "{}:\n{problem}",
+                infra.display()
+            );
         }
         checked += 1;
     }

@@ -16,8 +16,9 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show one plugin's details: the JSON schema of the section it reads and
-    /// the hosts it may reach.
+    /// Show a plugin's details: the JSON schema of the section it reads and
+    /// the hosts it may reach (both plugins when a driver and a contextualiser
+    /// share the name; `--json` prints an array).
     Inspect {
         /// The plugin's name or a type it serves.
         name: String,
@@ -40,17 +41,27 @@ pub(super) async fn run(command: PluginsCommand, config: &Config) -> Result<(), 
             Ok(())
         }
         PluginsCommand::Inspect { name, json } => {
-            let plugin = catalog.find(&name).ok_or_else(|| {
+            let found = catalog.find(&name);
+            if found.is_empty() {
                 let names: Vec<&str> = catalog.plugins().iter().map(Plugin::name).collect();
-                CliError::Failed(format!(
+                return Err(CliError::Failed(format!(
                     "no plugin is named or serves `{name}`; installed: {}",
                     names.join(", ")
-                ))
-            })?;
+                )));
+            }
             if json {
-                println!("{:#}", describe_json(&catalog, plugin, config));
+                let described: Vec<_> = found
+                    .iter()
+                    .map(|plugin| describe_json(&catalog, plugin, config))
+                    .collect();
+                println!("{:#}", serde_json::Value::Array(described));
             } else {
-                inspect_text(&catalog, plugin, config);
+                for (i, plugin) in found.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    inspect_text(&catalog, plugin, config);
+                }
             }
             Ok(())
         }
@@ -100,6 +111,11 @@ fn allowed_hosts(plugin: &Plugin) -> Vec<String> {
     match plugin.kind() {
         PluginKind::Contextualiser => Vec::new(),
         PluginKind::Driver => std::iter::once("the host of each resource's `endpoint`".to_owned())
+            .chain(
+                plugin
+                    .uses_unix_endpoints()
+                    .then(|| "the socket of a `unix://` endpoint (unix_endpoints)".to_owned()),
+            )
             .chain(plugin.allowed_hosts())
             .collect(),
     }

@@ -161,9 +161,10 @@ fn missing(
     }
 }
 
-/// Compiled schemas, by plugin name.
+/// Compiled schemas, by section and plugin name (a driver and a
+/// contextualiser may share a name, as `docker` does).
 #[derive(Default)]
-struct SchemaCache(HashMap<String, Option<jsonschema::Validator>>);
+struct SchemaCache(HashMap<(String, String), Option<jsonschema::Validator>>);
 
 impl SchemaCache {
     fn check(
@@ -174,7 +175,8 @@ impl SchemaCache {
         what: &str,
         diagnostics: &mut Diagnostics,
     ) {
-        let validator = self.0.entry(plugin.to_string()).or_insert_with(|| {
+        let key = (what.to_owned(), plugin.to_owned());
+        let validator = self.0.entry(key).or_insert_with(|| {
             let schema: serde_json::Value = serde_json::from_str(schema).ok()?;
             jsonschema::validator_for(&schema)
                 .inspect_err(

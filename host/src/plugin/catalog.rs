@@ -15,7 +15,7 @@
 use super::contextualiser::ContextualiserPlugin;
 use super::driver::DriverPlugin;
 use super::error::RuntimeError;
-use super::runtime::{Plugin, PluginOrigin, PluginRuntime};
+use super::runtime::{Plugin, PluginKind, PluginOrigin, PluginRuntime};
 use crate::config::PluginSettings;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -44,7 +44,21 @@ pub const BUILTIN_PLUGINS: &[(&str, &[u8])] = &[
         )),
     ),
     (
+        "ec2",
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_driver_ec2.wasm"
+        )),
+    ),
+    (
         "docker",
+        include_bytes!(concat!(
+            env!("OCCOPUS_PLUGIN_WASM_DIR"),
+            "/occopus_driver_docker.wasm"
+        )),
+    ),
+    (
+        "docker-context",
         include_bytes!(concat!(
             env!("OCCOPUS_PLUGIN_WASM_DIR"),
             "/occopus_context_docker.wasm"
@@ -185,17 +199,25 @@ impl PluginCatalog {
             .ok_or_else(|| self.missing("contextualiser", context_type))
     }
 
-    /// Finds a plugin by its name or by a type it serves, preferring the active one.
-    pub fn find(&self, name_or_type: &str) -> Option<&Plugin> {
+    /// Finds the plugins with this name or serving this type, one per kind
+    /// (a driver and a contextualiser may share a name, as `docker` does),
+    /// preferring the active one of each kind.
+    pub fn find(&self, name_or_type: &str) -> Vec<&Plugin> {
         let matches = |p: &&Plugin| {
             p.name() == name_or_type || p.types_served().iter().any(|t| t == name_or_type)
         };
-        self.plugins
-            .iter()
-            .rev()
-            .filter(matches)
-            .find(|p| self.is_active(p))
-            .or_else(|| self.plugins.iter().rev().find(matches))
+        [PluginKind::Driver, PluginKind::Contextualiser]
+            .into_iter()
+            .filter_map(|kind| {
+                let of_kind = |p: &&Plugin| matches(p) && p.kind() == kind;
+                self.plugins
+                    .iter()
+                    .rev()
+                    .filter(of_kind)
+                    .find(|p| self.is_active(p))
+                    .or_else(|| self.plugins.iter().rev().find(of_kind))
+            })
+            .collect()
     }
 
     fn missing(&self, kind: &'static str, name: &str) -> RuntimeError {

@@ -6,6 +6,7 @@ use super::bindings::types::PluginError;
 use super::error::RuntimeError;
 use super::runtime::{AnswerSize, LoadReport, PluginRuntime};
 use super::sandbox::{CallPolicy, LogContext, SandboxState};
+use super::unix_bridge;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -163,6 +164,9 @@ impl DriverPlugin {
         let mut policy = self.inner.policy.clone();
         if let Some(endpoint) = target.and_then(Target::endpoint) {
             policy.allow_list = Arc::new(policy.allow_list.with_endpoint(endpoint));
+            if policy.unix_endpoints {
+                policy.unix_socket = unix_bridge::socket_path(endpoint).map(Arc::new);
+            }
         }
         policy
     }

@@ -114,6 +114,8 @@ pub enum Violation {
     Memory { limit_bytes: u64 },
     /// The plugin sent HTTP to a host that is not on its allow-list.
     OutboundHost { host: String },
+    /// The plugin sent a request to a `unix://` endpoint it may not use.
+    UnixEndpoint,
     /// The plugin tried to use a socket (`attempt` says how and where).
     Socket { attempt: String },
     /// The plugin tried to use the filesystem.
@@ -131,6 +133,7 @@ impl Violation {
             Violation::Deadline { .. } => "deadline",
             Violation::Memory { .. } => "memory-limit",
             Violation::OutboundHost { .. } => "outbound-http-allow-list",
+            Violation::UnixEndpoint => "unix-endpoints",
             Violation::Socket { .. } => "no-sockets",
             Violation::Filesystem => "no-filesystem",
             Violation::Trap { .. } => "trap",
@@ -160,6 +163,13 @@ impl fmt::Display for Violation {
                 "sent an HTTP request to `{host}`, which is not on its allow-list [rule: {rule}]; \
                  a driver may reach the host of the resource's `endpoint`; to allow `{host}` too, \
                  add it to `plugins.allowed_hosts` in the occopus config"
+            ),
+            Violation::UnixEndpoint => write!(
+                f,
+                "sent a request to a `unix://` endpoint, which this plugin may not use \
+                 [rule: {rule}]; a unix socket such as Docker's grants what its owner has, so \
+                 only the `docker` driver may by default; to let this plugin, set \
+                 `plugins.settings.<plugin>.unix_endpoints: true` in the occopus config"
             ),
             Violation::Socket { attempt } => write!(
                 f,

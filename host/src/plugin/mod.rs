@@ -3,7 +3,7 @@
 //!
 //! - [`engine`]: the shared wasmtime engine, pooling allocator and epoch clock;
 //! - [`cache`]: compiled components on disk, keyed by content and engine;
-//! - [`sandbox`] and [`allow_list`]: what one call may touch;
+//! - [`sandbox`], [`allow_list`] and [`unix_bridge`]: what one call may touch;
 //! - [`runtime`]: loading components and running a call under the sandbox rules;
 //! - [`driver`] and [`contextualiser`]: typed calls of each kind of plugin;
 //! - [`catalog`]: which plugin serves which type, built-in or dropped in.
@@ -18,6 +18,7 @@ pub mod engine;
 mod error;
 pub mod runtime;
 pub mod sandbox;
+pub mod unix_bridge;
 
 pub use bindings::types;
 pub use catalog::{LoadFailure, PluginCatalog};

@@ -137,6 +137,14 @@ impl Plugin {
             Plugin::Contextualiser(_) => Vec::new(),
         }
     }
+
+    /// Whether a `unix://` endpoint of its resources is bridged to it.
+    pub fn uses_unix_endpoints(&self) -> bool {
+        match self {
+            Plugin::Driver(d) => d.base_policy().unix_endpoints,
+            Plugin::Contextualiser(_) => false,
+        }
+    }
 }
 
 /// The engine, linker and policies every plugin call runs under.
@@ -317,6 +325,10 @@ impl PluginRuntime {
         let allow_list = AllowList::from_entries(hosts).map_err(RuntimeError::Engine)?;
         Ok(CallPolicy {
             allow_list: Arc::new(allow_list),
+            unix_endpoints: overrides
+                .and_then(|o| o.unix_endpoints)
+                .unwrap_or(plugin == "docker"),
+            unix_socket: None,
             memory_limit_bytes: overrides
                 .and_then(|o| o.memory_limit_mib)
                 .unwrap_or(shared.limits.memory_limit_mib)

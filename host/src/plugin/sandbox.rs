@@ -16,6 +16,8 @@
 
 use super::allow_list::AllowList;
 use super::error::Violation;
+use super::unix_bridge;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -34,6 +36,11 @@ const STDERR_TAIL_BYTES: usize = 4096;
 pub struct CallPolicy {
     /// Hosts the call may send HTTP requests to.
     pub allow_list: Arc<AllowList>,
+    /// Whether the plugin may use a `unix://` endpoint at all.
+    pub unix_endpoints: bool,
+    /// The socket behind [`unix_bridge::BRIDGE_HOST`] for this call, when its
+    /// resource's endpoint is `unix://PATH` and `unix_endpoints` is set.
+    pub unix_socket: Option<Arc<PathBuf>>,
     /// The most linear memory the plugin may have.
     pub memory_limit_bytes: u64,
     /// How long the call may take.
@@ -80,6 +87,7 @@ impl SandboxState {
             table: ResourceTable::new(),
             outbound: OutboundPolicy {
                 allow_list: policy.allow_list.clone(),
+                unix_socket: policy.unix_socket.clone(),
                 refused: Vec::new(),
             },
             refused_sockets,
@@ -96,6 +104,9 @@ impl SandboxState {
     /// The first rule the call broke, judged from what the sandbox refused.
     pub fn violation(&self) -> Option<Violation> {
         if let Some(host) = self.outbound.refused.first() {
+            if host.starts_with(unix_bridge::BRIDGE_HOST) {
+                return Some(Violation::UnixEndpoint);
+            }
             return Some(Violation::OutboundHost { host: host.clone() });
         }
         if let Some(address) = self
@@ -154,6 +165,7 @@ fn socket_use(usage: wasmtime_wasi::sockets::SocketAddrUse) -> &'static str {
 /// Decides which outbound HTTP requests leave the sandbox.
 struct OutboundPolicy {
     allow_list: Arc<AllowList>,
+    unix_socket: Option<Arc<PathBuf>>,
     /// `host:port` of every refused request, in order.
     refused: Vec<String>,
 }
@@ -177,6 +189,14 @@ impl WasiHttpHooks for OutboundPolicy {
         let https = uri.scheme() == Some(&http::uri::Scheme::HTTPS);
         let host = uri.host().unwrap_or_default().to_owned();
         let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
+        if host == unix_bridge::BRIDGE_HOST
+            && let Some(socket) = self.unix_socket.clone()
+        {
+            return Box::new(async move {
+                let (response, io) = unix_bridge::send(&socket, request, options).await?;
+                Ok((response, io))
+            });
+        }
         if !self.allow_list.allows(&host, port) {
             self.refused.push(format!("{host}:{port}"));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });

@@ -7,7 +7,7 @@
 //! to it (see `occopus local-cloud --help`).
 
 use occopus_plugin_sdk::driver::*;
-use occopus_plugin_sdk::http::{Request, Response};
+use occopus_plugin_sdk::http::{Request, Response, percent_encode};
 use occopus_plugin_sdk::parse_section;
 use serde::Deserialize;
 use serde_json::json;
@@ -178,7 +178,7 @@ impl Driver for Local {
         struct Nodes {
             nodes: Vec<Node>,
         }
-        let path = format!("/v1/nodes?infra={}", query_escape(&infra_id));
+        let path = format!("/v1/nodes?infra={}", percent_encode(&infra_id));
         let nodes: Nodes = parse(&call(&target, "GET", &path, None)?)?;
         Ok(nodes
             .nodes
@@ -195,19 +195,6 @@ impl Driver for Local {
             })
             .collect())
     }
-}
-
-/// Percent-encodes a query value (ids are usually safe; be sure anyway).
-fn query_escape(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 export_driver!(Local);

@@ -84,6 +84,31 @@ impl Response {
     }
 }
 
+/// Percent-encodes a value for a URL query or a form body (RFC 3986: every byte
+/// but the unreserved `A-Z a-z 0-9 - _ . ~` becomes `%XX`), as AWS's request
+/// signing and every HTTP server accept.
+pub fn percent_encode(value: &str) -> String {
+    let mut encoded = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(byte as char)
+            }
+            other => encoded.push_str(&format!("%{other:02X}")),
+        }
+    }
+    encoded
+}
+
+/// Joins name/value pairs into `a=1&b=2`, percent-encoding both.
+pub fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    pairs
+        .into_iter()
+        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
 /// The parts of an absolute URL that `wasi:http` wants separately.
 #[derive(Debug, PartialEq, Eq)]
 struct UrlParts<'a> {
@@ -257,6 +282,16 @@ fn read_body(body: IncomingBody, url: &str) -> Result<Vec<u8>, PluginError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percent_encodes_all_but_unreserved() {
+        assert_eq!(percent_encode("a-Z_0.~"), "a-Z_0.~");
+        assert_eq!(percent_encode("a b/c=d&é"), "a%20b%2Fc%3Dd%26%C3%A9");
+        assert_eq!(
+            encode_pairs([("Filter.1.Name", "tag:x"), ("k", "")]),
+            "Filter.1.Name=tag%3Ax&k="
+        );
+    }
 
     #[test]
     fn splits_urls() {
