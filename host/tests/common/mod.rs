@@ -243,3 +243,128 @@ pub fn processes_naming(dir: &Path) -> Vec<u32> {
         })
         .collect()
 }
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port` (30 s).
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Copies the directory `from` to `to`, replacing in every YAML file each
+/// `replace_with_...` placeholder of `values` (an Occopus tutorial made ready
+/// for this machine), and fails if a placeholder is left over.
+pub fn fill_placeholders(from: &Path, to: &Path, values: &[(&str, String)]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            fill_placeholders(&entry.path(), &target, values);
+            continue;
+        }
+        if entry.path().extension().is_none_or(|e| e != "yaml") {
+            std::fs::copy(entry.path(), target).unwrap();
+            continue;
+        }
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        for (placeholder, value) in values {
+            text = text.replace(placeholder, value);
+        }
+        assert!(
+            !text.contains("replace_with_"),
+            "{} has a placeholder the test did not fill:\n{text}",
+            entry.path().display()
+        );
+        std::fs::write(target, text).unwrap();
+    }
+}
+
+/// Runs a command, asserts it succeeded and returns its stdout.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A network namespace standing for a cloud's network: every address of
+/// `cidr` answers (ping, and TCP with a refusal) from inside it, reached from
+/// this machine through a veth pair. Removed when dropped.
+pub struct CloudNetwork {
+    name: String,
+}
+
+impl CloudNetwork {
+    /// `index` (1..=250) keeps concurrent tests apart: the namespace is
+    /// `occ-cloud-INDEX` and the link between 10.214.INDEX.0/30.
+    pub fn new(index: u8, cidr: &str) -> CloudNetwork {
+        let name = format!("occ-cloud-{index}");
+        let host_end = format!("occvh{index}");
+        let cloud_end = format!("occvn{index}");
+        // A namespace left by a killed run of this test goes first.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .output();
+        let network = CloudNetwork { name: name.clone() };
+        let ip = |args: &[&str]| run_ok(std::process::Command::new("ip").args(args));
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &cloud_end, "netns", &name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.214.{index}.1/30"),
+            "dev",
+            &host_end,
+        ]);
+        ip(&["link", "set", &host_end, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["-n", name.as_str()];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&[
+            "addr",
+            "add",
+            &format!("10.214.{index}.2/30"),
+            "dev",
+            &cloud_end,
+        ]);
+        inside(&["link", "set", &cloud_end, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        inside(&["route", "add", "local", cidr, "dev", "lo"]);
+        ip(&["route", "add", cidr, "via", &format!("10.214.{index}.2")]);
+        network
+    }
+}
+
+impl Drop for CloudNetwork {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair and so the route.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}

@@ -137,13 +137,20 @@ mod tests {
 
     #[test]
     fn endpoints_become_http_base_urls() {
-        assert_eq!(base_url("tcp://127.0.0.1:2375").unwrap(), "http://127.0.0.1:2375");
-        assert_eq!(base_url("http://docker:2375/").unwrap(), "http://docker:2375");
+        assert_eq!(
+            base_url("tcp://127.0.0.1:2375").unwrap(),
+            "http://127.0.0.1:2375"
+        );
+        assert_eq!(
+            base_url("http://docker:2375/").unwrap(),
+            "http://docker:2375"
+        );
         assert_eq!(
             base_url("unix:///var/run/docker.sock").unwrap(),
             "http://unix-endpoint.invalid"
         );
-        let Err(PluginError::InvalidConfig(message)) = base_url("replace_with_your_docker_endpoint")
+        let Err(PluginError::InvalidConfig(message)) =
+            base_url("replace_with_your_docker_endpoint")
         else {
             panic!("accepted a placeholder");
         };
@@ -157,7 +164,11 @@ mod tests {
         let failed = "{\"status\":\"Downloading\"}\n{\"errorDetail\":{\"message\":\"Get \
                       \\\"http://x/\\\": dial tcp: connection refused\"},\"error\":\"Get \
                       \\\"http://x/\\\": dial tcp: connection refused\"}\n";
-        assert!(progress_error(failed).unwrap().contains("connection refused"));
+        assert!(
+            progress_error(failed)
+                .unwrap()
+                .contains("connection refused")
+        );
     }
 
     #[test]
@@ -166,10 +177,22 @@ mod tests {
             status,
             message: "m".into(),
         };
-        assert!(matches!(error(404).into_plugin_error("x"), PluginError::NotFound(_)));
-        assert!(matches!(error(400).into_plugin_error("x"), PluginError::InvalidConfig(_)));
-        assert!(matches!(error(503).into_plugin_error("x"), PluginError::Transient(_)));
-        assert!(matches!(error(500).into_plugin_error("x"), PluginError::Internal(_)));
+        assert!(matches!(
+            error(404).into_plugin_error("x"),
+            PluginError::NotFound(_)
+        ));
+        assert!(matches!(
+            error(400).into_plugin_error("x"),
+            PluginError::InvalidConfig(_)
+        ));
+        assert!(matches!(
+            error(503).into_plugin_error("x"),
+            PluginError::Transient(_)
+        ));
+        assert!(matches!(
+            error(500).into_plugin_error("x"),
+            PluginError::Internal(_)
+        ));
         let PluginError::Internal(message) = error(500).into_plugin_error("starting container c")
         else {
             unreachable!()

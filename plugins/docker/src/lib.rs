@@ -269,11 +269,11 @@ impl Driver for Docker {
                 match engine.post(&format!("/containers/create?name={name}"), Some(&config)) {
                     Ok(created) => container_id(&created)?,
                     // Another create of the same instance won the race.
-                    Err(ApiError::Status { status: 409, .. }) => {
-                        container_id(&engine.get(&format!("/containers/{name}/json")).map_err(
-                            |e| e.into_plugin_error(&format!("inspecting {name}")),
-                        )?)?
-                    }
+                    Err(ApiError::Status { status: 409, .. }) => container_id(
+                        &engine
+                            .get(&format!("/containers/{name}/json"))
+                            .map_err(|e| e.into_plugin_error(&format!("inspecting {name}")))?,
+                    )?,
                     Err(error) => {
                         return Err(error.into_plugin_error(&format!("creating container {name}")));
                     }
@@ -309,7 +309,10 @@ impl Driver for Docker {
     fn list(target: Target, infra_id: String) -> Result<Vec<ListedInstance>, PluginError> {
         let (_, engine) = engine(&target)?;
         let filters = json!({"label": [format!("{LABEL_INFRA_ID}={infra_id}")]}).to_string();
-        let path = format!("/containers/json?all=true&filters={}", percent_encode(&filters));
+        let path = format!(
+            "/containers/json?all=true&filters={}",
+            percent_encode(&filters)
+        );
         let listed = engine
             .get(&path)
             .map_err(|e| e.into_plugin_error("listing containers"))?;

@@ -70,7 +70,12 @@ fn instance(item: Node<'_, '_>) -> Result<Instance, PluginError> {
     let tags = child(item, "tagSet")
         .into_iter()
         .flat_map(|set| set.children().filter(|n| n.has_tag_name("item")))
-        .filter_map(|tag| Some((child_text(tag, "key")?, child_text(tag, "value").unwrap_or_default())))
+        .filter_map(|tag| {
+            Some((
+                child_text(tag, "key")?,
+                child_text(tag, "value").unwrap_or_default(),
+            ))
+        })
         .collect();
     Ok(Instance {
         id,
@@ -164,6 +169,11 @@ mod tests {
     #[test]
     fn malformed_answers_are_internal_errors() {
         assert!(matches!(parse("<a><b>"), Err(PluginError::Internal(_))));
-        assert!(parse("<RunInstancesResponse><instancesSet><item/></instancesSet></RunInstancesResponse>").is_err());
+        assert!(
+            parse(
+                "<RunInstancesResponse><instancesSet><item/></instancesSet></RunInstancesResponse>"
+            )
+            .is_err()
+        );
     }
 }

@@ -64,8 +64,7 @@ struct Resource {
 impl Resource {
     fn parse(json: &str) -> Result<Resource, PluginError> {
         let resource: Resource = parse_section(json)?;
-        if !resource.endpoint.starts_with("http://") && !resource.endpoint.starts_with("https://")
-        {
+        if !resource.endpoint.starts_with("http://") && !resource.endpoint.starts_with("https://") {
             return Err(PluginError::InvalidConfig(format!(
                 "endpoint `{}` is not an http:// or https:// URL; give the EC2 API's URL, such \
                  as https://ec2.{}.amazonaws.com",
@@ -104,7 +103,11 @@ fn target_client(target: &Target) -> Result<Client, PluginError> {
 }
 
 /// Parameters of `RunInstances` for one instance.
-fn run_params(resource: &Resource, request: &CreateRequest, user_data: Option<&str>) -> Vec<(String, String)> {
+fn run_params(
+    resource: &Resource,
+    request: &CreateRequest,
+    user_data: Option<&str>,
+) -> Vec<(String, String)> {
     let mut params = vec![
         ("ImageId".into(), resource.image_id.clone()),
         ("InstanceType".into(), resource.instance_type.clone()),
@@ -275,7 +278,11 @@ impl Driver for Ec2 {
             .map(|instance| ListedInstance {
                 state: instance.contract_state(),
                 tags: tags_of(&instance),
-                instance_id: instance.tags.get(TAG_INSTANCE_ID).cloned().unwrap_or_default(),
+                instance_id: instance
+                    .tags
+                    .get(TAG_INSTANCE_ID)
+                    .cloned()
+                    .unwrap_or_default(),
                 cloud_id: instance.id,
             })
             .collect())

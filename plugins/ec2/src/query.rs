@@ -21,7 +21,6 @@ pub struct Client {
     pub credentials: Credentials,
 }
 
-
 impl Client {
     /// Sends `action` with `params` and returns the answer's XML text.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, PluginError> {
@@ -80,8 +79,9 @@ fn signing_headers(
         .map_err(|e| PluginError::InvalidConfig(format!("cannot sign the request: {e}")))?
         .into();
     let headers = [("content-type", content_type)];
-    let signable = SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
-        .map_err(|e| PluginError::InvalidConfig(format!("cannot sign `{url}`: {e}")))?;
+    let signable =
+        SignableRequest::new("POST", url, headers.into_iter(), SignableBody::Bytes(body))
+            .map_err(|e| PluginError::InvalidConfig(format!("cannot sign `{url}`: {e}")))?;
     let (instructions, _signature) = sign(signable, &params)
         .map_err(|e| PluginError::InvalidConfig(format!("cannot sign `{url}`: {e}")))?
         .into_parts();
@@ -116,9 +116,13 @@ pub fn classify(action: &str, status: u16, body: &str) -> PluginError {
     } else if code.starts_with("InvalidInstanceID") {
         PluginError::NotFound(what)
     } else if is_quota(&code) {
-        PluginError::Quota(format!("{what}; ask the cloud for a higher limit or use fewer instances"))
+        PluginError::Quota(format!(
+            "{what}; ask the cloud for a higher limit or use fewer instances"
+        ))
     } else if is_invalid_config(&code) {
-        PluginError::InvalidConfig(format!("{what}; fix the node definition's resource section"))
+        PluginError::InvalidConfig(format!(
+            "{what}; fix the node definition's resource section"
+        ))
     } else {
         PluginError::Internal(what)
     }
@@ -163,16 +167,17 @@ fn is_quota(code: &str) -> bool {
 fn is_invalid_config(code: &str) -> bool {
     code.starts_with("Invalid")
         || code.starts_with("Missing")
-        || matches!(code, "UnknownParameter" | "ValidationError" | "UnsupportedOperation" | "Unsupported")
+        || matches!(
+            code,
+            "UnknownParameter" | "ValidationError" | "UnsupportedOperation" | "Unsupported"
+        )
 }
 
 /// The first `<Code>` and `<Message>` of an error answer (EC2's `<Response><Errors>`
 /// and IAM-style `<ErrorResponse><Error>` alike).
 fn error_code(body: &str) -> Option<(String, String)> {
     let document = roxmltree::Document::parse(body).ok()?;
-    let error = document
-        .descendants()
-        .find(|n| n.has_tag_name("Error"))?;
+    let error = document.descendants().find(|n| n.has_tag_name("Error"))?;
     let text = |name: &str| {
         error
             .children()
@@ -244,7 +249,10 @@ mod tests {
         let iam_style = "<ErrorResponse><Error><Type>Sender</Type><Code>InvalidClientTokenId</Code>\
                          <Message>The security token included in the request is invalid.</Message>\
                          </Error></ErrorResponse>";
-        assert_eq!(kind(classify("RunInstances", 403, iam_style)), "unauthorized");
+        assert_eq!(
+            kind(classify("RunInstances", 403, iam_style)),
+            "unauthorized"
+        );
         let PluginError::Transient(message) = classify("RunInstances", 502, "<html>bad gateway")
         else {
             panic!("not transient");

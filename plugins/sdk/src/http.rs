@@ -173,11 +173,19 @@ fn transport_error(url: &str, code: ErrorCode) -> PluginError {
 pub fn send(request: &Request) -> Result<Response, PluginError> {
     let url = request.url.as_str();
     let parts = split_url(url)?;
-    let header_list: Vec<(String, Vec<u8>)> = request
+    let mut header_list: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes()))
         .collect();
+    // A known length rather than a chunked upload: some servers (older
+    // EC2-compatible ones among them) refuse chunked request bodies.
+    if !request.body.is_empty() && !header_list.iter().any(|(n, _)| n == "content-length") {
+        header_list.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let headers = Fields::from_list(&header_list)
         .map_err(|e| PluginError::InvalidConfig(format!("bad header for {url}: {e:?}")))?;
     let outgoing = OutgoingRequest::new(headers);
