@@ -113,7 +113,7 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("dummy, local, cloudinit, docker"),
+        stderr.contains("installed: cloudinit, docker, dummy, ec2, local"),
         "{stderr}"
     );
 }

@@ -27,12 +27,20 @@ struct Moto {
 impl Moto {
     fn start(cidr: &str) -> Moto {
         let port = free_port();
-        let server = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // `python3 -m`, not the `moto_server` script: it needs no PATH set-up.
+        let server = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server is missing: run scripts/setup --test");
+            .expect("cannot run python3");
         let server = KillOnDrop(server);
         common::wait_for_port(port, "moto_server");
         let endpoint = format!("http://127.0.0.1:{port}");
@@ -147,7 +155,7 @@ fn ec2_ping_example_builds_and_destroys_against_moto() {
     let occopus = Occopus::new(31);
     let dir = occopus.dir.path();
     let infra = prepared(
-        &Path::new(&common::example("ec2-ping")),
+        Path::new(&common::example("ec2-ping")),
         "infra.yaml",
         &dir.join("ec2-ping"),
         &moto.placeholders(&moto.endpoint),
@@ -240,7 +248,7 @@ fn a_wrong_secret_is_unauthorized_and_creates_nothing() {
     let occopus = Occopus::new(32);
     let dir = occopus.dir.path();
     let infra = prepared(
-        &Path::new(&common::example("ec2-ping")),
+        Path::new(&common::example("ec2-ping")),
         "infra.yaml",
         &dir.join("ec2-ping"),
         &moto.placeholders(&moto.endpoint),

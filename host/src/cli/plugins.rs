@@ -43,7 +43,9 @@ pub(super) async fn run(command: PluginsCommand, config: &Config) -> Result<(), 
         PluginsCommand::Inspect { name, json } => {
             let found = catalog.find(&name);
             if found.is_empty() {
-                let names: Vec<&str> = catalog.plugins().iter().map(Plugin::name).collect();
+                let names: std::collections::BTreeSet<&str> =
+                    catalog.plugins().iter().map(Plugin::name).collect();
+                let names: Vec<&str> = names.into_iter().collect();
                 return Err(CliError::Failed(format!(
                     "no plugin is named or serves `{name}`; installed: {}",
                     names.join(", ")
