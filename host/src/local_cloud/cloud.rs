@@ -305,8 +305,14 @@ impl LocalCloud {
                 self.settings.runner.display()
             )))?;
         let deadline = Instant::now() + SUPERVISOR_START;
+        let child_pid = i32::try_from(child.id()).ok();
         let supervisor = loop {
-            if let Some(pid) = control.supervisor() {
+            // Ours took the node (it records its pid once it holds the lock).
+            // No lock probe while it may still be trying to take the lock: a
+            // probe holds the lock shared for a moment and would make it fail.
+            if let Some(pid) = child_pid
+                && control.recorded_supervisor() == Some(pid)
+            {
                 break Ok(pid);
             }
             if let Ok(Some(status)) = child.try_wait() {

@@ -13,6 +13,10 @@ use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use std::path::{Path, PathBuf};
 
+/// How often a new supervisor tries to take a node's lock before it
+/// concludes that another supervisor holds it (5 ms apart).
+const LOCK_ATTEMPTS: u32 = 20;
+
 /// The files of a node that are not the node's own (outside its directory, so
 /// that its commands cannot tamper with them).
 #[derive(Debug, Clone)]
@@ -102,16 +106,25 @@ impl ControlFiles {
             .truncate(false)
             .write(true)
             .open(self.lock_file())?;
-        match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
-            Ok(()) => {
-                let temp = self.dir.join("supervisor.pid.tmp");
-                std::fs::write(&temp, std::process::id().to_string())?;
-                std::fs::rename(temp, self.pid_file())?;
-                Ok(Some(lock))
+        // A supervisor holds the lock for good; `is_taken` probes hold it
+        // shared for a moment only, so a refusal is retried a few times
+        // before it counts as "another supervisor runs this node".
+        for attempt in 0..LOCK_ATTEMPTS {
+            match flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    let temp = self.dir.join("supervisor.pid.tmp");
+                    std::fs::write(&temp, std::process::id().to_string())?;
+                    std::fs::rename(temp, self.pid_file())?;
+                    return Ok(Some(lock));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) if attempt + 1 < LOCK_ATTEMPTS => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => return Ok(None),
+                Err(e) => return Err(e.into()),
             }
-            Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
-            Err(e) => Err(e.into()),
         }
+        Ok(None)
     }
 
     /// The pid of the node's supervisor while one runs (holds the lock and
