@@ -53,7 +53,7 @@ async fn errors(occopus: &Occopus, dir: &Path, infra: &str, nodes: &str) -> Vec<
     let sources = Sources {
         infra: dir.join("infra.yaml"),
         nodes: vec![dir.join("nodes.yaml")],
-        auth_data: None,
+        ..Sources::default()
     };
     let diagnostics = occopus.validate(&sources).await.unwrap();
     diagnostics
@@ -397,4 +397,38 @@ async fn the_compatibility_corpus_validates_and_renders() {
         checked += 1;
     }
     assert_eq!(checked, 14);
+}
+
+/// A description that is text, not a file (as the REST service receives it):
+/// messages name it as told, and its imports obey the policy given.
+#[tokio::test]
+async fn a_description_given_as_text_validates_with_its_import_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let occopus = open(dir.path()).await;
+    std::fs::write(dir.path().join("nodes.yaml"), NODES).unwrap();
+    let sources = |text: &str| Sources {
+        infra: "posted-description".into(),
+        infra_text: Some(text.to_owned()),
+        imports: occopus::model::yaml::Imports::Nowhere,
+        nodes: vec![dir.path().join("nodes.yaml")],
+        ..Sources::default()
+    };
+    let good = occopus
+        .validate(&sources(
+            "infra_name: t\nnodes:\n  - {name: a, type: web}\n",
+        ))
+        .await
+        .unwrap();
+    assert!(!good.has_errors(), "{good}");
+    let bad = occopus
+        .validate(&sources(
+            "infra_name: t\nnodes: !yaml_import {url: file://nodes.yaml}\n",
+        ))
+        .await
+        .unwrap()
+        .to_string();
+    assert!(
+        bad.contains("posted-description:2:27: error: `!yaml_import` of `file://nodes.yaml` is not allowed here"),
+        "{bad}"
+    );
 }

@@ -12,7 +12,7 @@ pub fn write_sources(dir: &Path, infra: &str, definitions: &str) -> Sources {
     Sources {
         infra: dir.join("infra.yaml"),
         nodes: vec![dir.join("nodes.yaml")],
-        auth_data: None,
+        ..Sources::default()
     }
 }
 

@@ -29,6 +29,7 @@ impl FileArgs {
             infra: self.infra.clone(),
             nodes: self.nodes.clone(),
             auth_data: self.auth_data.path(),
+            ..Sources::default()
         }
     }
 }

@@ -39,6 +39,12 @@ pub struct Sources {
     pub nodes: Vec<PathBuf>,
     /// The credentials file, if any.
     pub auth_data: Option<PathBuf>,
+    /// The description's text when it was not read from a file (posted to
+    /// the REST service): `infra` then only names it in messages and anchors
+    /// its relative imports.
+    pub infra_text: Option<String>,
+    /// Which files the description's `!yaml_import`s may read.
+    pub imports: yaml::Imports,
 }
 
 impl Sources {
@@ -84,10 +90,22 @@ impl Model {
         limits: LoadLimits,
     ) -> (Option<Model>, Diagnostics) {
         let mut diagnostics = Diagnostics::default();
-        let infra_yaml = yaml::load_file(&sources.infra, limits, &mut diagnostics);
+        let infra_limits = LoadLimits {
+            imports: sources.imports.clone(),
+            ..limits.clone()
+        };
+        let infra_yaml = match &sources.infra_text {
+            Some(text) => yaml::load_str(
+                text,
+                sources.infra.as_path().into(),
+                infra_limits,
+                &mut diagnostics,
+            ),
+            None => yaml::load_file(&sources.infra, infra_limits, &mut diagnostics),
+        };
         let mut definitions = imported;
         for path in sources.node_files() {
-            if let Some(yaml) = yaml::load_file(&path, limits, &mut diagnostics) {
+            if let Some(yaml) = yaml::load_file(&path, limits.clone(), &mut diagnostics) {
                 definitions.extend(NodeDefinitions::from_yaml(&yaml, &mut diagnostics));
             }
         }

@@ -204,8 +204,21 @@ impl Yaml {
     }
 }
 
+/// Which files `!yaml_import` / `!text_import` may read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Imports {
+    /// Any file the process can read (the user's own files on the command line).
+    #[default]
+    Anywhere,
+    /// Only files inside this directory (after resolving `..` and symlinks):
+    /// descriptions posted to the REST service, whose operator allowed it.
+    Within(Arc<Path>),
+    /// None: the input may not read files at all.
+    Nowhere,
+}
+
 /// Limits on what one load may expand to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoadLimits {
     /// Most values after alias expansion, over the file and its imports.
     pub max_values: usize,
@@ -213,8 +226,8 @@ pub struct LoadLimits {
     pub max_depth: usize,
     /// Deepest chain of imports.
     pub max_import_depth: usize,
-    /// Whether `!yaml_import` / `!text_import` may read files at all.
-    pub allow_imports: bool,
+    /// Which files `!yaml_import` / `!text_import` may read.
+    pub imports: Imports,
 }
 
 impl Default for LoadLimits {
@@ -223,8 +236,17 @@ impl Default for LoadLimits {
             max_values: 1_000_000,
             max_depth: 128,
             max_import_depth: 16,
-            allow_imports: true,
+            imports: Imports::Anywhere,
         }
+    }
+}
+
+/// Whether `path` exists and lies inside `root` once both are resolved
+/// (`..`, symlinks), so that no path trick leaves the root.
+fn is_within(path: &Path, root: &Path) -> bool {
+    match (path.canonicalize(), root.canonicalize()) {
+        (Ok(path), Ok(root)) => path.starts_with(root),
+        _ => false,
     }
 }
 
@@ -479,7 +501,7 @@ impl TreeBuilder<'_> {
             .get("url")
             .map_or(&node.location, |u| &u.location)
             .clone();
-        if !self.limits.allow_imports {
+        if self.limits.imports == Imports::Nowhere {
             self.abort(
                 url_location,
                 format!("`!{kind}` of `{url}` is not allowed here"),
@@ -497,6 +519,19 @@ impl TreeBuilder<'_> {
         };
         let base = self.file.parent().unwrap_or(Path::new("."));
         let path = base.join(relative);
+        if let Imports::Within(root) = &self.limits.imports
+            && !is_within(&path, root)
+        {
+            self.abort(
+                url_location,
+                format!(
+                    "`!{kind}` of `{url}` reads outside {}, the only directory imports may read here",
+                    root.display()
+                ),
+                "put the file in that directory and import it by a path relative to it",
+            );
+            return None;
+        }
         if self.import_chain.contains(&path)
             || self.import_chain.len() >= self.limits.max_import_depth
         {
@@ -537,7 +572,7 @@ impl TreeBuilder<'_> {
                 let loaded = load_nested(
                     &text,
                     file,
-                    self.limits,
+                    self.limits.clone(),
                     self.budget,
                     self.import_chain,
                     self.diagnostics,
@@ -741,6 +776,51 @@ mod tests {
         assert_eq!(yaml.pointer("/b/name").unwrap().as_str(), Some("x"));
         assert_eq!(yaml.get("d").unwrap().as_str(), Some("hello"));
         assert_eq!(yaml.get("b").unwrap().location.line, 2);
+    }
+
+    #[test]
+    fn imports_can_be_confined_to_one_directory_or_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let allowed = root.path().join("allowed");
+        std::fs::create_dir(&allowed).unwrap();
+        std::fs::write(allowed.join("inner.yaml"), "k: v\n").unwrap();
+        std::fs::write(root.path().join("secret.yaml"), "password: x\n").unwrap();
+        std::os::unix::fs::symlink(root.path().join("secret.yaml"), allowed.join("link.yaml"))
+            .unwrap();
+        let posted: Arc<Path> = Arc::from(allowed.join("posted.yaml").as_path());
+        let within = LoadLimits {
+            imports: Imports::Within(Arc::from(allowed.as_path())),
+            ..LoadLimits::default()
+        };
+        let load_posted = |text: &str, limits: &LoadLimits| {
+            let mut d = Diagnostics::default();
+            let yaml = load_str(text, posted.clone(), limits.clone(), &mut d);
+            (yaml, d.to_string())
+        };
+
+        let (yaml, d) = load_posted("x: !yaml_import {url: file://inner.yaml}\n", &within);
+        assert_eq!(
+            yaml.unwrap().pointer("/x/k").unwrap().as_str(),
+            Some("v"),
+            "{d}"
+        );
+        for escape in [
+            "file://../secret.yaml",
+            "file://link.yaml",
+            "file:///etc/passwd",
+        ] {
+            let (yaml, d) = load_posted(&format!("x: !text_import {{url: '{escape}'}}\n"), &within);
+            assert!(yaml.is_none(), "{escape} was read");
+            assert!(d.contains("reads outside"), "{d}");
+            assert!(!d.contains("password"), "{d}");
+        }
+        let nowhere = LoadLimits {
+            imports: Imports::Nowhere,
+            ..LoadLimits::default()
+        };
+        let (yaml, d) = load_posted("x: !yaml_import {url: file://inner.yaml}\n", &nowhere);
+        assert!(yaml.is_none());
+        assert!(d.contains("is not allowed here"), "{d}");
     }
 
     #[test]
