@@ -102,6 +102,44 @@ impl InfraInfo {
         let scaled = self.targets.iter().find(|t| t.node_name == node.name);
         node.scaling.target(scaled.and_then(|t| t.target))
     }
+
+    /// Occopus's report shape (of `occopus info --json` and the REST service): `{NODE: {instances: {ID: {resource_address, state}}, scaling}}`.
+    pub fn occopus_report(&self) -> serde_json::Value {
+        let info = self;
+        let mut report = serde_json::Map::new();
+        for node in &info.infra.snapshot.nodes {
+            let instances: Vec<_> = info
+                .instances
+                .iter()
+                .filter(|i| i.node_name == node.name)
+                .collect();
+            let actual = instances.iter().filter(|i| i.state.is_live()).count();
+            let entries: serde_json::Map<String, serde_json::Value> = instances
+                .iter()
+                .map(|i| {
+                    (
+                        i.id.clone(),
+                        serde_json::json!({
+                            "resource_address": i.addresses.primary(),
+                            "state": i.state.as_str(),
+                            "cloud_id": i.cloud_id,
+                            "private_address": i.addresses.private.first(),
+                            "error": i.error,
+                            "health": i.health,
+                        }),
+                    )
+                })
+                .collect();
+            report.insert(
+                node.name.clone(),
+                serde_json::json!({
+                    "instances": entries,
+                    "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": info.target(node)},
+                }),
+            );
+        }
+        serde_json::Value::Object(report)
+    }
 }
 
 impl Occopus {
@@ -231,8 +269,35 @@ impl Occopus {
     /// types imported. Nothing is stored when the file has errors.
     pub fn import(&self, path: &Path) -> Result<Vec<String>, ApiError> {
         let mut diagnostics = Diagnostics::default();
-        let definitions = yaml::load_file(path, LoadLimits::default(), &mut diagnostics)
-            .map(|yaml| (NodeDefinitions::from_yaml(&yaml, &mut diagnostics), yaml));
+        let yaml = yaml::load_file(path, LoadLimits::default(), &mut diagnostics);
+        self.import_yaml(yaml, diagnostics, &path.display().to_string())
+    }
+
+    /// Stores node definitions given as text (posted to the REST service);
+    /// `name` names them in messages, and their imports obey `imports`.
+    pub fn import_text(
+        &self,
+        text: &str,
+        name: &str,
+        imports: yaml::Imports,
+    ) -> Result<Vec<String>, ApiError> {
+        let mut diagnostics = Diagnostics::default();
+        let limits = LoadLimits {
+            imports,
+            ..LoadLimits::default()
+        };
+        let yaml = yaml::load_str(text, Path::new(name).into(), limits, &mut diagnostics);
+        self.import_yaml(yaml, diagnostics, name)
+    }
+
+    fn import_yaml(
+        &self,
+        yaml: Option<Yaml>,
+        mut diagnostics: Diagnostics,
+        source: &str,
+    ) -> Result<Vec<String>, ApiError> {
+        let definitions =
+            yaml.map(|yaml| (NodeDefinitions::from_yaml(&yaml, &mut diagnostics), yaml));
         if diagnostics.has_errors() {
             return Err(ApiError::Invalid(diagnostics));
         }
@@ -246,7 +311,7 @@ impl Occopus {
             .collect();
         self.orchestrator
             .store()
-            .import_definitions(&types, &path.display().to_string())?;
+            .import_definitions(&types, source)?;
         Ok(types.into_iter().map(|(t, _)| t).collect())
     }
 

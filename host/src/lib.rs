@@ -23,6 +23,7 @@ pub mod health;
 pub mod local_cloud;
 pub mod model;
 pub mod plugin;
+pub mod service;
 mod sqlite;
 pub mod store;
 pub mod template;

@@ -319,47 +319,10 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
                 );
             }
         }
-        (true, true) => println!("{:#}", occopus_report(&infos[0])),
+        (true, true) => println!("{:#}", infos[0].occopus_report()),
         (true, false) => print_infra(&infos[0]),
     }
     Ok(())
-}
-
-/// Occopus's report shape: `{NODE: {instances: {ID: {resource_address, state}}, scaling}}`.
-pub fn occopus_report(info: &InfraInfo) -> serde_json::Value {
-    let mut report = serde_json::Map::new();
-    for node in &info.infra.snapshot.nodes {
-        let instances: Vec<_> = info
-            .instances
-            .iter()
-            .filter(|i| i.node_name == node.name)
-            .collect();
-        let actual = instances.iter().filter(|i| i.state.is_live()).count();
-        let entries: serde_json::Map<String, serde_json::Value> = instances
-            .iter()
-            .map(|i| {
-                (
-                    i.id.clone(),
-                    serde_json::json!({
-                        "resource_address": i.addresses.primary(),
-                        "state": i.state.as_str(),
-                        "cloud_id": i.cloud_id,
-                        "private_address": i.addresses.private.first(),
-                        "error": i.error,
-                        "health": i.health,
-                    }),
-                )
-            })
-            .collect();
-        report.insert(
-            node.name.clone(),
-            serde_json::json!({
-                "instances": entries,
-                "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": info.target(node)},
-            }),
-        );
-    }
-    serde_json::Value::Object(report)
 }
 
 fn print_infra(info: &InfraInfo) {

@@ -9,6 +9,7 @@ mod infra;
 mod local_cloud;
 mod plugins;
 mod progress;
+mod serve;
 mod upkeep;
 
 use crate::config::{Config, ConfigError};
@@ -81,6 +82,10 @@ pub enum Command {
         #[command(flatten)]
         files: infra::FileArgs,
     },
+    /// Run the REST service (Occopus's occopus-rest-service): build, report,
+    /// scale, maintain and destroy over HTTP.
+    #[command(visible_alias = "rest-service")]
+    Serve(serve::ServeArgs),
     /// List and inspect the installed plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -171,6 +176,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Validate { files, json } => infra::validate(files, json, &config, state).await,
         Command::Import { file } => infra::import(file, &config, state).await,
         Command::Graph { files } => infra::graph(files),
+        Command::Serve(args) => serve::serve(args, &config, state).await,
         Command::Plugins(command) => plugins::run(command, &config).await,
         Command::LocalCloud { root, command } => {
             local_cloud::run(command, root, &config.local_cloud).await

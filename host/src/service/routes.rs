@@ -1,0 +1,294 @@
+//! The service's paths. Occopus's own paths and answer shapes, so that its
+//! clients keep working, plus `/validate`, `/nodedefs` and `/healthz`.
+
+use super::error::HttpError;
+use super::{Operation, Service};
+use crate::engine::maintain::ScaleBy;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type Answer = Result<axum::Json<Value>, HttpError>;
+
+/// Every route of the service.
+pub fn router(service: Arc<Service>) -> Router {
+    let limit = service.settings.max_body_bytes;
+    Router::new()
+        .route("/infrastructures", get(list).post(create))
+        .route("/infrastructures/", get(list).post(create))
+        .route("/infrastructures/{id}", get(report).delete(delete))
+        .route("/infrastructures/{id}/scaleup/{node}", post(scale_up_one))
+        .route(
+            "/infrastructures/{id}/scaleup/{node}/{count}",
+            post(scale_up),
+        )
+        .route(
+            "/infrastructures/{id}/scaledown/{node}",
+            post(scale_down_youngest),
+        )
+        .route(
+            "/infrastructures/{id}/scaledown/{node}/{instance}",
+            post(scale_down),
+        )
+        .route(
+            "/infrastructures/{id}/scaleto/{node}/{count}",
+            post(scale_to),
+        )
+        .route("/validate", post(validate))
+        .route("/nodedefs", post(import_definitions))
+        .route_layer(from_fn_with_state(service.clone(), require_token))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(|| async {
+            HttpError::not_found("no such path; see the API's paths in docs/rest.md")
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(service)
+}
+
+/// Refuses a request without the service's bearer token (when it has one).
+async fn require_token(
+    State(service): State<Arc<Service>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = &service.settings.token else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => {
+            next.run(request).await
+        }
+        _ => {
+            let mut response = HttpError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "send the service's token as `Authorization: Bearer TOKEN`",
+            )
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            response
+        }
+    }
+}
+
+/// Compares without stopping at the first difference, so that the time taken
+/// says nothing about how much of a guessed token was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The body as UTF-8 text; a body over the limit is 413, an empty one 400.
+fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
+    let bytes = body.map_err(|rejection| {
+        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            "body-too-large"
+        } else {
+            "bad-body"
+        };
+        HttpError::new(rejection.status(), code, rejection.body_text())
+    })?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+        HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-body",
+            "the body is not UTF-8 text",
+        )
+    })?;
+    if text.trim().is_empty() {
+        return Err(HttpError::new(
+            StatusCode::BAD_REQUEST,
+            "empty-body",
+            "Empty POST data: send the YAML as the body",
+        ));
+    }
+    Ok(text)
+}
+
+fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, HttpError> {
+    path.map(|Path(p)| p).map_err(|rejection| {
+        HttpError::new(StatusCode::BAD_REQUEST, "bad-path", rejection.body_text())
+    })
+}
+
+/// `GET /infrastructures/`: the documented key, and the misspelt one the
+/// original sent, for its old clients.
+async fn list(State(service): State<Arc<Service>>) -> Answer {
+    let ids: Vec<String> = service
+        .occopus
+        .info(None)?
+        .into_iter()
+        .map(|i| i.infra.id)
+        .collect();
+    Ok(axum::Json(
+        json!({"infrastructures": ids, "infrastuctures": ids}),
+    ))
+}
+
+/// `POST /infrastructures/`: checks the description, answers with the new id
+/// at once and builds in the background.
+async fn create(
+    State(service): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let sources = service.posted_sources(body_text(body)?);
+    let diagnostics = service.occopus.validate(&sources).await?;
+    if diagnostics.has_errors() {
+        return Err(HttpError::invalid(&diagnostics));
+    }
+    let infra_id = uuid::Uuid::new_v4().to_string();
+    service.spawn_build(infra_id.clone(), sources);
+    Ok(axum::Json(json!({"infraid": infra_id})))
+}
+
+/// `GET /infrastructures/ID`: Occopus's report, with health per instance.
+async fn report(
+    State(service): State<Arc<Service>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = path(id)?;
+    match service.occopus.info(Some(&id)) {
+        Ok(infos) => Ok(axum::Json(infos[0].occopus_report())),
+        // Accepted, and the build has not recorded it yet.
+        Err(_) if service.operation(&id) == Some(Operation::Building) => Ok(axum::Json(json!({}))),
+        Err(error) => Err(error.into()),
+    }
+}
+
+/// `DELETE /infrastructures/ID`: stops its build or maintenance and destroys
+/// it in the background.
+async fn delete(
+    State(service): State<Arc<Service>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Answer {
+    let id = path(id)?;
+    if service.operation(&id) == Some(Operation::Destroying) {
+        return Err(HttpError::conflict(format!(
+            "infrastructure `{id}` is being destroyed already"
+        )));
+    }
+    if service.operation(&id).is_none() {
+        service.occopus.info(Some(&id))?;
+    }
+    service.spawn_destroy(id.clone());
+    Ok(axum::Json(json!({"infraid": id})))
+}
+
+async fn scale(
+    service: &Service,
+    id: &str,
+    node: &str,
+    by: ScaleBy,
+    instance: Option<&str>,
+) -> Result<(), HttpError> {
+    if service.operation(id) == Some(Operation::Destroying) {
+        return Err(HttpError::conflict(format!(
+            "infrastructure `{id}` is being destroyed"
+        )));
+    }
+    service.occopus.scale(id, node, by, instance)?;
+    Ok(())
+}
+
+async fn scale_up_one(
+    State(service): State<Arc<Service>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let (id, node) = path(p)?;
+    scale(&service, &id, &node, ScaleBy::Change(1), None).await?;
+    Ok(axum::Json(
+        json!({"method": "scaleup", "infraid": id, "nodename": node, "count": 1}),
+    ))
+}
+
+async fn scale_up(
+    State(service): State<Arc<Service>>,
+    p: Result<Path<(String, String, u32)>, PathRejection>,
+) -> Answer {
+    let (id, node, count) = path(p)?;
+    scale(
+        &service,
+        &id,
+        &node,
+        ScaleBy::Change(i64::from(count)),
+        None,
+    )
+    .await?;
+    Ok(axum::Json(
+        json!({"method": "scaleup", "infraid": id, "nodename": node, "count": count}),
+    ))
+}
+
+async fn scale_down_youngest(
+    State(service): State<Arc<Service>>,
+    p: Result<Path<(String, String)>, PathRejection>,
+) -> Answer {
+    let (id, node) = path(p)?;
+    scale(&service, &id, &node, ScaleBy::Change(-1), None).await?;
+    Ok(axum::Json(
+        json!({"method": "scaledown", "infraid": id, "nodename": node, "nodeid": null}),
+    ))
+}
+
+async fn scale_down(
+    State(service): State<Arc<Service>>,
+    p: Result<Path<(String, String, String)>, PathRejection>,
+) -> Answer {
+    let (id, node, instance) = path(p)?;
+    scale(&service, &id, &node, ScaleBy::Change(-1), Some(&instance)).await?;
+    Ok(axum::Json(
+        json!({"method": "scaledown", "infraid": id, "nodename": node, "nodeid": instance}),
+    ))
+}
+
+async fn scale_to(
+    State(service): State<Arc<Service>>,
+    p: Result<Path<(String, String, u32)>, PathRejection>,
+) -> Answer {
+    let (id, node, count) = path(p)?;
+    scale(&service, &id, &node, ScaleBy::To(count), None).await?;
+    Ok(axum::Json(
+        json!({"method": "scaleto", "infraid": id, "nodename": node, "count": count}),
+    ))
+}
+
+/// `POST /validate`: every problem of a description, without building it.
+async fn validate(
+    State(service): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let sources = service.posted_sources(body_text(body)?);
+    let diagnostics = service.occopus.validate(&sources).await?;
+    if diagnostics.has_errors() {
+        return Err(HttpError::invalid(&diagnostics));
+    }
+    let warnings: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
+    Ok(axum::Json(json!({"valid": true, "warnings": warnings})))
+}
+
+/// `POST /nodedefs`: stores node definitions for later descriptions.
+async fn import_definitions(
+    State(service): State<Arc<Service>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Answer {
+    let text = body_text(body)?;
+    let imported =
+        service
+            .occopus
+            .import_text(&text, "posted-node-definitions", service.imports())?;
+    Ok(axum::Json(json!({"imported": imported})))
+}
