@@ -157,6 +157,17 @@ async fn occopus_flow_over_http() {
     assert_eq!(list["infrastructures"], serde_json::json!([id]));
     assert_eq!(list["infrastuctures"], list["infrastructures"]);
 
+    // Watch the infra's events while it scales up.
+    let mut events = service
+        .client
+        .get(format!("{}/infrastructures/{id}/events", service.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(events.headers().contains_key("x-request-id"));
+
     let (status, answer) = service
         .call(
             "POST",
@@ -172,6 +183,18 @@ async fn occopus_flow_over_http() {
     service
         .report_until(&id, "scaled up to 3", |r| ready_count(r) == 3)
         .await;
+    let mut seen = String::new();
+    while seen.matches("event: ready").count() < 2 {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
+            .await
+            .expect("no ready events within 30 s")
+            .unwrap()
+            .expect("the event stream ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(seen.contains("event: creating"), "{seen}");
+    assert!(seen.contains(&format!("\"infra_id\":\"{id}\"")), "{seen}");
+    drop(events);
 
     let (status, answer) = service
         .call("POST", &format!("/infrastructures/{id}/scaleup/web"), None)

@@ -10,6 +10,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
@@ -41,6 +42,7 @@ pub fn router(service: Arc<Service>) -> Router {
             "/infrastructures/{id}/scaleto/{node}/{count}",
             post(scale_to),
         )
+        .route("/infrastructures/{id}/events", get(events))
         .route("/validate", post(validate))
         .route("/nodedefs", post(import_definitions))
         .route_layer(from_fn_with_state(service.clone(), require_token))
@@ -49,7 +51,27 @@ pub fn router(service: Arc<Service>) -> Router {
             HttpError::not_found("no such path; see the API's paths in docs/rest.md")
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(service)
+}
+
+/// Gives every request an id: in the `x-request-id` header of its answer and
+/// on every log line written while it is handled.
+async fn request_id(request: Request, next: Next) -> Response {
+    use tracing::Instrument;
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let span = tracing::info_span!(
+        "request",
+        id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    let mut response = next.run(request).instrument(span.clone()).await;
+    tracing::info!(parent: &span, status = response.status().as_u16(), "answered");
+    if let Ok(value) = header::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// Refuses a request without the service's bearer token (when it has one).
@@ -264,6 +286,39 @@ async fn scale_to(
     Ok(axum::Json(
         json!({"method": "scaleto", "infraid": id, "nodename": node, "count": count}),
     ))
+}
+
+/// `GET /infrastructures/ID/events`: the infra's instance state changes as
+/// Server-Sent Events (event name: the phase; data: the event as JSON), from
+/// now on; `lagged` says how many a slow reader missed.
+async fn events(
+    State(service): State<Arc<Service>>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, HttpError>
+{
+    use tokio::sync::broadcast::error::RecvError;
+    let id = path(id)?;
+    if service.operation(&id).is_none() {
+        service.occopus.info(Some(&id))?;
+    }
+    let receiver = service.occopus.subscribe();
+    let stream = futures::stream::unfold((receiver, id), |(mut receiver, id)| async move {
+        loop {
+            let event = match receiver.recv().await {
+                Ok(event) if event.infra_id == id => SseEvent::default()
+                    .event(event.phase.as_str())
+                    .json_data(&event)
+                    .unwrap_or_default(),
+                Ok(_) => continue,
+                Err(RecvError::Lagged(missed)) => {
+                    SseEvent::default().event("lagged").data(missed.to_string())
+                }
+                Err(RecvError::Closed) => return None,
+            };
+            return Some((Ok(event), (receiver, id)));
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 /// `POST /validate`: every problem of a description, without building it.
