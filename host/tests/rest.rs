@@ -441,3 +441,70 @@ fn raw_request(base: &str, request: &str) -> String {
     let n = stream.read(&mut answer).unwrap();
     String::from_utf8_lossy(&answer[..n]).into_owned()
 }
+
+/// Nodes that take a second to serve, so that a build can be cut in the middle.
+const SLOW_NODES: &str = r#"'node_def:slow':
+  - resource: {type: local}
+    contextualisation:
+      type: cloudinit
+      context_template: |
+        #cloud-config
+        runcmd:
+          - sleep 1
+          - exec python3 -m http.server 8080 --bind "$OCCOPUS_NODE_ADDRESS"
+    health_check: {ping: false, ports: [8080], timeout: 60}
+"#;
+
+#[tokio::test]
+async fn a_killed_service_resumes_its_build_after_a_restart() {
+    let occopus = Occopus::new(53);
+    let first = RestService::start(&occopus);
+    first
+        .call("POST", "/nodedefs", Some(SLOW_NODES.into()))
+        .await;
+    let infra = "infra_name: resumed\nnodes:\n  - {name: web, type: slow, scaling: {min: 6, max: 6}}\n  - {name: top, type: slow}\ndependencies:\n  - [top, web]\n";
+    let (status, created) = first
+        .call("POST", "/infrastructures/", Some(infra.into()))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["infraid"].as_str().unwrap().to_owned();
+    // Kill it (SIGKILL, no goodbye) once the build is under way.
+    first
+        .report_until(&id, "under way", |r| {
+            r["web"]["instances"]
+                .as_object()
+                .is_some_and(|i| !i.is_empty())
+        })
+        .await;
+    drop(first);
+
+    let second = RestService::start(&occopus);
+    let report = second
+        .report_until(&id, "resumed and ready", |r| {
+            let ready = |node: &str| {
+                r[node]["instances"]
+                    .as_object()
+                    .map_or(0, |i| i.values().filter(|i| i["state"] == "ready").count())
+            };
+            ready("web") == 6 && ready("top") == 1
+        })
+        .await;
+    // Nothing duplicated: exactly the 7 instances, and 7 nodes in the cloud.
+    let instances: usize = ["web", "top"]
+        .iter()
+        .map(|n| report[n]["instances"].as_object().unwrap().len())
+        .sum();
+    assert_eq!(instances, 7, "{report:#}");
+    let nodes = occopus.local_cloud().list(Some(&id)).unwrap();
+    assert_eq!(nodes.len(), 7, "{nodes:#?}");
+
+    let (status, _) = second
+        .call("DELETE", &format!("/infrastructures/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !occopus.local_cloud().list(Some(&id)).unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "never destroyed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -182,8 +182,39 @@ impl Service {
         }
     }
 
-    /// Builds `sources` as `infra_id` in the background, then maintains it.
-    fn spawn_build(self: &Arc<Self>, infra_id: String, sources: Sources) {
+    /// Records what the service does to an infra, for a restart to resume.
+    fn record(&self, infra_id: &str, description: &str, operation: &str) {
+        let store = self.occopus.orchestrator().store();
+        if let Err(error) = store.set_service_operation(infra_id, description, operation) {
+            tracing::error!(infra = %infra_id, %error, "cannot record the service's operation");
+        }
+    }
+
+    /// Picks up the infras a previous run of the service managed: resumes
+    /// builds and destroys that were under way, maintains the others.
+    pub fn resume(self: &Arc<Self>) {
+        let managed = match self.occopus.orchestrator().store().service_infras() {
+            Ok(managed) => managed,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the infras to resume");
+                return;
+            }
+        };
+        for (infra_id, description, operation) in managed {
+            tracing::info!(infra = %infra_id, %operation, "resuming");
+            match operation.as_str() {
+                "build" => self.spawn_build(infra_id, description),
+                "destroy" => self.spawn_destroy(infra_id),
+                _ => self.spawn_maintenance(infra_id),
+            }
+        }
+    }
+
+    /// Builds the posted `description` as `infra_id` in the background (or
+    /// resumes that build), then maintains it.
+    fn spawn_build(self: &Arc<Self>, infra_id: String, description: String) {
+        self.record(&infra_id, &description, "build");
+        let sources = self.posted_sources(description.clone());
         let mut running = self.start_job(&infra_id, Operation::Building);
         let service = self.clone();
         tokio::spawn(async move {
@@ -206,6 +237,7 @@ impl Service {
             if stop.is_stopped() {
                 return;
             }
+            service.record(&infra_id, &description, "maintain");
             service.end_job(&infra_id, Operation::Building);
             drop(running);
             service.spawn_maintenance(infra_id);
@@ -244,6 +276,7 @@ impl Service {
 
     /// Destroys `infra_id` in the background, after stopping its other job.
     fn spawn_destroy(self: &Arc<Self>, infra_id: String) {
+        self.record(&infra_id, "", "destroy");
         let mut running = self.start_job(&infra_id, Operation::Destroying);
         let service = self.clone();
         tokio::spawn(async move {
@@ -255,7 +288,13 @@ impl Service {
                 .destroy(&infra_id, auth.as_deref(), stop)
                 .await
             {
-                Ok(_) => tracing::info!(infra = %infra_id, "destroyed"),
+                Ok(_) => {
+                    tracing::info!(infra = %infra_id, "destroyed");
+                    let store = service.occopus.orchestrator().store();
+                    if let Err(error) = store.forget_service_infra(&infra_id) {
+                        tracing::error!(infra = %infra_id, %error, "cannot forget the infra");
+                    }
+                }
                 Err(error) => tracing::warn!(infra = %infra_id, %error, "destroy failed"),
             }
             service.end_job(&infra_id, Operation::Destroying);
@@ -281,6 +320,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { address, source })?;
     bound(local);
+    service.resume();
     axum::serve(listener, router(service))
         .with_graceful_shutdown(shutdown)
         .await

@@ -167,13 +167,14 @@ async fn create(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let sources = service.posted_sources(body_text(body)?);
+    let description = body_text(body)?;
+    let sources = service.posted_sources(description.clone());
     let diagnostics = service.occopus.validate(&sources).await?;
     if diagnostics.has_errors() {
         return Err(HttpError::invalid(&diagnostics));
     }
     let infra_id = uuid::Uuid::new_v4().to_string();
-    service.spawn_build(infra_id.clone(), sources);
+    service.spawn_build(infra_id.clone(), description);
     Ok(axum::Json(json!({"infraid": infra_id})))
 }
 
