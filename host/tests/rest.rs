@@ -396,6 +396,223 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             404,
             "no such path",
         ),
+        (
+            "GET",
+            "/infrastructures/",
+            Some(""),
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "GET",
+            "/infrastructures/",
+            Some("test-token-7f3a-and-more"),
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "GET",
+            "/infrastructures/",
+            Some("test-token-7f3"),
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "POST",
+            "/validate",
+            None,
+            Some(INFRA.into()),
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "POST",
+            "/nodedefs",
+            None,
+            Some(NODES.into()),
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "GET",
+            "/infrastructures/x/events",
+            None,
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "DELETE",
+            "/infrastructures/x",
+            None,
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "POST",
+            "/infrastructures/x/scaleto/web/2",
+            None,
+            None,
+            401,
+            "Authorization: Bearer",
+        ),
+        (
+            "POST",
+            "/validate",
+            Some(TOKEN),
+            None,
+            400,
+            "Empty POST data",
+        ),
+        (
+            "POST",
+            "/nodedefs",
+            Some(TOKEN),
+            Some("  \n".into()),
+            400,
+            "Empty POST data",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some("[1, 2]\n".into()),
+            400,
+            "posted-description",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some("infra_name: x\n".into()),
+            400,
+            "nodes",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some("infra_name: x\nnodes: 5\n".into()),
+            400,
+            "posted-description:2",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some(
+                "infra_name: x\nnodes:\n  - {name: a, type: web}\n  - {name: a, type: web}\n"
+                    .into(),
+            ),
+            400,
+            "posted-description:4",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some(
+                "infra_name: x\nnodes:\n  - {name: a, type: web}\ndependencies:\n  - [a, ghost]\n"
+                    .into(),
+            ),
+            400,
+            "ghost",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some(
+                "infra_name: x\nnodes:\n  - {name: a, type: web, scaling: {min: 3, max: 1}}\n"
+                    .into(),
+            ),
+            400,
+            "posted-description:3",
+        ),
+        (
+            "POST",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some("infra_name: x\nnodes:\n\t- {name: a}\n".into()),
+            400,
+            "posted-description:3",
+        ),
+        (
+            "POST",
+            "/validate",
+            Some(TOKEN),
+            Some(bomb.clone()),
+            400,
+            "alias bomb",
+        ),
+        (
+            "POST",
+            "/nodedefs",
+            Some(TOKEN),
+            Some("'node_def:x': !yaml_import {url: file://n.yaml}\n".into()),
+            400,
+            "is not allowed here",
+        ),
+        (
+            "GET",
+            "/infrastructures/no-such-infra/events",
+            Some(TOKEN),
+            None,
+            404,
+            "no infrastructure",
+        ),
+        (
+            "POST",
+            "/infrastructures/no-such-infra/scaledown/web",
+            Some(TOKEN),
+            None,
+            404,
+            "no infrastructure",
+        ),
+        (
+            "POST",
+            "/infrastructures/no-such-infra/scaleto/web/2",
+            Some(TOKEN),
+            None,
+            404,
+            "no infrastructure",
+        ),
+        (
+            "POST",
+            "/infrastructures/x/scaleto/web/-1",
+            Some(TOKEN),
+            None,
+            400,
+            "-1",
+        ),
+        (
+            "POST",
+            "/infrastructures/x/scaleup/web/99999999999",
+            Some(TOKEN),
+            None,
+            400,
+            "99999999999",
+        ),
+        (
+            "PUT",
+            "/infrastructures/",
+            Some(TOKEN),
+            Some(INFRA.into()),
+            405,
+            "does not take that method",
+        ),
+        (
+            "GET",
+            "/infrastructures/x/scaleup/web",
+            Some(TOKEN),
+            None,
+            405,
+            "does not take that method",
+        ),
     ];
     for (method, path, token, body, status, message) in cases {
         let (got, answer) = service.send(method, path, token, body).await;
@@ -421,6 +638,18 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
     );
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("length limit"), "{answer}");
+
+    // The API description, generated from the code, needs no token.
+    let (status, openapi) = service.send("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert!(
+        openapi["paths"]["/infrastructures/{id}/scaleup/{node}/{count}"]["post"].is_object(),
+        "{openapi:#}"
+    );
+    assert_eq!(
+        openapi["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
 
     // Still healthy, and /healthz needs no token.
     let (status, answer) = service.send("GET", "/healthz", None, None).await;

@@ -47,9 +47,15 @@ pub fn router(service: Arc<Service>) -> Router {
         .route("/nodedefs", post(import_definitions))
         .route_layer(from_fn_with_state(service.clone(), require_token))
         .route("/healthz", get(|| async { "ok" }))
-        .fallback(|| async {
-            HttpError::not_found("no such path; see the API's paths in docs/rest.md")
+        .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(|| async {
+            HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this path does not take that method; see GET /openapi.json",
+            )
         })
+        .fallback(|| async { HttpError::not_found("no such path; see GET /openapi.json") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(service)
@@ -149,6 +155,7 @@ fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, HttpError> {
 
 /// `GET /infrastructures/`: the documented key, and the misspelt one the
 /// original sent, for its old clients.
+#[utoipa::path(get, path = "/infrastructures/", tag = "occopus", responses((status = 200, description = "`{\"infrastructures\": [ID, ...]}` (also under the original's misspelt key `infrastuctures`)"), (status = 401, description = "no or wrong bearer token")))]
 async fn list(State(service): State<Arc<Service>>) -> Answer {
     let ids: Vec<String> = service
         .occopus
@@ -163,6 +170,7 @@ async fn list(State(service): State<Arc<Service>>) -> Answer {
 
 /// `POST /infrastructures/`: checks the description, answers with the new id
 /// at once and builds in the background.
+#[utoipa::path(post, path = "/infrastructures/", tag = "occopus", request_body(content = String, content_type = "application/yaml", description = "an Occopus infrastructure description"), responses((status = 200, description = "`{\"infraid\": ID}`; built in the background, then maintained"), (status = 400, description = "the description's problems, each with its location"), (status = 401, description = "no or wrong bearer token"), (status = 413, description = "body over the limit")))]
 async fn create(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
@@ -179,6 +187,7 @@ async fn create(
 }
 
 /// `GET /infrastructures/ID`: Occopus's report, with health per instance.
+#[utoipa::path(get, path = "/infrastructures/{id}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "Occopus's report: `{NODE: {instances: {ID: {resource_address, state, health, ...}}, scaling: {actual, min, max, target}}}`"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure")))]
 async fn report(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
@@ -194,6 +203,7 @@ async fn report(
 
 /// `DELETE /infrastructures/ID`: stops its build or maintenance and destroys
 /// it in the background.
+#[utoipa::path(delete, path = "/infrastructures/{id}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "`{\"infraid\": ID}`; destroyed in the background"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "already being destroyed")))]
 async fn delete(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
@@ -227,6 +237,7 @@ async fn scale(
     Ok(())
 }
 
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, count: 1}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
 async fn scale_up_one(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -238,6 +249,7 @@ async fn scale_up_one(
     ))
 }
 
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
 async fn scale_up(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, u32)>, PathRejection>,
@@ -256,6 +268,7 @@ async fn scale_up(
     ))
 }
 
+#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, nodeid: null}`; the youngest goes"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
 async fn scale_down_youngest(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -267,6 +280,7 @@ async fn scale_down_youngest(
     ))
 }
 
+#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}/{instance}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("instance" = String, Path, description = "the instance id or address to remove")), responses((status = 200, description = "`{method, infraid, nodename, nodeid}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits or no such instance")))]
 async fn scale_down(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, String)>, PathRejection>,
@@ -278,6 +292,7 @@ async fn scale_down(
     ))
 }
 
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleto/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
 async fn scale_to(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, u32)>, PathRejection>,
@@ -292,6 +307,7 @@ async fn scale_to(
 /// `GET /infrastructures/ID/events`: the infra's instance state changes as
 /// Server-Sent Events (event name: the phase; data: the event as JSON), from
 /// now on; `lagged` says how many a slow reader missed.
+#[utoipa::path(get, path = "/infrastructures/{id}/events", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "Server-Sent Events: event name = the phase, data = the event as JSON", content_type = "text/event-stream"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure")))]
 async fn events(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
@@ -323,6 +339,7 @@ async fn events(
 }
 
 /// `POST /validate`: every problem of a description, without building it.
+#[utoipa::path(post, path = "/validate", tag = "occopus", request_body(content = String, content_type = "application/yaml", description = "an Occopus infrastructure description"), responses((status = 200, description = "`{valid: true, warnings}`"), (status = 400, description = "the problems, each with its location"), (status = 401, description = "no or wrong bearer token")))]
 async fn validate(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
@@ -337,6 +354,7 @@ async fn validate(
 }
 
 /// `POST /nodedefs`: stores node definitions for later descriptions.
+#[utoipa::path(post, path = "/nodedefs", tag = "occopus", request_body(content = String, content_type = "application/yaml", description = "Occopus node definitions"), responses((status = 200, description = "`{imported: [TYPE, ...]}`"), (status = 400, description = "the problems, each with its location"), (status = 401, description = "no or wrong bearer token")))]
 async fn import_definitions(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
@@ -347,4 +365,33 @@ async fn import_definitions(
             .occopus
             .import_text(&text, "posted-node-definitions", service.imports())?;
     Ok(axum::Json(json!({"imported": imported})))
+}
+
+/// The API description, generated from the handlers' annotations above.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "occopus REST service", description = "Occopus's REST API, with real status codes and a bearer token"),
+    paths(list, create, report, delete, scale_up_one, scale_up, scale_down_youngest, scale_down, scale_to, events, validate, import_definitions),
+    modifiers(&BearerToken),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// Declares the bearer token every path but `/healthz` and `/openapi.json` needs.
+struct BearerToken;
+
+impl utoipa::Modify for BearerToken {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// `GET /openapi.json` (no token needed: it describes, it reveals nothing).
+async fn openapi() -> axum::Json<utoipa::openapi::OpenApi> {
+    axum::Json(<ApiDoc as utoipa::OpenApi>::openapi())
 }
