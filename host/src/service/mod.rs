@@ -117,22 +117,22 @@ impl Service {
     /// The sources of a posted description: its imports confined to the
     /// operator's directory (or refused), the service's credentials.
     fn posted_sources(&self, text: String) -> Sources {
-        let (infra, imports) = match &self.settings.import_dir {
-            Some(dir) => (
-                dir.join("posted-description.yaml"),
-                Imports::Within(dir.as_path().into()),
-            ),
-            None => (PathBuf::from("posted-description"), Imports::Nowhere),
+        // Named inside the import directory, so that its relative imports
+        // resolve there.
+        let infra = match &self.settings.import_dir {
+            Some(dir) => dir.join("posted-description.yaml"),
+            None => PathBuf::from("posted-description"),
         };
         Sources {
             infra,
             infra_text: Some(text),
-            imports,
+            imports: self.imports(),
             auth_data: self.settings.auth_data.clone(),
             ..Sources::default()
         }
     }
 
+    /// What posted YAML may import: the operator's directory, else nothing.
     fn imports(&self) -> Imports {
         match &self.settings.import_dir {
             Some(dir) => Imports::Within(dir.as_path().into()),

@@ -153,6 +153,19 @@ fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, HttpError> {
     })
 }
 
+/// Validates a posted description: its problems as a 400, else its warnings.
+async fn checked(
+    service: &Service,
+    description: String,
+) -> Result<crate::model::Diagnostics, HttpError> {
+    let sources = service.posted_sources(description);
+    let diagnostics = service.occopus.validate(&sources).await?;
+    if diagnostics.has_errors() {
+        return Err(HttpError::invalid(&diagnostics));
+    }
+    Ok(diagnostics)
+}
+
 /// `GET /infrastructures/`: the documented key, and the misspelt one the
 /// original sent, for its old clients.
 #[utoipa::path(get, path = "/infrastructures/", tag = "occopus", responses((status = 200, description = "`{\"infrastructures\": [ID, ...]}` (also under the original's misspelt key `infrastuctures`)"), (status = 401, description = "no or wrong bearer token")))]
@@ -176,11 +189,7 @@ async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let description = body_text(body)?;
-    let sources = service.posted_sources(description.clone());
-    let diagnostics = service.occopus.validate(&sources).await?;
-    if diagnostics.has_errors() {
-        return Err(HttpError::invalid(&diagnostics));
-    }
+    checked(&service, description.clone()).await?;
     let infra_id = uuid::Uuid::new_v4().to_string();
     service.spawn_build(infra_id.clone(), description);
     Ok(axum::Json(json!({"infraid": infra_id})))
@@ -344,11 +353,7 @@ async fn validate(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
-    let sources = service.posted_sources(body_text(body)?);
-    let diagnostics = service.occopus.validate(&sources).await?;
-    if diagnostics.has_errors() {
-        return Err(HttpError::invalid(&diagnostics));
-    }
+    let diagnostics = checked(&service, body_text(body)?).await?;
     let warnings: Vec<String> = diagnostics.iter().map(ToString::to_string).collect();
     Ok(axum::Json(json!({"valid": true, "warnings": warnings})))
 }
