@@ -737,3 +737,26 @@ async fn a_killed_service_resumes_its_build_after_a_restart() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Occopus's name for the service works (a symlink), and off loopback the
+/// service refuses to start without a token.
+#[test]
+fn the_rest_service_name_works_and_no_token_means_loopback_only() {
+    let occopus = Occopus::new(54);
+    let link = occopus.dir.path().join("occopus-rest-service");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_occopus"), &link).unwrap();
+    let output = std::process::Command::new(&link)
+        .args(["--host", "0.0.0.0", "--port", "0"])
+        .env("OCCOPUS_STATE", occopus.dir.path().join("state.db"))
+        .env("OCCOPUS_CACHE_DIR", common::shared_cache_dir())
+        .env("HOME", occopus.dir.path())
+        .env_remove("OCCOPUS_API_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without a token: set OCCOPUS_API_TOKEN"),
+        "{stderr}"
+    );
+}

@@ -137,9 +137,22 @@ impl CliError {
     }
 }
 
+/// The command line, with `serve` added when the binary is called by
+/// Occopus's name for it (a symlink `occopus-rest-service -> occopus`).
+fn arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let called = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_name())
+        .is_some_and(|name| name == "occopus-rest-service");
+    if called {
+        args.insert(1, "serve".into());
+    }
+    args
+}
+
 /// Parses the command line, runs the command and returns the exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(arguments(std::env::args_os().collect()));
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
