@@ -103,16 +103,16 @@ impl InfraInfo {
         node.scaling.target(scaled.and_then(|t| t.target))
     }
 
+    /// The instances of one node, in any state.
+    pub fn instances_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a InstanceRecord> {
+        self.instances.iter().filter(move |i| i.node_name == node)
+    }
+
     /// Occopus's report shape (of `occopus info --json` and the REST service): `{NODE: {instances: {ID: {resource_address, state}}, scaling}}`.
     pub fn occopus_report(&self) -> serde_json::Value {
-        let info = self;
         let mut report = serde_json::Map::new();
-        for node in &info.infra.snapshot.nodes {
-            let instances: Vec<_> = info
-                .instances
-                .iter()
-                .filter(|i| i.node_name == node.name)
-                .collect();
+        for node in &self.infra.snapshot.nodes {
+            let instances: Vec<_> = self.instances_of(&node.name).collect();
             let actual = instances.iter().filter(|i| i.state.is_live()).count();
             let entries: serde_json::Map<String, serde_json::Value> = instances
                 .iter()
@@ -134,7 +134,7 @@ impl InfraInfo {
                 node.name.clone(),
                 serde_json::json!({
                     "instances": entries,
-                    "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": info.target(node)},
+                    "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": self.target(node)},
                 }),
             );
         }

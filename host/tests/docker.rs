@@ -418,17 +418,21 @@ async fn unix_endpoints_are_bridged_only_for_allowed_plugins() {
         "image": "busybox",
     }));
 
+    // The docker driver's answer to a status call on `target` under `settings`.
+    let status_error = async |settings: occopus::config::PluginSettings| {
+        let runtime = PluginRuntime::new(&settings).unwrap();
+        let catalog = PluginCatalog::discover(&runtime, &settings).await.unwrap();
+        catalog
+            .driver("docker")
+            .unwrap()
+            .status(&target, "c1")
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+
     // Allowed (the default): the host tries the socket, which has no daemon.
-    let settings = common::settings(&cache);
-    let runtime = PluginRuntime::new(&settings).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings).await.unwrap();
-    let error = catalog
-        .driver("docker")
-        .unwrap()
-        .status(&target, "c1")
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = status_error(common::settings(&cache)).await;
     assert!(error.contains("ConnectionRefused"), "{error}");
 
     // Refused by configuration.
@@ -440,15 +444,7 @@ async fn unix_endpoints_are_bridged_only_for_allowed_plugins() {
             ..PluginOverrides::default()
         },
     );
-    let runtime = PluginRuntime::new(&settings).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings).await.unwrap();
-    let error = catalog
-        .driver("docker")
-        .unwrap()
-        .status(&target, "c1")
-        .await
-        .unwrap_err()
-        .to_string();
+    let error = status_error(settings).await;
     assert!(error.contains("[rule: unix-endpoints]"), "{error}");
     assert!(error.contains("unix_endpoints: true"), "{error}");
 }

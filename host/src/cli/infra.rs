@@ -331,11 +331,7 @@ fn print_infra(info: &InfraInfo) {
         info.infra.id, info.infra.name, info.infra.status
     );
     for node in &info.infra.snapshot.nodes {
-        let instances: Vec<_> = info
-            .instances
-            .iter()
-            .filter(|i| i.node_name == node.name)
-            .collect();
+        let instances: Vec<_> = info.instances_of(&node.name).collect();
         let ready = instances
             .iter()
             .filter(|i| i.state == InstanceState::Ready)
