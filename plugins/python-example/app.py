@@ -9,7 +9,8 @@ as running and lets the health checks decide when it is ready:
       addresses: [203.0.113.10, 203.0.113.11]
 
 Instance N of a node gets the address at position hash(instance id) modulo the
-number of addresses. Built with componentize-py (see docs/plugins.md).
+number of addresses. Its schema says `"x-occopus-inventory": false`: there is
+nothing to list or forget. Built with componentize-py (see docs/plugins.md).
 """
 
 import hashlib
@@ -32,6 +33,8 @@ SCHEMA = {
         "name": {"type": "string"},
         "addresses": {"type": "array", "items": {"type": "string"}, "minItems": 1},
     },
+    # The machines exist anyway: nothing to list or forget (see docs/plugins.md).
+    "x-occopus-inventory": False,
 }
 
 

@@ -14,7 +14,8 @@
 //! The simulated cloud keeps no inventory: each call gets a fresh sandbox, so the
 //! state of an instance is carried in its cloud id (`<instance-id>@<created-ms>`).
 //! `list` therefore finds nothing, and a repeated `create` with the same instance
-//! id gives the same instance (same addresses and fate) booting anew.
+//! id gives the same instance (same addresses and fate) booting anew. The
+//! schema says so (`"x-occopus-inventory": false`), for `occopus plugins check`.
 
 use occopus_plugin_sdk::driver::*;
 use occopus_plugin_sdk::{clock, parse_section};
@@ -35,7 +36,8 @@ const SCHEMA: &str = r#"{
     "boot_time": {"type": "number", "minimum": 0, "default": 0},
     "failure_probability": {"type": "number", "minimum": 0, "maximum": 1, "default": 0},
     "seed": {"type": "integer", "minimum": 0, "default": 0}
-  }
+  },
+  "x-occopus-inventory": false
 }"#;
 
 /// The resource section this driver reads.

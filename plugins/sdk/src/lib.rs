@@ -1,8 +1,9 @@
 //! Write occopus plugins in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2` against the
-//! `occopus:plugin` contract in the repository's `wit/` directory. This crate
-//! generates the bindings and adds what every plugin needs: typed errors,
+//! `occopus:plugin` contract, whose WIT this crate carries (`wit/`, kept equal
+//! to the occopus repository's `wit/` by a test). This crate generates the
+//! bindings and adds what every plugin needs: typed errors,
 //! logging, JSON parsing of the resource section and a small HTTP client over
 //! `wasi:http` (the only network access a driver has).
 //!
@@ -17,12 +18,15 @@
 //! export_driver!(MyCloud);
 //! ```
 //!
-//! See `docs/plugins.md` for building, installing and swapping plugins.
+//! See `docs/plugins.md` for building, checking (`occopus plugins check`),
+//! installing and swapping plugins. The contract version appears below in
+//! the names wit-bindgen needs spelt out; occopus's tests check that it is
+//! the one of `wit/plugin.wit`.
 
 /// The types and imports shared by both kinds of plugin.
 pub mod common {
     wit_bindgen::generate!({
-        path: "../../wit",
+        path: "wit",
         inline: "
             package occopus:sdk;
             world common {
@@ -46,8 +50,8 @@ pub use common::{ContainerSpec, KeyValue, Level, Payload, PluginError};
 #[cfg(feature = "driver")]
 pub mod driver {
     wit_bindgen::generate!({
-        path: "../../wit",
-        world: "occopus:plugin/driver-plugin@0.1.0",
+        path: "wit",
+        world: "occopus:plugin/driver-plugin",
         with: {
             "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
             "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
@@ -70,8 +74,8 @@ pub mod driver {
 #[cfg(feature = "contextualiser")]
 pub mod contextualiser {
     wit_bindgen::generate!({
-        path: "../../wit",
-        world: "occopus:plugin/contextualiser-plugin@0.1.0",
+        path: "wit",
+        world: "occopus:plugin/contextualiser-plugin",
         with: {
             "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
             "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
@@ -100,6 +104,12 @@ pub mod clock {
     pub fn unix_millis() -> u64 {
         let now = wall_clock::now();
         now.seconds * 1000 + u64::from(now.nanoseconds) / 1_000_000
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos() -> u128 {
+        let now = wall_clock::now();
+        u128::from(now.seconds) * 1_000_000_000 + u128::from(now.nanoseconds)
     }
 
     /// Waits without busying the host: the call yields until the time has passed.

@@ -1,0 +1,34 @@
+//! Builds the first-party plugins (`plugins/`) for wasm32-wasip2, all in one
+//! cargo invocation, so that `src/lib.rs` can embed them.
+
+use occopus_plugin_build::Package;
+
+fn main() {
+    let dir = occopus_plugin_build::build(&[
+        Package {
+            name: "occopus-driver-dummy",
+            dir: "dummy",
+        },
+        Package {
+            name: "occopus-driver-local",
+            dir: "local",
+        },
+        Package {
+            name: "occopus-driver-ec2",
+            dir: "ec2",
+        },
+        Package {
+            name: "occopus-driver-docker",
+            dir: "docker",
+        },
+        Package {
+            name: "occopus-context-cloudinit",
+            dir: "cloudinit",
+        },
+        Package {
+            name: "occopus-context-docker",
+            dir: "docker-context",
+        },
+    ]);
+    println!("cargo:rustc-env=OCCOPUS_BUILTIN_WASM_DIR={}", dir.display());
+}

@@ -1,0 +1,123 @@
+//! Arguments several commands share, each defined once: the files of an
+//! infrastructure, the credentials file, the state database, the infra id
+//! (each command words the id's help for itself with `mut_arg`).
+
+use crate::environment;
+use clap::Args;
+use occopus::model::Sources;
+use occopus::{Config, Options};
+use std::path::PathBuf;
+
+/// The files that describe an infrastructure.
+#[derive(Debug, Args)]
+pub struct FileArgs {
+    /// The infrastructure description (Occopus's infra.yaml).
+    pub infra: PathBuf,
+    /// Node definition files [default: nodes/node_definitions.yaml next to
+    /// INFRA if it exists, plus the definitions imported with `occopus import`].
+    #[arg(long, value_name = "PATH")]
+    pub nodes: Vec<PathBuf>,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
+}
+
+impl FileArgs {
+    /// The files as the library reads them.
+    pub fn sources(&self) -> Sources {
+        Sources {
+            infra: self.infra.clone(),
+            nodes: self.nodes.clone(),
+            auth_data: self.auth_data.path(),
+            ..Sources::default()
+        }
+    }
+}
+
+/// `--auth-data FILE`.
+#[derive(Debug, Args)]
+pub struct AuthDataArg {
+    /// The credentials file [default: $OCCOPUS_AUTH_DATA_PATH, then
+    /// ~/.occopus/auth_data.yaml, then $XDG_CONFIG_HOME/occopus/auth_data.yaml].
+    #[arg(
+        long = "auth-data",
+        visible_alias = "auth_data_path",
+        value_name = "FILE"
+    )]
+    pub auth_data: Option<PathBuf>,
+}
+
+impl AuthDataArg {
+    /// The file given, else the default one if it exists.
+    pub fn path(&self) -> Option<PathBuf> {
+        self.auth_data.clone().or_else(environment::auth_data_file)
+    }
+}
+
+/// `-i ID`, required.
+#[derive(Debug, Args)]
+pub struct InfraIdArg {
+    /// The infrastructure's id.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: String,
+}
+
+/// `-i ID`, optional.
+#[derive(Debug, Args)]
+pub struct MaybeInfraIdArg {
+    /// The infrastructure's id.
+    #[arg(
+        short = 'i',
+        long = "infra-id",
+        visible_alias = "infra_id",
+        value_name = "ID"
+    )]
+    pub infra_id: Option<String>,
+}
+
+/// Options shared by the commands that use the state database.
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    /// The state database [default: $XDG_DATA_HOME/occopus/state.db].
+    #[arg(long, global = true, value_name = "FILE", env = "OCCOPUS_STATE")]
+    pub state: Option<PathBuf>,
+    /// Let templates run commands on this machine with cmd() (a security
+    /// risk: only for files you trust).
+    #[arg(long, global = true)]
+    pub allow_template_commands: bool,
+}
+
+impl StateArgs {
+    /// The state database given, else the default one.
+    pub fn state_file(&self) -> Option<PathBuf> {
+        self.state.clone().or_else(environment::state_file)
+    }
+
+    /// How to open the library with `config`.
+    pub fn options(&self, config: &Config) -> Options {
+        Options {
+            config: config.clone(),
+            state: self.state_file(),
+            allow_template_commands: self.allow_template_commands,
+            node_runner: environment::node_runner(),
+        }
+    }
+}
+
+/// A positive number of seconds given as `flag`.
+pub fn positive_seconds(
+    flag: &str,
+    seconds: f64,
+) -> Result<std::time::Duration, crate::error::CliError> {
+    if seconds.is_finite() && seconds > 0.0 {
+        Ok(std::time::Duration::from_secs_f64(seconds))
+    } else {
+        Err(crate::error::CliError::Usage(format!(
+            "{flag} {seconds} is not a positive number of seconds"
+        )))
+    }
+}

@@ -1,0 +1,75 @@
+//! Why a command failed, and its exit code: 0 success, 1 the operation
+//! failed, 2 bad usage, 3 bad configuration, 4 invalid infrastructure or node
+//! files, 130 stopped by Ctrl-C. The code follows from the kind of failure
+//! ([`ErrorCode`]) the library's error says it is, so the command line and
+//! the REST service classify every failure alike.
+
+use occopus::ApiError;
+use occopus::types::{ErrorCode, HasErrorCode};
+use std::process::ExitCode;
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The library failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// An option's value makes no sense (clap checks the rest).
+    #[error("{0}")]
+    Usage(String),
+    /// The command ran and says why it did not succeed.
+    #[error("{message}")]
+    Ended { code: ErrorCode, message: String },
+}
+
+impl CliError {
+    /// A command's own failure of kind `code`.
+    pub fn ended(code: ErrorCode, message: impl Into<String>) -> Self {
+        CliError::Ended {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// The process's exit code.
+    pub fn exit_code(&self) -> ExitCode {
+        let code = match self {
+            CliError::Usage(_) => return ExitCode::from(2),
+            CliError::Api(ApiError::Invalid(_)) => ErrorCode::InvalidDescription,
+            CliError::Api(error) => error.code(),
+            CliError::Ended { code, .. } => *code,
+        };
+        ExitCode::from(match code {
+            ErrorCode::InvalidDescription => 4,
+            ErrorCode::BadConfiguration => 3,
+            ErrorCode::Interrupted => 130,
+            ErrorCode::UnknownInfra
+            | ErrorCode::ScaleRefused
+            | ErrorCode::Conflict
+            | ErrorCode::PluginUnavailable
+            | ErrorCode::CloudCallFailed
+            | ErrorCode::OperationFailed
+            | ErrorCode::StateDatabase
+            | ErrorCode::Internal => 1,
+        })
+    }
+}
+
+/// Errors of the layers the command line calls directly, by their kind.
+macro_rules! from_layer {
+    ($($error:ty),*) => {$(
+        impl From<$error> for CliError {
+            fn from(error: $error) -> Self {
+                CliError::ended(error.code(), error.to_string())
+            }
+        }
+    )*};
+}
+
+from_layer!(
+    occopus::ConfigError,
+    occopus::plugin_host::RuntimeError,
+    occopus::local_cloud::LocalCloudError,
+    occopus::engine::EngineError,
+    occopus_service::ServeError
+);

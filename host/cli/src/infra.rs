@@ -1,0 +1,335 @@
+//! Occopus's verbs: `build`, `destroy`, `info`, `validate`, `import`, `graph`
+//! (keeping infrastructures alive: see `upkeep`).
+
+use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs};
+use crate::error::CliError;
+use crate::progress::Progress;
+use crate::signals::stop_on_ctrl_c;
+use clap::Args;
+use occopus::engine::{BuildOptions, Phase};
+use occopus::graph::graph_dot;
+use occopus::info::{info as recorded, open_state};
+use occopus::model::{LoadLimits, Model, NodeDefinitions, Severity};
+use occopus::store::{HealthStatus, InstanceState};
+use occopus::types::ErrorCode;
+use occopus::{Config, InfraInfo, Occopus};
+use std::path::PathBuf;
+
+/// `occopus build`.
+#[derive(Debug, Args)]
+#[command(mut_arg("infra_id", |a| a.help("Build (resume, or complete) the infrastructure with this id")))]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    #[command(flatten)]
+    pub infra_id: MaybeInfraIdArg,
+    /// On failure, destroy what this run created (Occopus's behaviour).
+    #[arg(long)]
+    pub rollback: bool,
+    /// Accepted for Occopus compatibility: independent nodes are always
+    /// created in parallel.
+    #[arg(long, hide = true)]
+    pub parallelize: bool,
+}
+
+/// `occopus destroy`.
+#[derive(Debug, Args)]
+#[command(mut_arg("infra_id", |a| a.help("The infrastructure to destroy")))]
+pub struct DestroyArgs {
+    #[command(flatten)]
+    pub infra_id: InfraIdArg,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
+}
+
+/// `occopus info`.
+#[derive(Debug, Args)]
+#[command(mut_arg("infra_id", |a| a.help("Show this infrastructure's nodes and instances (default: list them all)")))]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub infra_id: MaybeInfraIdArg,
+    /// Print JSON (with -i: Occopus's report shape).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occopus validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub files: FileArgs,
+    /// Print the problems as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `occopus validate`: exit 0 only when there is no error.
+pub async fn validate(
+    ValidateArgs { files, json }: ValidateArgs,
+    config: &Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let occopus = Occopus::open(state.options(config)).await?;
+    let diagnostics = occopus.validate(&files.sources()).await?;
+    let (errors, warnings) = diagnostics.counts();
+    if json {
+        println!(
+            "{:#}",
+            serde_json::json!({ "errors": errors, "warnings": warnings, "problems": diagnostics })
+        );
+    } else if !diagnostics.is_empty() {
+        eprintln!("{diagnostics}");
+    }
+    if errors > 0 {
+        return Err(CliError::ended(
+            ErrorCode::InvalidDescription,
+            format!(
+                "{} is not valid: {errors} error(s), {warnings} warning(s)",
+                files.infra.display()
+            ),
+        ));
+    }
+    if !json {
+        eprintln!("{} is valid ({warnings} warning(s))", files.infra.display());
+    }
+    Ok(())
+}
+
+/// `occopus build`: prints the infra id on stdout.
+pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+    // Listen for Ctrl-C before anything else, so that none is missed.
+    let signal = stop_on_ctrl_c("run the same build again to resume")?;
+    let occopus = Occopus::open(state.options(config)).await?;
+    let progress = Progress::start(occopus.subscribe());
+    let options = BuildOptions {
+        infra_id: args.infra_id.infra_id.clone(),
+        rollback: args.rollback,
+        stop: signal,
+    };
+    let result = occopus.build(&args.files.sources(), options).await;
+    progress.finish().await;
+    let report = result?;
+    for instance in &report.instances {
+        let address = instance.addresses.primary().unwrap_or("-");
+        let detail = instance
+            .detail
+            .as_deref()
+            .map(|d| format!("  {d}"))
+            .unwrap_or_default();
+        eprintln!(
+            "  {:<20} {:<28} {:<9} {address}{detail}",
+            instance.node,
+            instance.instance_id,
+            instance.phase.as_str()
+        );
+    }
+    if report.succeeded() {
+        eprintln!(
+            "infrastructure {} is ready ({} instances, {:.1}s)",
+            report.infra_id,
+            report.instances.len(),
+            report.elapsed_ms as f64 / 1000.0
+        );
+        println!("{}", report.infra_id);
+        return Ok(());
+    }
+    let failures: Vec<String> = report
+        .failures()
+        .map(|f| {
+            format!(
+                "{} ({}): {}",
+                f.node,
+                f.instance_id,
+                f.detail.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    let up = report
+        .instances
+        .iter()
+        .filter(|i| i.phase == Phase::Ready)
+        .count();
+    let what = if report.rolled_back {
+        "what this run created was destroyed (--rollback)".to_string()
+    } else {
+        format!(
+            "state saved; run `occopus build {} -i {}` to resume or `occopus destroy -i {}`",
+            args.files.infra.display(),
+            report.infra_id,
+            report.infra_id
+        )
+    };
+    println!("{}", report.infra_id);
+    if report.stopped && failures.is_empty() {
+        return Err(CliError::ended(
+            ErrorCode::Interrupted,
+            format!(
+                "build stopped: {up} of {} instances ready; {what}",
+                report.instances.len()
+            ),
+        ));
+    }
+    Err(CliError::ended(
+        ErrorCode::OperationFailed,
+        format!(
+            "build failed: {up} of {} instances ready; failed: {}; {what}",
+            report.instances.len(),
+            failures.join("; ")
+        ),
+    ))
+}
+
+/// `occopus destroy`.
+pub async fn destroy(
+    args: DestroyArgs,
+    config: &Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    let signal = stop_on_ctrl_c("run destroy again to finish")?;
+    let occopus = Occopus::open(state.options(config)).await?;
+    let progress = Progress::start(occopus.subscribe());
+    let auth = args.auth_data.path();
+    let result = occopus
+        .destroy(&args.infra_id.infra_id, auth.as_deref(), signal)
+        .await;
+    progress.finish().await;
+    let report = result?;
+    if report.failed.is_empty() {
+        eprintln!(
+            "infrastructure {} destroyed ({} instances)",
+            report.infra_id, report.destroyed
+        );
+        return Ok(());
+    }
+    let failed: Vec<String> = report
+        .failed
+        .iter()
+        .map(|(id, why)| format!("{id}: {why}"))
+        .collect();
+    Err(CliError::ended(
+        ErrorCode::OperationFailed,
+        format!(
+            "{} instance(s) could not be destroyed and stay recorded: {}; run destroy again",
+            failed.len(),
+            failed.join("; ")
+        ),
+    ))
+}
+
+/// `occopus info`: reads the state database only (no plugin is loaded).
+pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
+    let infra_id = args.infra_id.infra_id;
+    let store = open_state(state.state_file())?;
+    let infos = recorded(&store, infra_id.as_deref())?;
+    match (infra_id.is_some(), args.json) {
+        (false, true) => {
+            let list: Vec<_> = infos
+                .iter()
+                .map(|i| serde_json::json!({"id": i.infra.id, "name": i.infra.name, "status": i.infra.status, "instances": i.instances.len()}))
+                .collect();
+            println!("{:#}", serde_json::json!({ "infrastructures": list }));
+        }
+        (false, false) => {
+            println!("{:<38} {:<24} {:<14} INSTANCES", "ID", "NAME", "STATUS");
+            for info in &infos {
+                println!(
+                    "{:<38} {:<24} {:<14} {}",
+                    info.infra.id,
+                    info.infra.name,
+                    info.infra.status,
+                    info.instances.len()
+                );
+            }
+        }
+        (true, true) => println!("{:#}", infos[0].occopus_report()),
+        (true, false) => print_infra(&infos[0]),
+    }
+    Ok(())
+}
+
+fn print_infra(info: &InfraInfo) {
+    println!(
+        "infrastructure {} ({}): {}",
+        info.infra.id, info.infra.name, info.infra.status
+    );
+    for node in &info.infra.snapshot.nodes {
+        let instances: Vec<_> = info.instances_of(&node.name).collect();
+        let ready = instances
+            .iter()
+            .filter(|i| i.state == InstanceState::Ready)
+            .count();
+        let actual = instances.iter().filter(|i| i.state.is_live()).count();
+        println!(
+            "node {} ({}): {ready} ready, {actual} up, target {} [min {}, max {}]",
+            node.name,
+            node.node_type,
+            info.target(node),
+            node.scaling.min,
+            node.scaling.max
+        );
+        for i in instances {
+            let health = match (i.health.status, &i.health.detail) {
+                (HealthStatus::Failing, Some(why)) => format!("failing ({why})"),
+                (status, _) => status.as_str().to_string(),
+            };
+            println!(
+                "  {:<28} {:<10} {:<16} {:<24} {health}{}",
+                i.id,
+                i.state.as_str(),
+                i.addresses.primary().unwrap_or("-"),
+                i.cloud_id.as_deref().unwrap_or("-"),
+                i.error
+                    .as_deref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    for request in &info.scale_requests {
+        println!(
+            "queued scaling request {}: node {} {:+}{}",
+            request.seq,
+            request.node_name,
+            request.change,
+            request
+                .instance
+                .as_deref()
+                .map(|i| format!(" (instance {i})"))
+                .unwrap_or_default()
+        );
+    }
+}
+
+/// `occopus import`.
+pub async fn import(path: PathBuf, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+    let occopus = Occopus::open(state.options(config)).await?;
+    let types = occopus.import(&path)?;
+    eprintln!(
+        "imported {} node type(s) from {}: {}",
+        types.len(),
+        path.display(),
+        types.join(", ")
+    );
+    Ok(())
+}
+
+/// `occopus graph`: the dependency graph in Graphviz DOT.
+pub fn graph(files: FileArgs) -> Result<(), CliError> {
+    let (model, diagnostics) = Model::load(
+        &files.sources(),
+        NodeDefinitions::default(),
+        LoadLimits::default(),
+    );
+    // Only the description matters for the graph; a node type defined
+    // elsewhere shows as `?`.
+    let infra_errors = diagnostics.iter().any(|d| {
+        d.severity == Severity::Error && d.location.as_ref().is_none_or(|l| *l.file == *files.infra)
+    });
+    match model {
+        Some(model) if !infra_errors => {
+            print!("{}", graph_dot(&model));
+            Ok(())
+        }
+        _ => Err(CliError::Api(occopus::ApiError::Invalid(diagnostics))),
+    }
+}

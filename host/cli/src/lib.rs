@@ -1,0 +1,27 @@
+//! The `occopus` command line: a thin front end over the library, and the
+//! only part of occopus that reads the environment (`environment.rs`).
+//! Every subcommand parses its flags, calls the library and prints.
+//!
+//! - `cli.rs`: the flags, the subcommands, [`run`];
+//! - `args.rs`: arguments several commands share;
+//! - `environment.rs`: defaults and variables, resolved for the library;
+//! - `error.rs`: failures and exit codes;
+//! - `infra.rs` (build, destroy, info, validate, import, graph),
+//!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
+//!   `local_cloud.rs`: the commands;
+//! - `progress.rs` and `signals.rs`: live progress and Ctrl-C.
+
+mod args;
+mod cli;
+mod environment;
+mod error;
+mod infra;
+mod local_cloud;
+mod plugins;
+mod progress;
+mod serve;
+mod signals;
+mod upkeep;
+
+pub use cli::{Cli, run};
+pub use error::CliError;

@@ -1,0 +1,290 @@
+//! `occopus plugins list`, `inspect` and `check`.
+
+use crate::args::{AuthDataArg, StateArgs, positive_seconds};
+use crate::error::CliError;
+use clap::Subcommand;
+use occopus::Config;
+use occopus::conformance::CheckOptions;
+use occopus::plugin_host::{Plugin, PluginCatalog};
+use occopus::plugins::{DriverCheck, check_driver, load_plugins};
+use occopus::types::{ErrorCode, PluginKind};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// The `plugins` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every plugin: name, kind, version, types served, contract version,
+    /// source file.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show a plugin's details: the JSON schema of the section it reads and
+    /// the hosts it may reach (both plugins when a driver and a contextualiser
+    /// share the name; `--json` prints an array).
+    Inspect {
+        /// The plugin's name or a type it serves.
+        name: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a driver against the contract's promises on a live cloud:
+    /// validate without a cloud call, idempotent create, status transitions,
+    /// addresses, list by infra tag, unknown ids, credentials, idempotent
+    /// destroy. Each promise is reported passed, failed or not applicable;
+    /// exits 1 when one fails. What the check creates, it destroys.
+    Check {
+        /// The driver's component file.
+        file: PathBuf,
+        /// A resource section the driver serves, pointing at the cloud to
+        /// check against (a `local` one without `endpoint` uses the local cloud).
+        #[arg(long, value_name = "FILE")]
+        resource: PathBuf,
+        #[command(flatten)]
+        auth_data: AuthDataArg,
+        /// Seconds a new instance may take to run.
+        #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+        boot_timeout: f64,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(
+    command: PluginsCommand,
+    config: &Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
+    match command {
+        PluginsCommand::List { json } => {
+            let catalog = load_plugins(&config.plugins).await?;
+            if json {
+                list_json(&catalog);
+            } else {
+                list_table(&catalog);
+            }
+            Ok(())
+        }
+        PluginsCommand::Inspect { name, json } => {
+            let catalog = load_plugins(&config.plugins).await?;
+            inspect(&catalog, &name, json, config)
+        }
+        PluginsCommand::Check {
+            file,
+            resource,
+            auth_data,
+            boot_timeout,
+            json,
+        } => {
+            let check = DriverCheck {
+                file,
+                resource,
+                auth_data: auth_data.auth_data,
+                options: CheckOptions {
+                    boot_timeout: positive_seconds("--boot-timeout", boot_timeout)?,
+                    ..CheckOptions::default()
+                },
+            };
+            let local_cloud = state.options(config).local_cloud();
+            let report = check_driver(config, local_cloud, &check).await?;
+            if json {
+                println!("{:#}", json!({"passed": report.passed(), "report": report}));
+            } else {
+                println!("{report}");
+            }
+            if report.passed() {
+                return Ok(());
+            }
+            Err(CliError::ended(
+                ErrorCode::OperationFailed,
+                format!("{} breaks the contract (see above)", check.file.display()),
+            ))
+        }
+    }
+}
+
+/// `plugins inspect NAME`: both plugins when a driver and a contextualiser
+/// share the name.
+fn inspect(
+    catalog: &PluginCatalog,
+    name: &str,
+    json: bool,
+    config: &Config,
+) -> Result<(), CliError> {
+    let found = catalog.find(name);
+    if found.is_empty() {
+        let names: std::collections::BTreeSet<&str> =
+            catalog.plugins().iter().map(Plugin::name).collect();
+        let names: Vec<&str> = names.into_iter().collect();
+        return Err(CliError::ended(
+            ErrorCode::PluginUnavailable,
+            format!(
+                "no plugin is named or serves `{name}`; installed: {}",
+                names.join(", ")
+            ),
+        ));
+    }
+    if json {
+        let described: Vec<_> = found
+            .iter()
+            .map(|plugin| describe_json(catalog, plugin, config))
+            .collect();
+        println!("{:#}", serde_json::Value::Array(described));
+    } else {
+        for (i, plugin) in found.iter().enumerate() {
+            if i > 0 {
+                println!();
+            }
+            inspect_text(catalog, plugin, config);
+        }
+    }
+    Ok(())
+}
+
+/// What `plugins list --json` shows of each plugin.
+fn summary_json(catalog: &PluginCatalog, plugin: &Plugin) -> serde_json::Value {
+    let report = plugin.load_report();
+    json!({
+        "name": plugin.name(),
+        "kind": plugin.kind().as_str(),
+        "version": plugin.version(),
+        "types": plugin.types_served(),
+        "contract": format!("occopus:plugin@{}", report.contract_version),
+        "source": report.origin.to_string(),
+        "active": catalog.is_active(plugin),
+    })
+}
+
+/// The summary plus how the plugin was loaded, its limits and its schema.
+fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> serde_json::Value {
+    let report = plugin.load_report();
+    let overrides = config.plugins.settings.get(plugin.name());
+    let schema: serde_json::Value =
+        serde_json::from_str(plugin.schema()).unwrap_or_else(|_| json!(plugin.schema()));
+    let mut details = summary_json(catalog, plugin);
+    details.as_object_mut().unwrap().extend(
+        json!({
+            "load_ms": report.elapsed.as_secs_f64() * 1000.0,
+            "cache": format!("{:?}", report.cache).to_lowercase(),
+            "allowed_hosts": allowed_hosts(plugin),
+            "memory_limit_mib": overrides.and_then(|o| o.memory_limit_mib)
+                .unwrap_or(config.plugins.limits.memory_limit_mib),
+            "call_deadline_secs": overrides.and_then(|o| o.call_deadline_secs)
+                .unwrap_or(config.plugins.limits.call_deadline_secs),
+            "schema": schema,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+    );
+    details
+}
+
+fn allowed_hosts(plugin: &Plugin) -> Vec<String> {
+    match plugin.kind() {
+        PluginKind::Contextualiser => Vec::new(),
+        PluginKind::Driver => std::iter::once("the host of each resource's `endpoint`".to_owned())
+            .chain(
+                plugin
+                    .uses_unix_endpoints()
+                    .then(|| "the socket of a `unix://` endpoint (unix_endpoints)".to_owned()),
+            )
+            .chain(plugin.allowed_hosts())
+            .collect(),
+    }
+}
+
+fn list_json(catalog: &PluginCatalog) {
+    let plugins: Vec<serde_json::Value> = catalog
+        .plugins()
+        .iter()
+        .map(|p| summary_json(catalog, p))
+        .collect();
+    let failures: Vec<serde_json::Value> = catalog
+        .failures()
+        .iter()
+        .map(|f| json!({"source": f.path.display().to_string(), "error": f.error.to_string()}))
+        .collect();
+    println!("{:#}", json!({"plugins": plugins, "failed": failures}));
+}
+
+fn list_table(catalog: &PluginCatalog) {
+    let rows: Vec<[String; 6]> = catalog
+        .plugins()
+        .iter()
+        .map(|p| {
+            let report = p.load_report();
+            let mut source = report.origin.to_string();
+            if !catalog.is_active(p) {
+                source.push_str(" (replaced)");
+            }
+            [
+                p.name().to_owned(),
+                p.kind().as_str().to_owned(),
+                p.version().to_owned(),
+                p.types_served().join(","),
+                format!("occopus:plugin@{}", report.contract_version),
+                source,
+            ]
+        })
+        .collect();
+    let header = ["NAME", "KIND", "VERSION", "TYPES", "CONTRACT", "SOURCE"].map(String::from);
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.len());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, width)| format!("{cell:width$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+    for failure in catalog.failures() {
+        println!(
+            "\nnot loaded: {}\n  {}",
+            failure.path.display(),
+            failure.error
+        );
+    }
+}
+
+fn inspect_text(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) {
+    let details = describe_json(catalog, plugin, config);
+    let field = |key: &str| match &details[key] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    for key in [
+        "name",
+        "kind",
+        "version",
+        "types",
+        "contract",
+        "source",
+        "active",
+        "memory_limit_mib",
+        "call_deadline_secs",
+    ] {
+        println!("{key:<20}{}", field(key));
+    }
+    println!("allowed hosts:");
+    let hosts = allowed_hosts(plugin);
+    if hosts.is_empty() {
+        println!(
+            "  none (a {} makes no network calls)",
+            plugin.kind().as_str()
+        );
+    }
+    for host in hosts {
+        println!("  {host}");
+    }
+    println!("schema:\n{:#}", details["schema"]);
+}

@@ -1,0 +1,58 @@
+//! `occopus serve`: the REST service (Occopus's `occopus-rest-service`).
+
+use crate::args::{AuthDataArg, StateArgs, positive_seconds};
+use crate::environment;
+use crate::error::CliError;
+use crate::signals::stop_on_ctrl_c;
+use clap::Args;
+use occopus::{Config, Occopus};
+use occopus_service::{Service, ServiceSettings};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+/// `occopus serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The address to listen on; another than loopback needs a token.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// The port to listen on (0: any free one; the address is printed).
+    #[arg(long, default_value_t = 5000)]
+    pub port: u16,
+    #[command(flatten)]
+    pub auth_data: AuthDataArg,
+    /// The one directory posted descriptions may `!yaml_import` from [default: none may].
+    #[arg(long, value_name = "DIR")]
+    pub import_dir: Option<PathBuf>,
+    /// The largest request body, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+    /// Seconds between maintenance passes of each infrastructure.
+    #[arg(long, default_value_t = 10.0)]
+    pub maintain_interval: f64,
+}
+
+/// Runs the service until Ctrl-C. The bearer token comes from the
+/// `OCCOPUS_API_TOKEN` environment variable (never from the command line,
+/// where other users could read it).
+pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+    let maintain_interval = positive_seconds("--maintain-interval", args.maintain_interval)?;
+    let settings = ServiceSettings {
+        token: environment::api_token(),
+        auth_data: args.auth_data.path(),
+        import_dir: args.import_dir,
+        max_body_bytes: args.max_body_bytes,
+        maintain_interval,
+    };
+    let occopus = Occopus::open(state.options(config)).await?;
+    let mut stop = stop_on_ctrl_c("the service's infrastructures are recorded")?;
+    let address = SocketAddr::new(args.host, args.port);
+    occopus_service::serve(
+        Service::new(occopus, settings),
+        address,
+        |bound| eprintln!("occopus REST service listening on http://{bound}"),
+        async move { stop.stopped().await },
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! The checks of a model that need the installed plugins: each resource and
+//! contextualisation section against its plugin's JSON schema (errors located
+//! at the offending key), the driver's own `validate`, and a dry render of
+//! every template of every node, with placeholder addresses. `validate` runs
+//! them leniently (a type without a plugin is a warning), `build` strictly.
+
+use crate::error::EngineError;
+use occopus_model::render::dry_render;
+use occopus_model::{Diagnostics, Implementation, Location, Model, Renderer, Yaml};
+use occopus_types::Plugins;
+use std::collections::HashMap;
+
+/// How strict to be about what is not installed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strictness {
+    /// `occopus validate`: a resource type without a driver is a warning.
+    Validate,
+    /// `occopus build`: every node needs its driver and contextualiser.
+    Build,
+}
+
+/// Config-management types occopus knows (they only add template names).
+const CONFIG_MANAGEMENT_TYPES: &[&str] = &["puppet_solo", "chef"];
+
+/// Runs the plugin checks and the dry render, adding to `diagnostics`.
+pub async fn check_with_plugins(
+    model: &Model,
+    plugins: &dyn Plugins,
+    renderer: &Renderer,
+    strictness: Strictness,
+    diagnostics: &mut Diagnostics,
+) {
+    let mut schemas = SchemaCache::default();
+    // Every implementation of every type the infra uses (not only the chosen
+    // one): a broken alternative is still a broken file.
+    let mut seen_types = std::collections::BTreeSet::new();
+    for node in &model.infra.nodes {
+        if !seen_types.insert(node.node_type.as_str()) {
+            continue;
+        }
+        for implementation in model
+            .definitions
+            .types
+            .get(&node.node_type)
+            .into_iter()
+            .flatten()
+        {
+            check_implementation(
+                implementation,
+                plugins,
+                &mut schemas,
+                strictness,
+                diagnostics,
+            )
+            .await;
+        }
+    }
+    dry_render(model, renderer, diagnostics);
+    diagnostics.sort();
+}
+
+async fn check_implementation(
+    implementation: &Implementation,
+    plugins: &dyn Plugins,
+    schemas: &mut SchemaCache,
+    strictness: Strictness,
+    diagnostics: &mut Diagnostics,
+) {
+    let resource = &implementation.resource;
+    let type_location = resource
+        .get("type")
+        .map_or(&resource.location, |t| &t.location);
+    match plugins.driver(&implementation.resource_type) {
+        Ok(driver) => {
+            let before = diagnostics.counts().0;
+            let schema = &driver.info().resource_schema;
+            schemas.check(
+                &driver.info().name,
+                schema,
+                resource,
+                "resource",
+                diagnostics,
+            );
+            // The driver's own checks, once the shape is right.
+            if diagnostics.counts().0 == before
+                && let Err(error) = driver.validate(&implementation.resource_json()).await
+            {
+                diagnostics.error(
+                    &resource.location,
+                    error.to_string(),
+                    format!(
+                        "fix this `{}` resource section",
+                        implementation.resource_type
+                    ),
+                );
+            }
+        }
+        Err(error) => missing(
+            strictness,
+            type_location,
+            error.to_string(),
+            "resource section",
+            diagnostics,
+        ),
+    }
+    if let Some(section) = &implementation.contextualisation
+        && let Some(kind) = implementation.contextualisation_type()
+    {
+        let type_location = section
+            .get("type")
+            .map_or(&section.location, |t| &t.location);
+        match plugins.contextualiser(kind) {
+            Ok(plugin) => {
+                let info = plugin.info();
+                schemas.check(
+                    &info.name,
+                    &info.context_schema,
+                    section,
+                    "contextualisation",
+                    diagnostics,
+                );
+            }
+            Err(error) => missing(
+                strictness,
+                type_location,
+                error.to_string(),
+                "contextualisation section",
+                diagnostics,
+            ),
+        }
+    }
+    if let Some(section) = &implementation.config_management
+        && let Some(kind) = section.get("type").and_then(Yaml::as_str)
+        && !CONFIG_MANAGEMENT_TYPES.contains(&kind)
+    {
+        diagnostics.error(
+            &section.location,
+            format!("unknown config_management type `{kind}`"),
+            format!("use one of: {}", CONFIG_MANAGEMENT_TYPES.join(", ")),
+        );
+    }
+}
+
+fn missing(
+    strictness: Strictness,
+    location: &Location,
+    message: String,
+    what: &str,
+    diagnostics: &mut Diagnostics,
+) {
+    match strictness {
+        Strictness::Validate => diagnostics.warning(
+            location,
+            format!("{message}; this {what} was not checked"),
+            "install a plugin for it (see `occopus plugins list`) to check it and to build",
+        ),
+        Strictness::Build => diagnostics.error(
+            location,
+            message,
+            "install a plugin for it (see `occopus plugins list`)",
+        ),
+    }
+}
+
+/// Compiled schemas, by section and plugin name (a driver and a
+/// contextualiser may share a name, as `docker` does).
+#[derive(Default)]
+struct SchemaCache(HashMap<(String, String), Option<jsonschema::Validator>>);
+
+impl SchemaCache {
+    fn check(
+        &mut self,
+        plugin: &str,
+        schema: &str,
+        section: &Yaml,
+        what: &str,
+        diagnostics: &mut Diagnostics,
+    ) {
+        let key = (what.to_owned(), plugin.to_owned());
+        let validator = self.0.entry(key).or_insert_with(|| {
+            let schema: serde_json::Value = serde_json::from_str(schema).ok()?;
+            jsonschema::validator_for(&schema)
+                .inspect_err(
+                    |e| tracing::warn!(plugin, error = %e, "plugin schema does not compile"),
+                )
+                .ok()
+        });
+        let Some(validator) = validator else {
+            return;
+        };
+        let instance = section.to_json();
+        for error in validator.iter_errors(&instance) {
+            let pointer = error.instance_path().as_str().to_string();
+            let at = section.pointer(&pointer).unwrap_or(section);
+            let (location, message) = match error.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let key = unexpected.first().cloned().unwrap_or_default();
+                    (
+                        at.key_location(&key).clone(),
+                        format!(
+                            "unknown key `{}` in this {what} (plugin `{plugin}`)",
+                            unexpected.join("`, `")
+                        ),
+                    )
+                }
+                _ => {
+                    let place = if pointer.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " at `{}`",
+                            pointer.trim_start_matches('/').replace('/', ".")
+                        )
+                    };
+                    (
+                        at.location.clone(),
+                        format!("{what}{place}: {error} (plugin `{plugin}`)"),
+                    )
+                }
+            };
+            diagnostics.error(
+                &location,
+                message,
+                format!("see the schema with `occopus plugins inspect {plugin}`"),
+            );
+        }
+    }
+}
+
+/// The checks `build` insists on beyond `validate`'s.
+pub(crate) async fn check_buildable(
+    model: &Model,
+    plugins: &dyn Plugins,
+    renderer: &Renderer,
+) -> Result<(), EngineError> {
+    let mut diagnostics = Diagnostics::default();
+    check_with_plugins(
+        model,
+        plugins,
+        renderer,
+        Strictness::Build,
+        &mut diagnostics,
+    )
+    .await;
+    for node in &model.infra.nodes {
+        let Some(implementation) = model.implementation(&node.name) else {
+            continue;
+        };
+        if let Some(cm) = &implementation.config_management
+            && cm.get("type").and_then(Yaml::as_str) == Some("chef")
+        {
+            diagnostics.error(
+                &cm.location,
+                format!(
+                    "node `{}`: `chef` config management is not supported by this occopus yet",
+                    node.name
+                ),
+                "put the bootstrap steps in the node's cloud-init instead",
+            );
+        }
+    }
+    if diagnostics.has_errors() {
+        return Err(EngineError::Invalid(diagnostics));
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! What a build (or a maintenance pass) tells about each instance it
+//! followed.
+
+use crate::events::Phase;
+use occopus_types::InstanceAddresses;
+
+/// What a build did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BuildReport {
+    /// The infra id.
+    pub infra_id: String,
+    /// Every instance's outcome, by node and number.
+    pub instances: Vec<InstanceOutcome>,
+    /// Whether a stop was asked for.
+    pub stopped: bool,
+    /// Whether this run's instances were destroyed because of a failure.
+    pub rolled_back: bool,
+    /// Wall time of the build.
+    pub elapsed_ms: u64,
+}
+
+/// One instance's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InstanceOutcome {
+    /// Its node.
+    pub node: String,
+    /// Its instance id.
+    pub instance_id: String,
+    /// Where it ended.
+    pub phase: Phase,
+    /// Its addresses, when known.
+    pub addresses: InstanceAddresses,
+    /// Why it failed or stopped.
+    pub detail: Option<String>,
+}
+
+impl BuildReport {
+    /// Whether every instance is ready.
+    pub fn succeeded(&self) -> bool {
+        !self.stopped && self.instances.iter().all(|i| i.phase == Phase::Ready)
+    }
+
+    /// The failed instances.
+    pub fn failures(&self) -> impl Iterator<Item = &InstanceOutcome> {
+        self.instances.iter().filter(|i| i.phase == Phase::Failed)
+    }
+}

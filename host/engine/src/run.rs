@@ -1,0 +1,103 @@
+//! What one build or converge shares between its instance tasks: the
+//! addresses of the instances that are up (for `getip()`), each node's
+//! progress, and whether the run was halted or stopped.
+
+use crate::stop::StopSignal;
+use occopus_model::{AddressBook, Model};
+use occopus_store::InstanceRecord;
+use occopus_types::InstanceAddresses;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use tokio::sync::watch;
+
+/// Addresses of the instances that are up, for `getip()` and friends.
+pub(crate) struct Book {
+    nodes: RwLock<HashMap<String, BTreeMap<u32, InstanceAddresses>>>,
+}
+
+impl AddressBook for Book {
+    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .get(node)
+            .map(|instances| instances.values().cloned().collect())
+    }
+}
+
+impl Book {
+    /// A book of `nodes`, none of them with an instance yet.
+    pub(crate) fn new<'a>(nodes: impl IntoIterator<Item = &'a str>) -> Book {
+        Book {
+            nodes: RwLock::new(
+                nodes
+                    .into_iter()
+                    .map(|n| (n.to_string(), BTreeMap::new()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Records the addresses of instance `seq` of `node`.
+    pub(crate) fn add(&self, node: &str, seq: u32, addresses: InstanceAddresses) {
+        let mut nodes = self
+            .nodes
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        nodes
+            .entry(node.to_string())
+            .or_default()
+            .insert(seq, addresses);
+    }
+}
+
+/// A node's progress: how many of its instances are ready, of how many.
+pub(crate) struct NodeTracker {
+    pub(crate) target: usize,
+    pub(crate) ready: watch::Sender<usize>,
+    /// The node's fingerprint, recorded on each new instance (computed once
+    /// per node, not per instance).
+    pub(crate) fingerprint: String,
+}
+
+/// What one build shares between its instance tasks.
+pub(crate) struct Run {
+    pub(crate) infra_id: String,
+    pub(crate) model: Arc<Model>,
+    pub(crate) book: Arc<Book>,
+    pub(crate) nodes: HashMap<String, NodeTracker>,
+    /// Set on the first failure or a stop: no new creation starts.
+    pub(crate) halt: watch::Sender<bool>,
+    pub(crate) stop: StopSignal,
+}
+
+impl Run {
+    pub(crate) fn halted(&self) -> bool {
+        *self.halt.borrow() || self.stop.is_stopped()
+    }
+
+    /// Waits until every instance of `node` is ready; false if halted first.
+    pub(crate) async fn wait_ready(&self, node: &str) -> bool {
+        let Some(tracker) = self.nodes.get(node) else {
+            return true;
+        };
+        let mut ready = tracker.ready.subscribe();
+        let mut halt = self.halt.subscribe();
+        let mut stop = self.stop.clone();
+        tokio::select! {
+            result = ready.wait_for(|n| *n >= tracker.target) => result.is_ok(),
+            _ = halt.wait_for(|h| *h) => false,
+            () = stop.stopped() => false,
+        }
+    }
+}
+
+/// An instance a build follows.
+pub(crate) enum Planned {
+    /// One the store knows (from an earlier run).
+    Recorded(Box<InstanceRecord>),
+    /// A new one: its number among the node's instances and its id.
+    New(u32, String),
+}

@@ -1,0 +1,603 @@
+//! The engine against an in-memory cloud (`memory_cloud.rs`), on paused
+//! tokio time: dependencies, retries, timeouts, failure and rollback, stop
+//! and resume, crash recovery, maintenance, scaling, plans and destroy.
+//!
+//! Paused time makes boots and timeouts cost nothing, but tokio advances the
+//! paused clock whenever every task waits, which includes waiting for the
+//! store's writer thread: so the tests assert orders and bounds (an app is
+//! created at least 2 s after db), never exact instants.
+
+use crate::memory_cloud::{Call, MemoryCloud, ScriptedProber};
+use crate::{
+    Action, BuildOptions, BuildReport, EngineConfig, EngineError, ErrorPolicy, NoEndpoints,
+    Orchestrator, Phase, ScaleBy, ScaleError, StopHandle, StopSignal, Upkeep, Wiring,
+};
+use occopus_model::{Model, Renderer, Sources};
+use occopus_store::{InstanceRecord, InstanceState, StateStore};
+use occopus_types::{CloudTarget, CreateRequest, InstanceTags, Payload, now_ms};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const INFRA: &str = "
+infra_name: shop
+nodes:
+  - &db {name: db, type: db}
+  - &app {name: app, type: app, scaling: {min: 2, max: 4}}
+dependencies:
+  - [*app, *db]
+";
+
+/// `db` boots in 2 s; `app` in 1 s and renders db's address into its user-data.
+const NODES: &str = "
+'node_def:db':
+  - resource: {type: memory, boot: 2}
+    health_check: {ping: false}
+'node_def:app':
+  - resource: {type: memory, boot: 1}
+    contextualisation:
+      type: cloudinit
+      context_template: \"db at {{ getip('db') }} for {{ variables.shop }}\"
+    health_check: {ping: false}
+";
+
+struct Harness {
+    dir: tempfile::TempDir,
+    cloud: Arc<MemoryCloud>,
+    prober: Arc<ScriptedProber>,
+    engine: Orchestrator,
+}
+
+impl Harness {
+    fn new() -> Self {
+        Harness::with(EngineConfig::default())
+    }
+
+    fn with(config: EngineConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let cloud = Arc::new(MemoryCloud::new());
+        let prober = Arc::new(ScriptedProber::default());
+        let engine = Orchestrator::new(
+            Wiring {
+                plugins: cloud.clone(),
+                store: Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap()),
+                prober: prober.clone(),
+                endpoints: Arc::new(NoEndpoints),
+            },
+            config,
+            Renderer::new(false),
+        );
+        Harness {
+            dir,
+            cloud,
+            prober,
+            engine,
+        }
+    }
+
+    /// The model of `infra` with the definitions `nodes` (and a `shop`
+    /// variable of `version`).
+    fn model(&self, infra: &str, nodes: &str, version: &str) -> Model {
+        let infra = format!("{infra}\nvariables: {{shop: {version}}}\n");
+        std::fs::write(self.dir.path().join("infra.yaml"), infra).unwrap();
+        std::fs::write(self.dir.path().join("nodes.yaml"), nodes).unwrap();
+        let sources = Sources {
+            infra: self.dir.path().join("infra.yaml"),
+            nodes: vec![self.dir.path().join("nodes.yaml")],
+            ..Sources::default()
+        };
+        let (model, diagnostics) = Model::load(&sources, Default::default(), Default::default());
+        assert!(!diagnostics.has_errors(), "{diagnostics}");
+        model.unwrap()
+    }
+
+    async fn build(&self, model: &Model, options: BuildOptions) -> BuildReport {
+        self.engine.build(model.clone(), options).await.unwrap()
+    }
+
+    fn records(&self, infra_id: &str) -> Vec<InstanceRecord> {
+        self.engine.store().instances(infra_id).unwrap()
+    }
+}
+
+fn options(infra_id: &str) -> BuildOptions {
+    BuildOptions {
+        infra_id: Some(infra_id.into()),
+        rollback: false,
+        stop: StopSignal::never(),
+    }
+}
+
+fn live_of<'a>(
+    cloud: &'a MemoryCloud,
+    node: &'a str,
+) -> impl Iterator<Item = crate::memory_cloud::MemoryInstance> + 'a {
+    cloud
+        .driver
+        .live()
+        .into_iter()
+        .filter(move |i| i.tags.node_name == node)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_starts_once_its_dependencies_are_ready_and_renders_their_addresses() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded(), "{report:?}");
+    assert_eq!(report.instances.len(), 3);
+
+    let db: Vec<_> = live_of(&harness.cloud, "db").collect();
+    let apps: Vec<_> = live_of(&harness.cloud, "app").collect();
+    assert_eq!((db.len(), apps.len()), (1, 2));
+    for app in &apps {
+        assert!(
+            app.created >= db[0].created + Duration::from_secs(2),
+            "an app was created before db had booted"
+        );
+        assert_eq!(
+            app.user_data.as_deref(),
+            Some(format!("db at {} for v1", db[0].address).as_str())
+        );
+    }
+    let records = harness.records("i1");
+    assert!(records.iter().all(|r| r.state == InstanceState::Ready));
+    assert!(records.iter().all(|r| r.cloud_id.is_some()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_create_errors_are_retried_with_backoff_up_to_the_configured_attempts() {
+    let nodes = "'node_def:db': [{resource: {type: memory, transient_creates: 2}, health_check: {ping: false}}]\n'node_def:app': [{resource: {type: memory}, health_check: {ping: false}}]\n";
+    let harness = Harness::new();
+    let model = harness.model(INFRA, nodes, "v1");
+    let started = Instant::now();
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded(), "{report:?}");
+    let db_creates = harness
+        .cloud
+        .driver
+        .calls()
+        .into_iter()
+        .filter(|c| matches!(c, Call::Create(id) if id.starts_with("db-")))
+        .count();
+    assert_eq!(db_creates, 3, "two throttled tries, then the create");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "backoff of 0.5 s then 1 s"
+    );
+
+    let harness = Harness::with(EngineConfig {
+        call_attempts: 2,
+        ..EngineConfig::default()
+    });
+    let model = harness.model(INFRA, nodes, "v1");
+    let report = harness.build(&model, options("i2")).await;
+    let failure = report.failures().next().expect("db fails");
+    assert_eq!(failure.node, "db");
+    let detail = failure.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("create failed:") && detail.contains("throttled"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_pending_too_long_fails_at_the_boot_timeout() {
+    let nodes = "'node_def:db': [{resource: {type: memory, never_runs: true}, health_check: {ping: false}}]\n'node_def:app': [{resource: {type: memory}, health_check: {ping: false}}]\n";
+    let harness = Harness::with(EngineConfig {
+        boot_timeout_secs: 60,
+        ..EngineConfig::default()
+    });
+    let model = harness.model(INFRA, nodes, "v1");
+    let started = Instant::now();
+    let report = harness.build(&model, options("i1")).await;
+    assert!(started.elapsed() >= Duration::from_secs(60));
+    let failure = report.failures().next().unwrap();
+    assert_eq!(
+        failure.detail.as_deref(),
+        Some("still not running after 60s (engine.boot_timeout_secs)")
+    );
+    let db = &harness.records("i1")[0];
+    assert_eq!(db.state, InstanceState::Failed);
+    assert_eq!(db.error, failure.detail);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_health_checks_fail_the_instance_after_its_timeout() {
+    let nodes = "'node_def:db': [{resource: {type: memory}, health_check: {ping: true, timeout: 30}}]\n'node_def:app': [{resource: {type: memory}, health_check: {ping: false}}]\n";
+    let harness = Harness::new();
+    // The first instance of the memory cloud gets 10.9.0.2.
+    harness.prober.set_failing("10.9.0.2", true);
+    let model = harness.model(INFRA, nodes, "v1");
+    let report = harness.build(&model, options("i1")).await;
+    let failure = report.failures().next().unwrap();
+    let detail = failure.detail.as_deref().unwrap();
+    assert!(
+        detail.starts_with("health checks failing for ")
+            && detail.contains("(health_check.timeout): ping 10.9.0.2: no echo reply"),
+        "{detail}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failure_stops_new_creations_and_rollback_destroys_what_the_run_made() {
+    let nodes = NODES.replace(
+        "{type: memory, boot: 2}",
+        "{type: memory, boot: 2, fail: true}",
+    );
+    let harness = Harness::new();
+    let model = harness.model(INFRA, &nodes, "v1");
+    let report = harness
+        .build(
+            &model,
+            BuildOptions {
+                rollback: true,
+                ..options("i1")
+            },
+        )
+        .await;
+    assert!(!report.succeeded());
+    assert!(report.rolled_back);
+    let db = report.instances.iter().find(|i| i.node == "db").unwrap();
+    assert_eq!(db.phase, Phase::Failed);
+    assert_eq!(
+        db.detail.as_deref(),
+        Some("the cloud reports it failed: it broke")
+    );
+    for app in report.instances.iter().filter(|i| i.node == "app") {
+        assert_eq!(app.phase, Phase::Stopped);
+        assert_eq!(
+            app.detail.as_deref(),
+            Some("stopped while waiting for dependencies")
+        );
+    }
+    let calls = harness.cloud.driver.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Create(id) if id.starts_with("app-"))),
+        "no app is created once db failed: {calls:?}"
+    );
+    assert!(harness.cloud.driver.live().is_empty(), "rolled back");
+    assert!(harness.records("i1").is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_build_resumes_without_making_anything_twice() {
+    let nodes = NODES.replace("boot: 2", "boot: 50");
+    let harness = Harness::new();
+    let model = harness.model(INFRA, &nodes, "v1");
+    let (stop, signal) = StopHandle::new();
+    let build = harness.build(
+        &model,
+        BuildOptions {
+            stop: signal,
+            ..options("i1")
+        },
+    );
+    let stopper = async {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        stop.stop();
+    };
+    let (report, ()) = tokio::join!(build, stopper);
+    assert!(report.stopped && !report.succeeded());
+    assert_eq!(
+        harness.cloud.driver.live().len(),
+        1,
+        "db was made, apps not yet"
+    );
+
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded(), "{report:?}");
+    let made = harness.cloud.driver.instances();
+    assert_eq!(made.len(), 3, "{made:?}");
+    let mut ids: Vec<&str> = made.iter().map(|(_, i)| i.instance_id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "no instance id was created twice");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_lost_is_completed_with_the_same_idempotency_key() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    let first = harness.build(&model, options("i1")).await;
+    assert!(first.succeeded());
+    // As if a run crashed between writing a new db instance's intent and
+    // recording what its create answered: the intent is stored, the
+    // instance exists, the store has no cloud id for it.
+    let store = harness.engine.store();
+    let intent = InstanceRecord {
+        id: "db-2-lost".into(),
+        infra_id: "i1".into(),
+        node_name: "db".into(),
+        seq: 2,
+        resource: serde_json::json!({"type": "memory"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        state: InstanceState::Creating,
+        created_ms: now_ms(),
+        fingerprint: store.instances("i1").unwrap()[0].fingerprint.clone(),
+        ..InstanceRecord::default()
+    };
+    store.insert_intent(&intent).await.unwrap();
+    let planted = harness.cloud.driver.plant(&CreateRequest {
+        instance_id: "db-2-lost".into(),
+        target: CloudTarget::new(intent.resource.clone()),
+        payload: Payload::None,
+        tags: InstanceTags {
+            infra_id: "i1".into(),
+            infra_name: "shop".into(),
+            node_name: "db".into(),
+        },
+    });
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded(), "{report:?}");
+    let record = store
+        .instances("i1")
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == "db-2-lost");
+    // The plan keeps db at its target of 1: the extra one goes, but only
+    // after its create was completed and recorded, so nothing leaks.
+    assert!(record.is_none() || record.unwrap().cloud_id.as_deref() == Some(&planted));
+    let made_for_it = harness
+        .cloud
+        .driver
+        .instances()
+        .into_iter()
+        .filter(|(_, i)| i.instance_id == "db-2-lost")
+        .count();
+    assert_eq!(made_for_it, 1, "the retried create made no second instance");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instance_only_the_cloud_knows_is_destroyed_by_the_next_build() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    let orphan = harness.cloud.driver.plant(&CreateRequest {
+        instance_id: "app-9-forgotten".into(),
+        target: CloudTarget::new(
+            serde_json::json!({"type": "memory"})
+                .as_object()
+                .unwrap()
+                .clone(),
+        ),
+        payload: Payload::None,
+        tags: InstanceTags {
+            infra_id: "i1".into(),
+            infra_name: "shop".into(),
+            node_name: "app".into(),
+        },
+    });
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded());
+    assert!(
+        harness
+            .cloud
+            .driver
+            .calls()
+            .contains(&Call::Destroy(orphan.clone())),
+        "the orphan {orphan} is destroyed"
+    );
+    assert_eq!(harness.cloud.driver.live().len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn maintenance_replaces_a_failed_instance_and_leaves_the_others_alone() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let before = harness.records("i1");
+    let victim = before.iter().find(|r| r.node_name == "app").unwrap();
+    // The instance dies behind occopus's back.
+    let target = CloudTarget::new(victim.resource.clone());
+    let cloud_id = victim.cloud_id.clone().unwrap();
+    occopus_types::Driver::destroy(&harness.cloud.driver, &target, &cloud_id)
+        .await
+        .unwrap();
+
+    let auth = Default::default();
+    let pass = harness
+        .engine
+        .maintain_pass("i1", &auth, Duration::from_secs(10), StopSignal::never())
+        .await
+        .unwrap();
+    assert_eq!(pass.found_failed.len(), 1);
+    assert_eq!(pass.found_failed[0].0, victim.id);
+    assert_eq!(pass.found_failed[0].1, "the cloud reports it shut down");
+    assert_eq!(pass.instances.len(), 1, "one replacement");
+    assert_eq!(pass.instances[0].phase, Phase::Ready);
+    let after = harness.records("i1");
+    assert_eq!(after.len(), 3);
+    for kept in before.iter().filter(|r| r.id != victim.id) {
+        assert!(after.iter().any(|r| r.id == kept.id), "{} kept", kept.id);
+    }
+    assert!(!after.iter().any(|r| r.id == victim.id));
+    let next = harness
+        .engine
+        .maintain_pass("i1", &auth, Duration::from_secs(10), StopSignal::never())
+        .await
+        .unwrap();
+    assert!(next.plan.is_empty() && next.found_failed.is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn scaling_requests_are_checked_against_the_limits_and_applied_by_the_next_pass() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let queued = harness
+        .engine
+        .request_scale("i1", "app", ScaleBy::Change(1), None)
+        .unwrap();
+    assert_eq!(queued.target, 3);
+    let refused = harness
+        .engine
+        .request_scale("i1", "app", ScaleBy::Change(2), None)
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            EngineError::ScaleRefused(ScaleError::OutsideLimits {
+                current: 3,
+                wanted: 5,
+                ..
+            })
+        ),
+        "{refused}"
+    );
+    let unknown = harness
+        .engine
+        .request_scale("i1", "cache", ScaleBy::Change(1), None)
+        .unwrap_err();
+    assert!(matches!(
+        unknown,
+        EngineError::ScaleRefused(ScaleError::UnknownNode { .. })
+    ));
+    let pass = harness
+        .engine
+        .maintain_pass(
+            "i1",
+            &Default::default(),
+            Duration::from_secs(10),
+            StopSignal::never(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pass.scaling.len(), 1, "{:?}", pass.scaling);
+    assert_eq!(live_of(&harness.cloud, "app").count(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn plans_say_what_a_changed_description_changes_and_build_carries_them_out() {
+    let harness = Harness::new();
+    let fresh = harness
+        .engine
+        .plan(&harness.model(INFRA, NODES, "v1"), "i1")
+        .unwrap();
+    assert_eq!(
+        fresh
+            .changes
+            .iter()
+            .filter(|c| c.action == Action::Create)
+            .count(),
+        3
+    );
+    assert_eq!(fresh.targets["app"], 2);
+
+    let v1 = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&v1, options("i1")).await.succeeded());
+    assert!(harness.engine.plan(&v1, "i1").unwrap().is_empty());
+
+    let v2 = harness.model(INFRA, NODES, "v2");
+    let plan = harness.engine.plan(&v2, "i1").unwrap();
+    assert_eq!(plan.changes.len(), 3, "{}", plan.render());
+    for change in &plan.changes {
+        assert_eq!(change.action, Action::Replace);
+        assert_eq!(change.reason, "changed: variables.shop");
+    }
+    assert!(harness.build(&v2, options("i1")).await.succeeded());
+    assert!(harness.engine.plan(&v2, "i1").unwrap().is_empty());
+    let apps: Vec<_> = live_of(&harness.cloud, "app").collect();
+    assert!(
+        apps.iter()
+            .all(|a| a.user_data.as_deref().unwrap().ends_with("for v2"))
+    );
+
+    let only_db = "infra_name: shop\nnodes:\n  - {name: db, type: db}\n";
+    let smaller = harness.model(only_db, NODES, "v2");
+    let plan = harness.engine.plan(&smaller, "i1").unwrap();
+    let destroys: Vec<_> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action == Action::Destroy)
+        .collect();
+    assert_eq!(destroys.len(), 2);
+    assert!(
+        destroys
+            .iter()
+            .all(|c| c.reason == "node `app` is no longer in the description")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn destroy_takes_dependents_first_and_forgets_the_infra() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let report = harness
+        .engine
+        .destroy("i1", &Default::default(), StopSignal::never())
+        .await
+        .unwrap();
+    assert_eq!((report.destroyed, report.failed.len()), (3, 0));
+    let db_cloud_id = harness
+        .cloud
+        .driver
+        .instances()
+        .into_iter()
+        .find(|(_, i)| i.tags.node_name == "db")
+        .unwrap()
+        .0;
+    let calls = harness.cloud.driver.calls();
+    let destroys: Vec<&String> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Destroy(id) => Some(id),
+            Call::Create(_) => None,
+        })
+        .collect();
+    assert_eq!(
+        destroys.last(),
+        Some(&&db_cloud_id),
+        "db goes last: {destroys:?}"
+    );
+    assert!(harness.cloud.driver.live().is_empty());
+    assert!(harness.engine.store().infra("i1").unwrap().is_none());
+    let again = harness
+        .engine
+        .destroy("i1", &Default::default(), StopSignal::never())
+        .await
+        .unwrap_err();
+    assert!(matches!(again, EngineError::UnknownInfra(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_maintenance_loop_ends_on_a_permanent_error_and_on_stop() {
+    let harness = Harness::new();
+    let mut passes = 0;
+    let upkeep = Upkeep {
+        interval: Duration::from_secs(10),
+        policy: ErrorPolicy::default(),
+        stop: StopSignal::never(),
+    };
+    let ended = harness
+        .engine
+        .maintain("nowhere", &Default::default(), upkeep, |_| passes += 1)
+        .await;
+    assert!(matches!(ended, Err(EngineError::UnknownInfra(_))));
+    assert_eq!(passes, 1, "no retry of what no retry mends");
+
+    let model = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let (stop, signal) = StopHandle::new();
+    let mut reports = 0;
+    let upkeep = Upkeep {
+        interval: Duration::from_secs(10),
+        policy: ErrorPolicy::default(),
+        stop: signal,
+    };
+    let auth = Default::default();
+    let maintained = harness.engine.maintain("i1", &auth, upkeep, |pass| {
+        assert!(pass.is_ok());
+        reports += 1;
+    });
+    let stopper = async {
+        tokio::time::sleep(Duration::from_secs(35)).await;
+        stop.stop();
+    };
+    let (ended, ()) = tokio::join!(maintained, stopper);
+    assert!(ended.is_ok(), "a stop ends the loop without error");
+    assert!(reports >= 1);
+}

@@ -1,0 +1,46 @@
+//! Errors of the local cloud.
+
+use std::path::PathBuf;
+
+/// Errors of the local cloud.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalCloudError {
+    #[error("the local cloud's database {path}: {source}")]
+    Store {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("the local cloud cannot {what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("no local node `{0}`")]
+    NotFound(String),
+    #[error(
+        "the local cloud already runs {max} nodes, its limit; destroy some, or raise \
+         `local_cloud.max_nodes`"
+    )]
+    TooManyNodes { max: usize },
+    #[error(
+        "every address of the local cloud's range {range} is in use; destroy nodes, or give \
+         `local_cloud.address_range` a larger range"
+    )]
+    AddressesExhausted { range: String },
+    #[error("`{0}` is not an IPv4 range like 127.77.0.0/16 inside 127.0.0.0/8")]
+    BadRange(String),
+}
+
+impl occopus_types::HasErrorCode for LocalCloudError {
+    fn code(&self) -> occopus_types::ErrorCode {
+        use occopus_types::ErrorCode;
+        match self {
+            LocalCloudError::BadRange(_) => ErrorCode::BadConfiguration,
+            LocalCloudError::NotFound(_) => ErrorCode::OperationFailed,
+            LocalCloudError::TooManyNodes { .. } | LocalCloudError::AddressesExhausted { .. } => {
+                ErrorCode::CloudCallFailed
+            }
+            LocalCloudError::Store { .. } | LocalCloudError::Io { .. } => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! A description together with the definitions and credentials of its
+//! nodes: what every operation starts from.
+
+use crate::auth::AuthData;
+use crate::diagnostics::Diagnostics;
+use crate::infra::InfraDescription;
+use crate::node_def::{Implementation, NodeDefinitions};
+use crate::yaml::{self, LoadLimits, Yaml};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The files a model is read from.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// The infrastructure description.
+    pub infra: PathBuf,
+    /// Node definition files. When empty, `nodes/node_definitions.yaml` next
+    /// to the infra file is used if it exists (the layout of Occopus's
+    /// tutorials), besides the imported definitions.
+    pub nodes: Vec<PathBuf>,
+    /// The credentials file, if any.
+    pub auth_data: Option<PathBuf>,
+    /// The description's text when it was not read from a file (posted to
+    /// the REST service): `infra` then only names it in messages and anchors
+    /// its relative imports.
+    pub infra_text: Option<String>,
+    /// Which files the description's `!yaml_import`s may read.
+    pub imports: yaml::Imports,
+}
+
+impl Sources {
+    /// The node definition files that will be read.
+    pub fn node_files(&self) -> Vec<PathBuf> {
+        if !self.nodes.is_empty() {
+            return self.nodes.clone();
+        }
+        let beside = self
+            .infra
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("nodes")
+            .join("node_definitions.yaml");
+        if beside.is_file() {
+            vec![beside]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// An infrastructure with the definitions and credentials of its nodes.
+#[derive(Debug, Clone)]
+pub struct Model {
+    /// The description.
+    pub infra: InfraDescription,
+    /// Every definition available (files override imported ones).
+    pub definitions: NodeDefinitions,
+    /// Credentials.
+    pub auth: AuthData,
+    /// The implementation chosen for each node: its index in the node type's list.
+    pub chosen: BTreeMap<String, usize>,
+}
+
+impl Model {
+    /// Reads and cross-checks the files; `imported` are definitions stored by
+    /// `occopus import`. Returns the model (when it could be built at all) and
+    /// every problem found.
+    pub fn load(
+        sources: &Sources,
+        imported: NodeDefinitions,
+        limits: LoadLimits,
+    ) -> (Option<Model>, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let infra_limits = LoadLimits {
+            imports: sources.imports.clone(),
+            ..limits.clone()
+        };
+        let infra_yaml = match &sources.infra_text {
+            Some(text) => yaml::load_str(
+                text,
+                sources.infra.as_path().into(),
+                infra_limits,
+                &mut diagnostics,
+            ),
+            None => yaml::load_file(&sources.infra, infra_limits, &mut diagnostics),
+        };
+        let mut definitions = imported;
+        for path in sources.node_files() {
+            if let Some(yaml) = yaml::load_file(&path, limits.clone(), &mut diagnostics) {
+                definitions.extend(NodeDefinitions::from_yaml(&yaml, &mut diagnostics));
+            }
+        }
+        let auth = match &sources.auth_data {
+            Some(path) => yaml::load_file(path, limits, &mut diagnostics)
+                .map(|yaml| AuthData::from_yaml(&yaml, &mut diagnostics))
+                .unwrap_or_default(),
+            None => AuthData::default(),
+        };
+        let model = Model::assemble(infra_yaml.as_ref(), definitions, auth, &mut diagnostics);
+        diagnostics.sort();
+        (model, diagnostics)
+    }
+
+    /// The model of a description document, once its definitions and
+    /// credentials are read: the description checked, an implementation
+    /// chosen per node.
+    pub(crate) fn assemble(
+        infra: Option<&Yaml>,
+        definitions: NodeDefinitions,
+        auth: AuthData,
+        diagnostics: &mut Diagnostics,
+    ) -> Option<Model> {
+        let infra = InfraDescription::from_yaml(infra?, diagnostics)?;
+        let chosen = choose_implementations(&infra, &definitions, diagnostics);
+        Some(Model {
+            infra,
+            definitions,
+            auth,
+            chosen,
+        })
+    }
+
+    /// The implementation chosen for `node`.
+    pub fn implementation(&self, node: &str) -> Option<&Implementation> {
+        let spec = self.infra.node(node)?;
+        let index = *self.chosen.get(node)?;
+        self.definitions.types.get(&spec.node_type)?.get(index)
+    }
+}
+
+/// Picks, for every node, the first implementation of its type that its
+/// `filter` selects. (Occopus picks one at random; the first is predictable
+/// and keeps a resumed build on the same cloud.)
+fn choose_implementations(
+    infra: &InfraDescription,
+    definitions: &NodeDefinitions,
+    diagnostics: &mut Diagnostics,
+) -> BTreeMap<String, usize> {
+    let mut chosen = BTreeMap::new();
+    for node in &infra.nodes {
+        let Some(implementations) = definitions.types.get(&node.node_type) else {
+            let known: Vec<&str> = definitions.types.keys().map(String::as_str).collect();
+            diagnostics.error(
+                &node.type_location,
+                format!("node `{}` has type `{}`, which no node definition defines", node.name, node.node_type),
+                if known.is_empty() {
+                    "pass the node definitions with --nodes FILE, put them in nodes/node_definitions.yaml next to the infra file, or `occopus import` them".to_string()
+                } else {
+                    format!("define `'node_def:{}'` or use one of: {}", node.node_type, known.join(", "))
+                },
+            );
+            continue;
+        };
+        match implementations.iter().position(|i| i.matches(&node.filter)) {
+            Some(index) => {
+                chosen.insert(node.name.clone(), index);
+            }
+            None => diagnostics.error(
+                &node.location,
+                format!(
+                    "the filter of node `{}` matches none of the {} implementations of `{}`",
+                    node.name,
+                    implementations.len(),
+                    node.node_type
+                ),
+                "a filter selects implementations whose resource has all its keys and values; loosen it",
+            ),
+        }
+    }
+    chosen
+}

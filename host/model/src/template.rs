@@ -1,0 +1,389 @@
+//! Jinja2 templates in node definitions, rendered with Occopus's names.
+//!
+//! A node's templates (its contextualisation, resource and config-management
+//! strings, health-check URLs) are rendered just before the node is created,
+//! with `infra_id`, `infra_name`, `user_id`, `name`, `node_id`, `variables`,
+//! the node's own sections, and the functions `getip(node)`,
+//! `getprivip(node)`, `getipall(node)` and `cut(text, start, end)`. `cmd()`
+//! runs a command on this machine, so it exists only when the user passes an
+//! explicit flag. Undefined names are errors, never empty strings.
+//!
+//! Every string of a YAML section is rendered on its own, so an error points
+//! at the file and line of that string.
+
+use crate::location::Location;
+use crate::yaml::{Value, Yaml};
+use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
+use occopus_types::InstanceAddresses;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+
+/// Where templates look up other nodes' addresses.
+pub trait AddressBook: Send + Sync {
+    /// The addresses of every instance of `node`, oldest first; `None` when
+    /// the infra has no such node, empty when it has no instance yet.
+    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>>;
+}
+
+/// The identity of the node instance being rendered.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    /// The infra's id.
+    pub infra_id: String,
+    /// `infra_name`.
+    pub infra_name: String,
+    /// `user_id`.
+    pub user_id: Option<String>,
+    /// The node's name.
+    pub name: String,
+    /// The instance id.
+    pub node_id: String,
+    /// The node's merged variables.
+    pub variables: Map<String, Json>,
+    /// Other top-level names (the node's type, scaling, resource, ...).
+    pub extra: Map<String, Json>,
+}
+
+/// Why a template did not render.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{location}: {}", self.describe())]
+pub struct TemplateError {
+    /// The node being rendered.
+    pub node: String,
+    /// Where the error is: the template string's line plus the line inside it.
+    pub location: Location,
+    /// The line inside the template, when known, as " (template line N)".
+    line: String,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+impl TemplateError {
+    /// The error without its location.
+    pub fn describe(&self) -> String {
+        format!(
+            "template of node `{}`{}: {}",
+            self.node, self.line, self.message
+        )
+    }
+}
+
+/// Renders templates; cheap to clone.
+#[derive(Clone)]
+pub struct Renderer {
+    allow_commands: bool,
+}
+
+impl Renderer {
+    /// A renderer; `allow_commands` enables `cmd()`.
+    pub fn new(allow_commands: bool) -> Self {
+        Renderer { allow_commands }
+    }
+
+    /// Renders every string in `yaml` and returns the result as JSON.
+    pub fn render_yaml(
+        &self,
+        yaml: &Yaml,
+        node: &NodeContext,
+        addresses: Arc<dyn AddressBook>,
+        extra: &[(&str, Json)],
+    ) -> Result<Json, TemplateError> {
+        let env = self.environment(addresses);
+        let context = context(node, extra);
+        render_tree(&env, yaml, &context, &node.name)
+    }
+
+    /// Renders one string that came from `location`.
+    pub fn render_str(
+        &self,
+        text: &str,
+        location: &Location,
+        node: &NodeContext,
+        addresses: Arc<dyn AddressBook>,
+        extra: &[(&str, Json)],
+    ) -> Result<String, TemplateError> {
+        let env = self.environment(addresses);
+        render_one(&env, text, location, &context(node, extra), &node.name)
+    }
+
+    fn environment(&self, addresses: Arc<dyn AddressBook>) -> Environment<'static> {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+        env.set_fuel(Some(10_000_000));
+        let book = addresses.clone();
+        env.add_function("getip", move |node: String| {
+            first_of(&*book, &node, |a| a.primary().map(str::to_string))
+        });
+        let book = addresses.clone();
+        env.add_function("getprivip", move |node: String| {
+            first_of(&*book, &node, |a| {
+                a.private.first().or(a.public.first()).cloned()
+            })
+        });
+        let book = addresses;
+        env.add_function("getipall", move |node: String| {
+            let all = instances(&*book, &node)?;
+            Ok(all
+                .iter()
+                .filter_map(|a| a.primary().map(str::to_string))
+                .collect::<Vec<_>>())
+        });
+        env.add_function(
+            "cut",
+            |text: String, start: Option<i64>, end: Option<i64>| Ok(slice(&text, start, end)),
+        );
+        env.add_filter("b64encode", |text: String| {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(text)
+        });
+        let allow = self.allow_commands;
+        env.add_function("cmd", move |command: String| run_command(allow, &command));
+        env
+    }
+}
+
+fn context(node: &NodeContext, extra: &[(&str, Json)]) -> minijinja::Value {
+    let mut map = node.extra.clone();
+    map.insert("infra_id".into(), node.infra_id.clone().into());
+    map.insert("infra_name".into(), node.infra_name.clone().into());
+    map.insert("user_id".into(), node.user_id.clone().into());
+    map.insert("name".into(), node.name.clone().into());
+    map.insert("node_id".into(), node.node_id.clone().into());
+    map.insert("variables".into(), Json::Object(node.variables.clone()));
+    for (key, value) in extra {
+        map.insert((*key).into(), value.clone());
+    }
+    minijinja::Value::from(minijinja::value::Serde(&map))
+}
+
+fn render_tree(
+    env: &Environment<'static>,
+    yaml: &Yaml,
+    context: &minijinja::Value,
+    node: &str,
+) -> Result<Json, TemplateError> {
+    Ok(match &yaml.value {
+        Value::String(text) => Json::String(render_one(env, text, &yaml.location, context, node)?),
+        Value::Seq(items) => Json::Array(
+            items
+                .iter()
+                .map(|item| render_tree(env, item, context, node))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Map(entries) => Json::Object(
+            entries
+                .iter()
+                .map(|(k, v)| Ok((k.key_text(), render_tree(env, v, context, node)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        _ => yaml.to_json(),
+    })
+}
+
+fn render_one(
+    env: &Environment<'static>,
+    text: &str,
+    location: &Location,
+    context: &minijinja::Value,
+    node: &str,
+) -> Result<String, TemplateError> {
+    if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
+        return Ok(text.to_string());
+    }
+    env.render_str(text, context).map_err(|error| {
+        // Block scalars and imported texts start their first line at
+        // `location`, so the template's line N is N - 1 lines below it.
+        let line = error.line().filter(|_| text.contains('\n'));
+        let mut location = location.clone();
+        if let Some(line) = line {
+            location.line += line.saturating_sub(1);
+        }
+        TemplateError {
+            node: node.to_string(),
+            location,
+            line: line
+                .map(|l| format!(" (template line {l})"))
+                .unwrap_or_default(),
+            message: explain(&error),
+        }
+    })
+}
+
+/// A template error in words a user can act on.
+fn explain(error: &Error) -> String {
+    let detail = error.detail().unwrap_or_default();
+    match error.kind() {
+        ErrorKind::UndefinedError => format!(
+            "undefined name{}; the names available are infra_id, infra_name, user_id, name, node_id, variables.*, the node's sections, getip(), getprivip(), getipall(), cut(){}",
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({detail})")
+            },
+            " — check the spelling, or define it under `variables:`"
+        ),
+        ErrorKind::SyntaxError => format!(
+            "template syntax error: {detail}; text for another template engine goes inside {{% raw %}}...{{% endraw %}}"
+        ),
+        _ => {
+            if detail.is_empty() {
+                error.to_string()
+            } else {
+                detail.to_string()
+            }
+        }
+    }
+}
+
+fn instances(book: &dyn AddressBook, node: &str) -> Result<Vec<InstanceAddresses>, Error> {
+    book.addresses(node).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!("there is no node named `{node}` in this infrastructure"),
+        )
+    })
+}
+
+fn first_of(
+    book: &dyn AddressBook,
+    node: &str,
+    pick: impl Fn(&InstanceAddresses) -> Option<String>,
+) -> Result<String, Error> {
+    instances(book, node)?.iter().find_map(pick).ok_or_else(|| {
+        Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "node `{node}` has no instance with an address yet; make this node depend on `{node}` so it is created after it"
+            ),
+        )
+    })
+}
+
+/// Python's `s[start:end]` on characters.
+fn slice(text: &str, start: Option<i64>, end: Option<i64>) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let len = chars.len() as i64;
+    let clamp = |i: i64| if i < 0 { (len + i).max(0) } else { i.min(len) } as usize;
+    let from = clamp(start.unwrap_or(0));
+    let to = clamp(end.unwrap_or(len));
+    if from >= to {
+        return String::new();
+    }
+    chars[from..to].iter().collect()
+}
+
+fn run_command(allowed: bool, command: &str) -> Result<String, Error> {
+    if !allowed {
+        return Err(Error::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "cmd('{command}') would run a command on this machine; pass --allow-template-commands to allow it"
+            ),
+        ));
+    }
+    let mut words = command.split_whitespace();
+    let program = words
+        .next()
+        .ok_or_else(|| Error::new(ErrorKind::InvalidOperation, "cmd() needs a command"))?;
+    let output = std::process::Command::new(program)
+        .args(words)
+        .output()
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("cmd('{command}'): {e}"),
+            )
+        })?;
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::Path;
+
+    struct Book(HashMap<&'static str, Vec<InstanceAddresses>>);
+    impl AddressBook for Book {
+        fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
+            self.0.get(node).cloned()
+        }
+    }
+
+    fn node() -> NodeContext {
+        NodeContext {
+            infra_id: "i-1".into(),
+            infra_name: "demo".into(),
+            user_id: None,
+            name: "web".into(),
+            node_id: "web-1".into(),
+            variables: serde_json::json!({"port": 8080})
+                .as_object()
+                .unwrap()
+                .clone(),
+            extra: Map::new(),
+        }
+    }
+
+    fn book() -> Arc<dyn AddressBook> {
+        let a = |p: &str, q: &str| InstanceAddresses {
+            public: vec![p.into()],
+            private: vec![q.into()],
+        };
+        Arc::new(Book(HashMap::from([
+            (
+                "db",
+                vec![a("10.0.0.1", "192.168.0.1"), a("10.0.0.2", "192.168.0.2")],
+            ),
+            ("lb", vec![]),
+        ])))
+    }
+
+    fn render(text: &str) -> Result<String, TemplateError> {
+        let location = Location::start_of(Path::new("defs.yaml").into());
+        Renderer::new(false).render_str(text, &location, &node(), book(), &[])
+    }
+
+    #[test]
+    fn occopus_names_and_functions_render() {
+        let out = render(
+            "{{infra_name}}/{{infra_id}}/{{name}}/{{node_id}}:{{variables.port}} {{getip('db')}} {{getprivip('db')}} {{getipall('db')|join(',')}} {{cut('abcdef', 1, 3)}} {% raw %}{{range .}}{% endraw %}",
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            "demo/i-1/web/web-1:8080 10.0.0.1 192.168.0.1 10.0.0.1,10.0.0.2 bc {{range .}}"
+        );
+    }
+
+    #[test]
+    fn undefined_names_and_missing_instances_are_errors_with_locations() {
+        let error = render("line1\n{{ variables.nope }}").unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "defs.yaml:2:1: template of node `web` (template line 2): undefined name"
+            ),
+            "{text}"
+        );
+        let error = render("{{ getip('lb') }}").unwrap_err().to_string();
+        assert!(
+            error.contains("node `lb` has no instance with an address yet"),
+            "{error}"
+        );
+        let error = render("{{ getip('ghost') }}").unwrap_err().to_string();
+        assert!(error.contains("no node named `ghost`"), "{error}");
+    }
+
+    #[test]
+    fn cmd_needs_the_flag() {
+        let error = render("{{ cmd('echo hi') }}").unwrap_err().to_string();
+        assert!(error.contains("--allow-template-commands"), "{error}");
+        let location = Location::start_of(Path::new("d.yaml").into());
+        let out = Renderer::new(true)
+            .render_str("{{ cmd('echo hi') }}", &location, &node(), book(), &[])
+            .unwrap();
+        assert_eq!(out, "hi\n");
+    }
+}

@@ -1,0 +1,95 @@
+//! What the state database says of infrastructures, read without loading
+//! any plugin (so reporting stays cheap), and Occopus's report shape.
+
+use crate::error::ApiError;
+use occopus_engine::orchestrator::recorded_infra;
+use occopus_store::{
+    InfraRecord, InstanceRecord, NodeSnapshot, NodeTarget, ScaleRequest, StateStore,
+};
+use std::path::PathBuf;
+
+/// An infrastructure and its instances, as recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InfraInfo {
+    /// The infra's record.
+    pub infra: InfraRecord,
+    /// Its instances.
+    pub instances: Vec<InstanceRecord>,
+    /// Its nodes' scaled targets and healing backoff.
+    pub targets: Vec<NodeTarget>,
+    /// Scaling requests not applied yet.
+    pub scale_requests: Vec<ScaleRequest>,
+}
+
+impl InfraInfo {
+    /// How many instances `node` should have: its scaled target, else its
+    /// `scaling.min`, within its limits.
+    pub fn target(&self, node: &NodeSnapshot) -> u32 {
+        let scaled = self.targets.iter().find(|t| t.node_name == node.name);
+        node.scaling.target(scaled.and_then(|t| t.target))
+    }
+
+    /// The instances of one node, in any state.
+    pub fn instances_of<'a>(&'a self, node: &'a str) -> impl Iterator<Item = &'a InstanceRecord> {
+        self.instances.iter().filter(move |i| i.node_name == node)
+    }
+
+    /// Occopus's report shape (of `occopus info --json` and the REST service): `{NODE: {instances: {ID: {resource_address, state}}, scaling}}`.
+    pub fn occopus_report(&self) -> serde_json::Value {
+        let mut report = serde_json::Map::new();
+        for node in &self.infra.snapshot.nodes {
+            let instances: Vec<_> = self.instances_of(&node.name).collect();
+            let actual = instances.iter().filter(|i| i.state.is_live()).count();
+            let entries: serde_json::Map<String, serde_json::Value> = instances
+                .iter()
+                .map(|i| {
+                    (
+                        i.id.clone(),
+                        serde_json::json!({
+                            "resource_address": i.addresses.primary(),
+                            "state": i.state.as_str(),
+                            "cloud_id": i.cloud_id,
+                            "private_address": i.addresses.private.first(),
+                            "error": i.error,
+                            "health": i.health,
+                        }),
+                    )
+                })
+                .collect();
+            report.insert(
+                node.name.clone(),
+                serde_json::json!({
+                    "instances": entries,
+                    "scaling": {"actual": actual, "min": node.scaling.min, "max": node.scaling.max, "target": self.target(node)},
+                }),
+            );
+        }
+        serde_json::Value::Object(report)
+    }
+}
+
+/// Opens the state database at `state` (the front end says where).
+pub fn open_state(state: Option<PathBuf>) -> Result<StateStore, ApiError> {
+    let path = state.ok_or(ApiError::NoStateLocation)?;
+    Ok(StateStore::open(&path)?)
+}
+
+/// The infrastructures recorded in `store` (all, or the one named). Needs no
+/// plugin, so reporting stays cheap.
+pub fn info(store: &StateStore, infra_id: Option<&str>) -> Result<Vec<InfraInfo>, ApiError> {
+    let ids = match infra_id {
+        Some(id) => vec![id.to_string()],
+        None => store.infra_ids()?,
+    };
+    let mut infos = Vec::with_capacity(ids.len());
+    for id in ids {
+        let infra = recorded_infra(store, &id)?;
+        infos.push(InfraInfo {
+            instances: store.instances(&id)?,
+            targets: store.node_targets(&id)?,
+            scale_requests: store.scale_requests(&id)?,
+            infra,
+        });
+    }
+    Ok(infos)
+}

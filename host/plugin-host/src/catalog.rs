@@ -1,0 +1,242 @@
+//! Which plugin serves which type: discovery and swapping.
+//!
+//! Plugins are gathered in this order, a later one replacing an earlier one for
+//! the types it serves:
+//! 1. the plugins built into the binary (given by the caller: the first-party
+//!    ones are in `occopus-builtin-plugins`);
+//! 2. every `*.wasm` file in the plugin directory (in file-name order), so
+//!    dropping a component there replaces a driver without rebuilding occopus;
+//! 3. the explicit `plugins.drivers` / `plugins.contextualisers` mappings of the
+//!    config, which bind a type to a file whatever the file says it serves.
+//!
+//! A broken file in the plugin directory does not stop the others: it is kept
+//! as a [`LoadFailure`], shown by `occopus plugins list` and named when its type
+//! is asked for. A broken explicitly mapped file is an error.
+
+use crate::contextualiser::ContextualiserPlugin;
+use crate::driver::DriverPlugin;
+use crate::error::RuntimeError;
+use crate::plugin::{Plugin, PluginOrigin};
+use crate::runtime::PluginRuntime;
+use crate::settings::PluginSettings;
+use occopus_types::{Contextualiser, Driver, NoPlugin, PluginKind, Plugins};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A component shipped inside the binary: its name and bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct Builtin {
+    /// The name it is known by (`builtin:NAME`).
+    pub name: &'static str,
+    /// The component.
+    pub bytes: &'static [u8],
+}
+
+/// A plugin file that could not be loaded.
+#[derive(Debug)]
+pub struct LoadFailure {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    pub error: RuntimeError,
+}
+
+/// Every plugin found, and which serves each type.
+pub struct PluginCatalog {
+    runtime: PluginRuntime,
+    plugins: Vec<Plugin>,
+    drivers: BTreeMap<String, DriverPlugin>,
+    contextualisers: BTreeMap<String, ContextualiserPlugin>,
+    failures: Vec<LoadFailure>,
+    plugin_dir: Option<PathBuf>,
+}
+
+impl PluginCatalog {
+    /// Loads `builtins`, the plugin directory and the explicit mappings.
+    pub async fn discover(
+        runtime: &PluginRuntime,
+        settings: &PluginSettings,
+        builtins: &[Builtin],
+    ) -> Result<Self, RuntimeError> {
+        let plugin_dir = settings.dir.clone();
+        let mut catalog = PluginCatalog {
+            runtime: runtime.clone(),
+            plugins: Vec::new(),
+            drivers: BTreeMap::new(),
+            contextualisers: BTreeMap::new(),
+            failures: Vec::new(),
+            plugin_dir: plugin_dir.clone(),
+        };
+        let builtins = builtins
+            .iter()
+            .map(|b| runtime.load(PluginOrigin::Builtin(b.name), b.bytes.to_vec()));
+        for plugin in futures::future::join_all(builtins).await {
+            catalog.add(plugin?, None);
+        }
+        if let Some(dir) = &plugin_dir {
+            for path in wasm_files(dir) {
+                match runtime.load_file(path.clone()).await {
+                    Ok(plugin) => catalog.add(plugin, None),
+                    Err(error) => {
+                        tracing::warn!(file = %path.display(), %error, "plugin not loaded");
+                        catalog.failures.push(LoadFailure { path, error });
+                    }
+                }
+            }
+        }
+        for (name, path) in &settings.drivers {
+            let plugin = runtime.load_file(path.clone()).await?;
+            catalog.add(plugin, Some(name));
+        }
+        for (name, path) in &settings.contextualisers {
+            let plugin = runtime.load_file(path.clone()).await?;
+            catalog.add(plugin, Some(name));
+        }
+        Ok(catalog)
+    }
+
+    /// Registers a plugin for the types it serves, or only for `only_type`.
+    fn add(&mut self, plugin: Plugin, only_type: Option<&String>) {
+        let types: Vec<String> = match only_type {
+            Some(t) => vec![t.clone()],
+            None => plugin.types_served().to_vec(),
+        };
+        for ty in types {
+            match &plugin {
+                Plugin::Driver(d) => {
+                    self.drivers.insert(ty, d.clone());
+                }
+                Plugin::Contextualiser(c) => {
+                    self.contextualisers.insert(ty, c.clone());
+                }
+            }
+        }
+        self.plugins.push(plugin);
+    }
+
+    /// The runtime the plugins run in.
+    pub fn runtime(&self) -> &PluginRuntime {
+        &self.runtime
+    }
+
+    /// Every plugin loaded, in load order (replaced ones included).
+    pub fn plugins(&self) -> &[Plugin] {
+        &self.plugins
+    }
+
+    /// The plugin files that failed to load.
+    pub fn failures(&self) -> &[LoadFailure] {
+        &self.failures
+    }
+
+    /// The plugin directory searched, if any.
+    pub fn plugin_dir(&self) -> Option<&Path> {
+        self.plugin_dir.as_deref()
+    }
+
+    /// Whether this plugin is the one serving each of its types (not replaced).
+    pub fn is_active(&self, plugin: &Plugin) -> bool {
+        let origin = &plugin.load_report().origin;
+        match plugin {
+            Plugin::Driver(_) => self
+                .drivers
+                .values()
+                .any(|d| &d.load_report().origin == origin),
+            Plugin::Contextualiser(_) => self
+                .contextualisers
+                .values()
+                .any(|c| &c.load_report().origin == origin),
+        }
+    }
+
+    /// The driver serving a `resource.type`.
+    pub fn driver(&self, resource_type: &str) -> Result<&DriverPlugin, NoPlugin> {
+        self.drivers
+            .get(resource_type)
+            .ok_or_else(|| self.missing(PluginKind::Driver, resource_type))
+    }
+
+    /// The contextualiser serving a `contextualisation.type`.
+    pub fn contextualiser(&self, context_type: &str) -> Result<&ContextualiserPlugin, NoPlugin> {
+        self.contextualisers
+            .get(context_type)
+            .ok_or_else(|| self.missing(PluginKind::Contextualiser, context_type))
+    }
+
+    /// Finds the plugins with this name or serving this type, one per kind
+    /// (a driver and a contextualiser may share a name, as `docker` does),
+    /// preferring the active one of each kind.
+    pub fn find(&self, name_or_type: &str) -> Vec<&Plugin> {
+        let matches = |p: &&Plugin| {
+            p.name() == name_or_type || p.types_served().iter().any(|t| t == name_or_type)
+        };
+        [PluginKind::Driver, PluginKind::Contextualiser]
+            .into_iter()
+            .filter_map(|kind| {
+                let of_kind = |p: &&Plugin| matches(p) && p.kind() == kind;
+                self.plugins
+                    .iter()
+                    .rev()
+                    .filter(of_kind)
+                    .find(|p| self.is_active(p))
+                    .or_else(|| self.plugins.iter().rev().find(of_kind))
+            })
+            .collect()
+    }
+
+    fn missing(&self, kind: PluginKind, name: &str) -> NoPlugin {
+        let served: Vec<&String> = match kind {
+            PluginKind::Driver => self.drivers.keys().collect(),
+            PluginKind::Contextualiser => self.contextualisers.keys().collect(),
+        };
+        let mut hint = format!(
+            "; installed {kind}s serve: {}. Put a component serving `{name}` in {} or map it \
+             under `plugins.{kind}s` in the occopus config",
+            served
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.plugin_dir
+                .as_ref()
+                .map_or("the plugin directory".to_owned(), |d| d
+                    .display()
+                    .to_string()),
+        );
+        for failure in &self.failures {
+            hint.push_str(&format!(
+                "\n  note: {} was not loaded: {}",
+                failure.path.display(),
+                failure.error
+            ));
+        }
+        NoPlugin {
+            kind,
+            name: name.to_owned(),
+            hint,
+        }
+    }
+}
+
+impl Plugins for PluginCatalog {
+    fn driver(&self, resource_type: &str) -> Result<&dyn Driver, NoPlugin> {
+        PluginCatalog::driver(self, resource_type).map(|d| d as &dyn Driver)
+    }
+
+    fn contextualiser(&self, context_type: &str) -> Result<&dyn Contextualiser, NoPlugin> {
+        PluginCatalog::contextualiser(self, context_type).map(|c| c as &dyn Contextualiser)
+    }
+}
+
+/// The `*.wasm` files of a directory, by name; a missing directory has none.
+fn wasm_files(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}

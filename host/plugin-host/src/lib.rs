@@ -1,0 +1,40 @@
+//! The plugin host: cloud drivers and contextualisers as sandboxed
+//! WebAssembly components behind the `occopus:plugin` contract (`wit/`).
+//! It knows nothing of Occopus files: it loads components, and runs calls in
+//! them under the sandbox's rules.
+//!
+//! - [`settings`]: the `plugins` section of the configuration;
+//! - [`contract`]: the contract version this host speaks;
+//! - [`wasm_engine`]: the shared wasmtime engine, pooling allocator and epoch clock;
+//! - [`cache`]: compiled components on disk, keyed by content and engine;
+//! - [`sandbox`], [`allow_list`] and [`unix_bridge`]: what one call may touch;
+//! - [`runtime`]: running one call under the sandbox rules;
+//! - [`driver`] and [`contextualiser`]: typed calls of each kind of plugin;
+//! - [`loader`]: compiling, checking and describing a component;
+//! - [`catalog`]: which plugin serves which type, built-in or dropped in.
+
+pub mod allow_list;
+mod bindings;
+pub mod cache;
+pub mod catalog;
+pub mod contextualiser;
+pub mod contract;
+mod convert;
+pub mod driver;
+mod error;
+pub mod loader;
+pub mod plugin;
+pub mod runtime;
+pub mod sandbox;
+pub mod settings;
+pub mod unix_bridge;
+pub mod wasm_engine;
+
+pub use catalog::{Builtin, LoadFailure, PluginCatalog};
+pub use contextualiser::ContextualiserPlugin;
+pub use contract::{CONTRACT_VERSION, contract_compatible};
+pub use driver::DriverPlugin;
+pub use error::{ContractError, ContractErrorKind, RuntimeError, Violation};
+pub use plugin::{LoadReport, Plugin, PluginOrigin};
+pub use runtime::PluginRuntime;
+pub use settings::{PluginOverrides, PluginSettings, SandboxLimits};

@@ -1,0 +1,125 @@
+//! A loaded plugin of either kind, where it came from and how it loaded.
+
+use crate::cache::CacheOutcome;
+use crate::contextualiser::ContextualiserPlugin;
+use crate::driver::DriverPlugin;
+use occopus_types::PluginKind;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PluginOrigin {
+    /// Shipped inside the occopus binary.
+    Builtin(&'static str),
+    /// A component file.
+    File(PathBuf),
+}
+
+impl fmt::Display for PluginOrigin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PluginOrigin::Builtin(name) => write!(f, "builtin:{name}"),
+            PluginOrigin::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// How a plugin was loaded.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// Where it came from.
+    pub origin: PluginOrigin,
+    /// The contract version it was built against.
+    pub contract_version: String,
+    /// Whether the compiled form came from the cache.
+    pub cache: CacheOutcome,
+    /// Time to compile or load, pre-instantiate and describe it.
+    pub elapsed: Duration,
+}
+
+impl LoadReport {
+    /// The report with the time taken since `started`.
+    pub(crate) fn loaded_since(self, started: std::time::Instant) -> Self {
+        LoadReport {
+            elapsed: started.elapsed(),
+            ..self
+        }
+    }
+}
+
+/// A loaded plugin of either kind.
+#[derive(Clone)]
+pub enum Plugin {
+    /// A cloud driver.
+    Driver(DriverPlugin),
+    /// A contextualiser.
+    Contextualiser(ContextualiserPlugin),
+}
+
+impl Plugin {
+    /// The plugin's own name.
+    pub fn name(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().name,
+            Plugin::Contextualiser(c) => &c.info().name,
+        }
+    }
+
+    /// Which kind it is.
+    pub fn kind(&self) -> PluginKind {
+        match self {
+            Plugin::Driver(_) => PluginKind::Driver,
+            Plugin::Contextualiser(_) => PluginKind::Contextualiser,
+        }
+    }
+
+    /// The plugin's own version.
+    pub fn version(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().version,
+            Plugin::Contextualiser(c) => &c.info().version,
+        }
+    }
+
+    /// The `resource.type` or `contextualisation.type` values it serves.
+    pub fn types_served(&self) -> &[String] {
+        match self {
+            Plugin::Driver(d) => &d.info().resource_types,
+            Plugin::Contextualiser(c) => &c.info().context_types,
+        }
+    }
+
+    /// The JSON schema of the section it reads.
+    pub fn schema(&self) -> &str {
+        match self {
+            Plugin::Driver(d) => &d.info().resource_schema,
+            Plugin::Contextualiser(c) => &c.info().context_schema,
+        }
+    }
+
+    /// How it was loaded.
+    pub fn load_report(&self) -> &LoadReport {
+        match self {
+            Plugin::Driver(d) => d.load_report(),
+            Plugin::Contextualiser(c) => c.load_report(),
+        }
+    }
+
+    /// The hosts it may reach besides a resource's endpoint.
+    pub fn allowed_hosts(&self) -> Vec<String> {
+        match self {
+            Plugin::Driver(d) => d.base_policy().allow_list.entries(),
+            Plugin::Contextualiser(_) => Vec::new(),
+        }
+    }
+
+    /// Whether a `unix://` endpoint of its resources is bridged to it.
+    pub fn uses_unix_endpoints(&self) -> bool {
+        match self {
+            Plugin::Driver(d) => d.base_policy().unix_endpoints,
+            Plugin::Contextualiser(_) => false,
+        }
+    }
+}

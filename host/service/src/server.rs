@@ -1,0 +1,56 @@
+//! Listening: the token rule for addresses off loopback, resuming what a
+//! previous run of the service was doing, then serving until shutdown.
+
+use crate::routes::router;
+use crate::service::Service;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(
+        "refusing to listen on {0} without a token: set OCCOPUS_API_TOKEN (or use a loopback address)"
+    )]
+    NoToken(SocketAddr),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Serves the API on `address` until `shutdown` completes; `bound` learns the
+/// address actually bound (port 0 picks one).
+pub async fn serve(
+    service: Arc<Service>,
+    address: SocketAddr,
+    bound: impl FnOnce(SocketAddr),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    if !address.ip().is_loopback() && service.settings.token.is_none() {
+        return Err(ServeError::NoToken(address));
+    }
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })?;
+    let local = listener
+        .local_addr()
+        .map_err(|source| ServeError::Bind { address, source })?;
+    bound(local);
+    service.resume();
+    axum::serve(listener, router(service))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })
+}
+
+impl occopus::types::HasErrorCode for ServeError {
+    fn code(&self) -> occopus::types::ErrorCode {
+        match self {
+            // Refusing to serve without a token is the operator's setting to change.
+            ServeError::NoToken(_) => occopus::types::ErrorCode::BadConfiguration,
+            ServeError::Bind { .. } => occopus::types::ErrorCode::OperationFailed,
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! The running service: the library, its settings, and its background jobs
+//! (a build, a destroy or the maintenance loop of each infra it manages),
+//! recorded in the store so that a restarted service resumes them.
+
+use occopus::Occopus;
+use occopus::engine::{BuildOptions, ErrorPolicy, StopHandle, StopSignal, Upkeep};
+use occopus::model::Sources;
+use occopus::model::yaml::Imports;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The bearer token every route but `/healthz` requires; `None` only on loopback.
+    pub token: Option<String>,
+    /// The credentials file of the clouds the service builds on.
+    pub auth_data: Option<PathBuf>,
+    /// The one directory posted descriptions may `!yaml_import` from; none: no imports.
+    pub import_dir: Option<PathBuf>,
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// The time between maintenance passes of each infra.
+    pub maintain_interval: Duration,
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            token: None,
+            auth_data: None,
+            import_dir: None,
+            max_body_bytes: 1 << 20,
+            maintain_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What the service is doing to an infra.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Building,
+    Maintaining,
+    Destroying,
+}
+
+struct Job {
+    operation: Operation,
+    stop: StopHandle,
+    /// Closes when the job's task has ended (its sender is dropped).
+    finished: tokio::sync::watch::Receiver<()>,
+}
+
+/// Held by a job's task; dropping it marks the job finished.
+struct Running {
+    stop: StopSignal,
+    _finished: tokio::sync::watch::Sender<()>,
+    /// The job this one replaced, asked to stop; wait for it before acting.
+    previous: Option<tokio::sync::watch::Receiver<()>>,
+}
+
+impl Running {
+    /// Waits until the replaced job's task has ended (its cloud calls done
+    /// and recorded), so that two jobs never act on one infra at once.
+    async fn after_previous(&mut self) {
+        if let Some(previous) = &mut self.previous {
+            while previous.changed().await.is_ok() {}
+        }
+    }
+}
+
+/// The running service: the library, its settings and its jobs.
+pub struct Service {
+    pub(crate) occopus: Occopus,
+    pub(crate) settings: ServiceSettings,
+    jobs: Mutex<HashMap<String, Job>>,
+}
+
+impl Service {
+    /// A service over an open occopus.
+    pub fn new(occopus: Occopus, settings: ServiceSettings) -> Arc<Service> {
+        Arc::new(Service {
+            occopus,
+            settings,
+            jobs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The sources of a posted description: its imports confined to the
+    /// operator's directory (or refused), the service's credentials.
+    pub(crate) fn posted_sources(&self, text: String) -> Sources {
+        // Named inside the import directory, so that its relative imports
+        // resolve there.
+        let infra = match &self.settings.import_dir {
+            Some(dir) => dir.join("posted-description.yaml"),
+            None => PathBuf::from("posted-description"),
+        };
+        Sources {
+            infra,
+            infra_text: Some(text),
+            imports: self.imports(),
+            auth_data: self.settings.auth_data.clone(),
+            ..Sources::default()
+        }
+    }
+
+    /// What posted YAML may import: the operator's directory, else nothing.
+    pub(crate) fn imports(&self) -> Imports {
+        match &self.settings.import_dir {
+            Some(dir) => Imports::Within(dir.as_path().into()),
+            None => Imports::Nowhere,
+        }
+    }
+
+    /// The operation under way on an infra, if any.
+    pub(crate) fn operation(&self, infra_id: &str) -> Option<Operation> {
+        self.jobs
+            .lock()
+            .ok()?
+            .get(infra_id)
+            .map(|job| job.operation)
+    }
+
+    /// Records a job for `infra_id`, stopping the one it replaces.
+    fn start_job(&self, infra_id: &str, operation: Operation) -> Running {
+        let (stop, signal) = StopHandle::new();
+        let (finished_tx, finished) = tokio::sync::watch::channel(());
+        let job = Job {
+            operation,
+            stop,
+            finished,
+        };
+        let previous = self
+            .jobs
+            .lock()
+            .ok()
+            .and_then(|mut jobs| jobs.insert(infra_id.to_owned(), job))
+            .map(|previous| {
+                previous.stop.stop();
+                previous.finished
+            });
+        Running {
+            stop: signal,
+            _finished: finished_tx,
+            previous,
+        }
+    }
+
+    fn end_job(&self, infra_id: &str, operation: Operation) {
+        if let Ok(mut jobs) = self.jobs.lock()
+            && jobs.get(infra_id).is_some_and(|j| j.operation == operation)
+        {
+            jobs.remove(infra_id);
+        }
+    }
+
+    /// Records what the service does to an infra, for a restart to resume.
+    fn record(&self, infra_id: &str, description: &str, operation: &str) {
+        let store = self.occopus.orchestrator().store();
+        if let Err(error) = store.set_service_operation(infra_id, description, operation) {
+            tracing::error!(infra = %infra_id, %error, "cannot record the service's operation");
+        }
+    }
+
+    /// Picks up the infras a previous run of the service managed: resumes
+    /// builds and destroys that were under way, maintains the others.
+    pub fn resume(self: &Arc<Self>) {
+        let managed = match self.occopus.orchestrator().store().service_infras() {
+            Ok(managed) => managed,
+            Err(error) => {
+                tracing::error!(%error, "cannot read the infras to resume");
+                return;
+            }
+        };
+        for (infra_id, description, operation) in managed {
+            tracing::info!(infra = %infra_id, %operation, "resuming");
+            match operation.as_str() {
+                "build" => self.spawn_build(infra_id, description),
+                "destroy" => self.spawn_destroy(infra_id),
+                _ => self.spawn_maintenance(infra_id),
+            }
+        }
+    }
+
+    /// Builds the posted `description` as `infra_id` in the background (or
+    /// resumes that build), then maintains it.
+    pub(crate) fn spawn_build(self: &Arc<Self>, infra_id: String, description: String) {
+        self.record(&infra_id, &description, "build");
+        let sources = self.posted_sources(description.clone());
+        let mut running = self.start_job(&infra_id, Operation::Building);
+        let service = self.clone();
+        tokio::spawn(async move {
+            running.after_previous().await;
+            let stop = running.stop.clone();
+            let options = BuildOptions {
+                infra_id: Some(infra_id.clone()),
+                rollback: false,
+                stop: stop.clone(),
+            };
+            match service.occopus.build(&sources, options).await {
+                Ok(report) if report.succeeded() => {
+                    tracing::info!(infra = %infra_id, "built");
+                }
+                Ok(_) => {
+                    tracing::warn!(infra = %infra_id, "built with failures; maintenance heals them")
+                }
+                Err(error) => tracing::warn!(infra = %infra_id, %error, "build failed"),
+            }
+            if stop.is_stopped() {
+                return;
+            }
+            service.record(&infra_id, &description, "maintain");
+            service.end_job(&infra_id, Operation::Building);
+            drop(running);
+            service.spawn_maintenance(infra_id);
+        });
+    }
+
+    /// Keeps `infra_id` alive: a maintenance pass every interval until
+    /// stopped, with the engine's default error policy: a transient failure
+    /// is retried, any other ends the maintenance (logged; the infra stays
+    /// listed until it is deleted).
+    fn spawn_maintenance(self: &Arc<Self>, infra_id: String) {
+        let mut running = self.start_job(&infra_id, Operation::Maintaining);
+        let service = self.clone();
+        tokio::spawn(async move {
+            running.after_previous().await;
+            let upkeep = Upkeep {
+                interval: service.settings.maintain_interval,
+                policy: ErrorPolicy::default(),
+                stop: running.stop.clone(),
+            };
+            let ended = service
+                .occopus
+                .maintain(
+                    &infra_id,
+                    service.settings.auth_data.as_deref(),
+                    upkeep,
+                    |_| {},
+                )
+                .await;
+            if let Err(error) = ended {
+                tracing::error!(infra = %infra_id, %error, "maintenance ended");
+                service.end_job(&infra_id, Operation::Maintaining);
+            }
+        });
+    }
+
+    /// Destroys `infra_id` in the background, after stopping its other job.
+    pub(crate) fn spawn_destroy(self: &Arc<Self>, infra_id: String) {
+        self.record(&infra_id, "", "destroy");
+        let mut running = self.start_job(&infra_id, Operation::Destroying);
+        let service = self.clone();
+        tokio::spawn(async move {
+            running.after_previous().await;
+            let stop = running.stop.clone();
+            let auth = service.settings.auth_data.clone();
+            match service
+                .occopus
+                .destroy(&infra_id, auth.as_deref(), stop)
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(infra = %infra_id, "destroyed");
+                    let store = service.occopus.orchestrator().store();
+                    if let Err(error) = store.forget_service_infra(&infra_id) {
+                        tracing::error!(infra = %infra_id, %error, "cannot forget the infra");
+                    }
+                }
+                Err(error) => tracing::warn!(infra = %infra_id, %error, "destroy failed"),
+            }
+            service.end_job(&infra_id, Operation::Destroying);
+        });
+    }
+}

@@ -1,5 +1,0 @@
-//! The `occopus` command: a thin front end over the library.
-
-fn main() -> std::process::ExitCode {
-    occopus::cli::run()
-}

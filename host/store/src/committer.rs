@@ -1,0 +1,103 @@
+//! Group commit for the engine's per-instance writes.
+//!
+//! A build writes three records per instance (intent, cloud id, state), and a
+//! hundred instances whose dependencies become ready at the same moment write
+//! them at the same moment. One transaction each would queue them behind the
+//! connection's lock, one commit at a time, on the async workers. Instead one
+//! writer thread takes every write that is waiting, runs each inside its own
+//! savepoint of a shared transaction, commits once and only then answers each
+//! caller: a write still returns only once it is durable, and a failing write
+//! is rolled back alone.
+
+use crate::error::StoreError;
+use rusqlite::Connection;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
+
+/// At most this many writes share one commit, so a caller never waits behind
+/// an unbounded batch.
+const MAX_BATCH: usize = 512;
+
+/// One write: statements run on the connection inside its savepoint.
+type Write = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+
+struct Job {
+    write: Write,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// The handle to the writer thread; the thread ends when this is dropped.
+pub(crate) struct Committer {
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Committer {
+    /// Starts the writer thread on the connection behind `connection` (shared
+    /// with the store's direct readers and writers, which take the same lock).
+    pub(crate) fn start(connection: Arc<Mutex<Connection>>) -> std::io::Result<Committer> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("occopus-store-writer".into())
+            .spawn(move || {
+                while let Ok(first) = queue.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(queue.try_iter().take(MAX_BATCH - 1));
+                    commit(&connection, batch);
+                }
+            })?;
+        Ok(Committer { jobs })
+    }
+
+    /// Runs `write` in the next group commit and returns once it is committed.
+    pub(crate) async fn write(
+        &self,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.jobs
+            .send(Job {
+                write: Box::new(write),
+                done,
+            })
+            .map_err(|_| StoreError::Commit("the writer thread has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| StoreError::Commit("the writer thread has stopped".into()))?
+    }
+}
+
+/// Runs `batch` in one transaction, each write in its own savepoint, commits,
+/// then answers every job.
+fn commit(connection: &Mutex<Connection>, batch: Vec<Job>) {
+    let mut connection = connection
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut transaction = match connection.transaction() {
+        Ok(transaction) => transaction,
+        Err(e) => {
+            for job in batch {
+                let _ = job.done.send(Err(StoreError::Commit(e.to_string())));
+            }
+            return;
+        }
+    };
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        let outcome = transaction.savepoint().and_then(|savepoint| {
+            (job.write)(&savepoint)?;
+            savepoint.commit()
+        });
+        answers.push((job.done, outcome));
+    }
+    let committed = transaction.commit();
+    drop(connection);
+    for (done, outcome) in answers {
+        let answer = match (&committed, outcome) {
+            (Ok(()), outcome) => outcome.map_err(StoreError::Sql),
+            (Err(e), _) => Err(StoreError::Commit(e.to_string())),
+        };
+        // The caller may have given up waiting; the write stands either way.
+        let _ = done.send(answer);
+    }
+}

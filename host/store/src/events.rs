@@ -1,0 +1,73 @@
+//! Each infra's event log.
+
+use crate::error::StoreError;
+use crate::records::EventRecord;
+use crate::state_store::StateStore;
+use occopus_types::now_ms;
+use rusqlite::{Connection, params};
+
+/// Logs `message` about instance `id` (prefixed with its node and id).
+pub(crate) fn log_instance_event(
+    connection: &Connection,
+    id: &str,
+    message: &str,
+    time_ms: i64,
+) -> rusqlite::Result<()> {
+    connection
+        .prepare_cached(
+            "INSERT INTO events (infra_id, instance_id, time_ms, message)
+             SELECT infra_id, id, ?2, node_name || ' ' || id || ': ' || ?3 FROM instances WHERE id = ?1",
+        )?
+        .execute(params![id, time_ms, message])
+        .map(drop)
+}
+
+impl StateStore {
+    /// Appends to the infra's event log.
+    pub fn log_event(
+        &self,
+        infra_id: &str,
+        instance_id: Option<&str>,
+        message: &str,
+    ) -> Result<(), StoreError> {
+        self.log_events(infra_id, &[(instance_id, message.to_string())])
+    }
+
+    /// Appends several events (instance, message) in one transaction.
+    pub fn log_events(
+        &self,
+        infra_id: &str,
+        events: &[(Option<&str>, String)],
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        self.with(|c| {
+            let transaction = c.transaction()?;
+            {
+                let mut insert = transaction.prepare_cached(
+                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
+                )?;
+                for (instance_id, message) in events {
+                    insert.execute(params![infra_id, instance_id, now, message])?;
+                }
+            }
+            transaction.commit()
+        })
+    }
+
+    /// The infra's event log, oldest first.
+    pub fn events(&self, infra_id: &str) -> Result<Vec<EventRecord>, StoreError> {
+        self.with(|c| {
+            c.prepare(
+                "SELECT time_ms, instance_id, message FROM events WHERE infra_id = ?1 ORDER BY seq",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(EventRecord {
+                    time_ms: r.get(0)?,
+                    instance_id: r.get(1)?,
+                    message: r.get(2)?,
+                })
+            })?
+            .collect()
+        })
+    }
+}

@@ -1,0 +1,281 @@
+//! Node instances: the intent written before a create, the cloud id and
+//! state after, health, and their removal once destroyed. The writes the
+//! engine makes per instance go through the group committer.
+
+use crate::error::StoreError;
+use crate::events::log_instance_event;
+use crate::records::{Health, HealthStatus, InstanceRecord, InstanceState};
+use crate::state_store::StateStore;
+use occopus_types::{InstanceAddresses, now_ms};
+use rusqlite::params;
+
+const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms";
+
+fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String, String)> {
+    Ok((
+        InstanceRecord {
+            id: row.get(0)?,
+            infra_id: row.get(1)?,
+            node_name: row.get(2)?,
+            seq: row.get(3)?,
+            resource: serde_json::Map::new(),
+            cloud_id: row.get(5)?,
+            state: InstanceState::parse(&row.get::<_, String>(6)?),
+            addresses: InstanceAddresses::default(),
+            error: row.get(8)?,
+            created_ms: row.get(9)?,
+            updated_ms: row.get(10)?,
+            fingerprint: row.get(11)?,
+            health: Health {
+                status: HealthStatus::parse(&row.get::<_, String>(12)?),
+                detail: row.get(13)?,
+                checked_ms: row.get(14)?,
+                failing_since_ms: row.get(15)?,
+            },
+        },
+        row.get(4)?,
+        row.get(7)?,
+    ))
+}
+
+fn decode(
+    (mut record, resource, addresses): (InstanceRecord, String, String),
+) -> Result<InstanceRecord, StoreError> {
+    record.resource = serde_json::from_str(&resource)?;
+    record.addresses = serde_json::from_str(&addresses)?;
+    Ok(record)
+}
+
+impl StateStore {
+    /// Writes an instance's intent, before the call that creates it.
+    pub async fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
+        let resource = serde_json::to_string(&record.resource)?;
+        let record = record.clone();
+        self.committer
+            .write(move |c| {
+                c.prepare_cached(
+                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                )?
+                .execute(params![
+                    record.id,
+                    record.infra_id,
+                    record.node_name,
+                    record.seq,
+                    resource,
+                    record.state.as_str(),
+                    record.created_ms,
+                    record.fingerprint
+                ])
+                .map(drop)
+            })
+            .await
+    }
+
+    /// Records the cloud id a create returned (or that `list` found).
+    pub async fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
+        let (id, cloud_id) = (id.to_string(), cloud_id.to_string());
+        self.committer
+            .write(move |c| {
+                c.prepare_cached(
+                    "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
+                     updated_ms = ?3 WHERE id = ?1",
+                )?
+                .execute(params![id, cloud_id, now_ms()])
+                .map(drop)
+            })
+            .await
+    }
+
+    /// Records a state, with the addresses and error that go with it; a
+    /// state worth remembering (ready, failed) is logged in the same
+    /// transaction.
+    pub async fn record_state(
+        &self,
+        id: &str,
+        state: InstanceState,
+        addresses: Option<&InstanceAddresses>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let address_json = addresses.map(serde_json::to_string).transpose()?;
+        let event = match state {
+            InstanceState::Ready => Some(format!(
+                "ready{}",
+                addresses
+                    .and_then(|a| a.primary())
+                    .map(|a| format!(" at {a}"))
+                    .unwrap_or_default()
+            )),
+            InstanceState::Failed => Some(format!("failed: {}", error.unwrap_or("unknown reason"))),
+            _ => None,
+        };
+        let (id, error) = (id.to_string(), error.map(str::to_string));
+        self.committer
+            .write(move |c| {
+                let now = now_ms();
+                c.prepare_cached(
+                    "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, state.as_str(), address_json, error, now])?;
+                match &event {
+                    Some(event) => log_instance_event(c, &id, event, now),
+                    None => Ok(()),
+                }
+            })
+            .await
+    }
+
+    /// Forgets a destroyed instance (and logs that it was destroyed).
+    pub async fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
+        let id = id.to_string();
+        self.committer
+            .write(move |c| {
+                log_instance_event(c, &id, "destroyed", now_ms())?;
+                c.execute("DELETE FROM instances WHERE id = ?1", [&id])
+                    .map(drop)
+            })
+            .await
+    }
+
+    /// Records the outcome of an instance's health checks: a pass clears the
+    /// failure time, a failure keeps the first one.
+    pub async fn record_health(
+        &self,
+        id: &str,
+        healthy: bool,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let (id, detail) = (id.to_string(), detail.map(str::to_string));
+        let status = if healthy {
+            HealthStatus::Healthy
+        } else {
+            HealthStatus::Failing
+        };
+        self.committer
+            .write(move |c| {
+                let now = now_ms();
+                c.prepare_cached(
+                    "UPDATE instances SET health = ?2, health_detail = ?3, checked_ms = ?4,
+                     failing_since_ms = CASE WHEN ?2 = 'healthy' THEN NULL ELSE COALESCE(failing_since_ms, ?4) END
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, status.as_str(), detail, now])
+                .map(drop)
+            })
+            .await
+    }
+
+    /// The instances of an infra, by node and number.
+    pub fn instances(&self, infra_id: &str) -> Result<Vec<InstanceRecord>, StoreError> {
+        let rows = self.with(|c| {
+            c.prepare_cached(&format!(
+                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE infra_id = ?1 ORDER BY node_name, seq"
+            ))?
+            .query_map([infra_id], instance)?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        rows.into_iter().map(decode).collect()
+    }
+
+    /// The next free instance number of a node (numbers are never reused
+    /// while the infra exists).
+    pub fn next_seq(&self, infra_id: &str, node_name: &str) -> Result<u32, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COALESCE(MAX(seq), 0) + 1 FROM instances WHERE infra_id = ?1 AND node_name = ?2",
+                params![infra_id, node_name],
+                |r| r.get(0),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::InfraSnapshot;
+
+    fn intent(id: &str, seq: u32) -> InstanceRecord {
+        InstanceRecord {
+            id: id.into(),
+            infra_id: "i1".into(),
+            node_name: "web".into(),
+            seq,
+            resource: serde_json::Map::new(),
+            cloud_id: None,
+            state: InstanceState::Creating,
+            addresses: InstanceAddresses::default(),
+            error: None,
+            created_ms: now_ms(),
+            ..InstanceRecord::default()
+        }
+    }
+
+    /// A fresh store holding infra `i1`, and the directory it lives in.
+    fn store_with_infra() -> (tempfile::TempDir, StateStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        store
+            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
+            .unwrap();
+        (dir, store)
+    }
+
+    #[tokio::test]
+    async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_rolled_back() {
+        let (_dir, store) = store_with_infra();
+        store.insert_intent(&intent("web-0", 0)).await.unwrap();
+        let records: Vec<InstanceRecord> =
+            (1..=200).map(|n| intent(&format!("web-{n}"), n)).collect();
+        let duplicate = intent("web-0", 0);
+        let (many, clash) = tokio::join!(
+            futures::future::join_all(records.iter().map(|r| store.insert_intent(r))),
+            store.insert_intent(&duplicate),
+        );
+        assert!(many.iter().all(Result::is_ok), "{many:?}");
+        let clash = clash.expect_err("a second intent with the same id must fail");
+        assert!(clash.to_string().contains("UNIQUE"), "{clash}");
+        assert_eq!(store.instances("i1").unwrap().len(), 201);
+    }
+
+    #[tokio::test]
+    async fn intents_results_and_deletion_round_trip() {
+        let (dir, store) = store_with_infra();
+        let mut record = intent("web-1", store.next_seq("i1", "web").unwrap());
+        record.resource = serde_json::json!({"type": "dummy"})
+            .as_object()
+            .unwrap()
+            .clone();
+        store.insert_intent(&record).await.unwrap();
+        assert_eq!(store.next_seq("i1", "web").unwrap(), 2);
+        store.record_cloud_id("web-1", "c-1").await.unwrap();
+        let addresses = InstanceAddresses {
+            public: vec!["10.0.0.1".into()],
+            private: vec![],
+        };
+        store
+            .record_state("web-1", InstanceState::Ready, Some(&addresses), None)
+            .await
+            .unwrap();
+        let stored = &store.instances("i1").unwrap()[0];
+        assert_eq!(stored.cloud_id.as_deref(), Some("c-1"));
+        assert_eq!(stored.state, InstanceState::Ready);
+        assert_eq!(stored.addresses, addresses);
+        assert_eq!(stored.resource_type(), "dummy");
+        let events = store.events("i1").unwrap();
+        assert_eq!(
+            events.last().unwrap().message,
+            "web web-1: ready at 10.0.0.1"
+        );
+        // Reopening keeps everything (migrations are not re-run).
+        drop(store);
+        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(store.instances("i1").unwrap().len(), 1);
+        store.delete_infra("i1").unwrap();
+        assert!(
+            store.instances("i1").unwrap().is_empty(),
+            "instances go with their infra"
+        );
+    }
+}

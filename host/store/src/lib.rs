@@ -1,0 +1,34 @@
+//! occopus's state: infrastructures, their node instances, imported node
+//! definitions and an event log, in one SQLite database.
+//!
+//! The engine writes an instance's *intent* (its id, node and target) before
+//! the cloud call that creates it and the *result* after, each committed
+//! before the engine goes on (writes from concurrent instances share a commit:
+//! see `committer.rs`), so that a process killed at any instant leaves a
+//! record of every machine it may have made. Running the command again reads
+//! these records and finishes the job.
+//!
+//! [`StateStore`] is the handle; its methods live one file per table group:
+//! `infras.rs`, `instances.rs`, `scaling.rs` (node targets and scaling
+//! requests), `definitions.rs` (imported node definitions), `events.rs`,
+//! `service.rs` (the REST service's operations); `schema.rs` holds the
+//! migrations and `records.rs` the plain types.
+
+mod committer;
+mod definitions;
+mod error;
+mod events;
+mod infras;
+mod instances;
+mod records;
+mod scaling;
+mod schema;
+mod service;
+mod state_store;
+
+pub use error::StoreError;
+pub use records::{
+    EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceRecord, InstanceState,
+    NodeSnapshot, NodeTarget, ScaleRequest,
+};
+pub use state_store::StateStore;

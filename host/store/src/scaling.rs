@@ -1,0 +1,102 @@
+//! Each node's wanted count and healing backoff, and the queued scaling
+//! requests.
+
+use crate::error::StoreError;
+use crate::records::{NodeTarget, ScaleRequest};
+use crate::state_store::StateStore;
+use occopus_types::now_ms;
+use rusqlite::params;
+
+impl StateStore {
+    /// The nodes' targets of an infra, by node name (nodes never scaled or
+    /// healed have none: their target is their `scaling.min`).
+    pub fn node_targets(&self, infra_id: &str) -> Result<Vec<NodeTarget>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT node_name, target, failures, retry_after_ms FROM node_targets WHERE infra_id = ?1 ORDER BY node_name",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(NodeTarget {
+                    node_name: r.get(0)?,
+                    target: r.get(1)?,
+                    failures: r.get(2)?,
+                    retry_after_ms: r.get(3)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Sets a node's target and backoff.
+    pub fn set_node_target(&self, infra_id: &str, target: &NodeTarget) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "INSERT INTO node_targets (infra_id, node_name, target, failures, retry_after_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (infra_id, node_name) DO UPDATE SET target = ?3, failures = ?4, retry_after_ms = ?5",
+            )?
+            .execute(params![
+                infra_id,
+                target.node_name,
+                target.target,
+                target.failures,
+                target.retry_after_ms
+            ])
+            .map(drop)
+        })
+    }
+
+    /// Forgets the target of a node no longer in the description.
+    pub fn delete_node_target(&self, infra_id: &str, node_name: &str) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM node_targets WHERE infra_id = ?1 AND node_name = ?2",
+                params![infra_id, node_name],
+            )
+            .map(drop)
+        })
+    }
+
+    /// Queues a scaling request; returns its number.
+    pub fn queue_scale_request(
+        &self,
+        infra_id: &str,
+        node_name: &str,
+        change: i64,
+        instance: Option<&str>,
+    ) -> Result<i64, StoreError> {
+        self.with(|c| {
+            c.execute(
+                "INSERT INTO scale_requests (infra_id, node_name, change, instance_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![infra_id, node_name, change, instance, now_ms()],
+            )?;
+            Ok(c.last_insert_rowid())
+        })
+    }
+
+    /// The queued scaling requests of an infra, oldest first.
+    pub fn scale_requests(&self, infra_id: &str) -> Result<Vec<ScaleRequest>, StoreError> {
+        self.with(|c| {
+            c.prepare_cached(
+                "SELECT seq, node_name, change, instance_id, created_ms FROM scale_requests WHERE infra_id = ?1 ORDER BY seq",
+            )?
+            .query_map([infra_id], |r| {
+                Ok(ScaleRequest {
+                    seq: r.get(0)?,
+                    node_name: r.get(1)?,
+                    change: r.get(2)?,
+                    instance: r.get(3)?,
+                    created_ms: r.get(4)?,
+                })
+            })?
+            .collect()
+        })
+    }
+
+    /// Removes a handled scaling request.
+    pub fn delete_scale_request(&self, seq: i64) -> Result<(), StoreError> {
+        self.with(|c| {
+            c.execute("DELETE FROM scale_requests WHERE seq = ?1", [seq])
+                .map(drop)
+        })
+    }
+}

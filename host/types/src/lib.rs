@@ -1,0 +1,36 @@
+//! Plain types that several of occopus's layers need, so that none of them has
+//! to depend on another for them:
+//!
+//! - [`cloud`]: the plugin contract's data as Rust types, and the [`Driver`],
+//!   [`Contextualiser`] and [`Plugins`] traits the engine calls clouds through
+//!   (the plugin host implements them with WebAssembly components, tests with
+//!   in-memory clouds);
+//! - [`Credentials`]: the `auth_data` selected for one resource;
+//! - [`InstanceAddresses`] and [`Scaling`]: facts about instances and nodes;
+//! - [`ErrorCode`]: one stable code per kind of failure, which the command
+//!   line turns into its exit code and the REST service into its status;
+//! - [`now_ms`]: the wall clock as the records keep it.
+//!
+//! Nothing here does I/O.
+
+pub mod cloud;
+mod credentials;
+mod error_code;
+mod instance;
+
+pub use cloud::{
+    CallError, CallErrorKind, CloudState, CloudTarget, ContainerSpec, Contextualiser,
+    ContextualiserInfo, CreateRequest, Driver, DriverInfo, InstanceStatus, InstanceTags, KeyValue,
+    ListedInstance, NoPlugin, NodeFacts, Payload, PluginKind, Plugins, ResourceSection,
+    resource_type,
+};
+pub use credentials::Credentials;
+pub use error_code::{ErrorCode, HasErrorCode};
+pub use instance::{InstanceAddresses, Scaling};
+
+/// Milliseconds since the Unix epoch: the time stamps of records and events.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

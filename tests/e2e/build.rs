@@ -1,0 +1,207 @@
+//! `occopus build / info / destroy` of the examples on the local cloud,
+//! through the binary, with real health checks and real HTTP between nodes.
+
+use crate::common::{Occopus, example, http_get_path};
+
+/// The instances of `node` in an Occopus-shaped report.
+fn instances(report: &serde_json::Value, node: &str) -> Vec<serde_json::Value> {
+    report[node]["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect()
+}
+
+fn address(instance: &serde_json::Value) -> String {
+    instance["resource_address"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn hello_builds_reports_and_destroys() {
+    let occopus = Occopus::new(1);
+    let stdout = occopus.ok(&["build", &example("hello/infra.yaml")]);
+    let infra_id = stdout.lines().last().unwrap().to_string();
+
+    let report = occopus.report(&infra_id);
+    for node in ["web", "client"] {
+        let all = instances(&report, node);
+        assert_eq!(all.len(), 1, "{report:#}");
+        assert_eq!(all[0]["state"], "ready");
+        assert_eq!(report[node]["scaling"]["actual"], 1);
+    }
+    // The client fetched the page from the web node's address (getip) when it booted.
+    let client = address(&instances(&report, "client")[0]);
+    let web = address(&instances(&report, "web")[0]);
+    assert!(web.starts_with("127.80.1."), "{web}");
+    let page = http_get_path(&client, 8080, "/from-web.html");
+    assert!(page.contains("Hello from occopus: I am web"), "{page}");
+    let listed = occopus.local_cloud().list(Some(&infra_id)).unwrap();
+    assert_eq!(listed.len(), 2);
+
+    let table = occopus.ok(&["info"]);
+    assert!(
+        table.contains(&infra_id) && table.contains("hello") && table.contains("ready"),
+        "{table}"
+    );
+
+    occopus.ok(&["destroy", "-i", &infra_id]);
+    assert!(occopus.local_cloud().list(None).unwrap().is_empty());
+    let nodes_dir = occopus.dir.path().join("local-cloud/nodes");
+    assert_eq!(std::fs::read_dir(nodes_dir).unwrap().count(), 0);
+    let gone = occopus.run(&["info", "-i", &infra_id]);
+    assert!(!gone.status.success());
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("no infrastructure"));
+}
+
+#[test]
+fn three_tier_balances_over_three_apps_that_read_the_database() {
+    let occopus = Occopus::new(2);
+    let stdout = occopus.ok(&["build", &example("three-tier/infra.yaml"), "-i", "tiers"]);
+    assert_eq!(stdout.trim(), "tiers");
+    let report = occopus.report("tiers");
+    assert_eq!(instances(&report, "app").len(), 3);
+    assert_eq!(report["app"]["scaling"]["min"], 3);
+    assert_eq!(report["app"]["scaling"]["max"], 6);
+    let lb = address(&instances(&report, "lb")[0]);
+    let mut backends = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let answer = http_get_path(&lb, 8080, "/");
+        assert!(answer.contains("\"records\": 3"), "{answer}");
+        let backend = answer
+            .lines()
+            .find_map(|l| l.strip_prefix("x-backend: "))
+            .unwrap();
+        backends.insert(backend.trim().to_string());
+    }
+    assert_eq!(backends.len(), 3, "requests went to {backends:?}");
+    occopus.ok(&["destroy", "-i", "tiers"]);
+    assert!(occopus.local_cloud().list(None).unwrap().is_empty());
+}
+
+#[test]
+fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
+    let occopus = Occopus::new(3);
+    let dir = occopus.dir.path();
+    std::fs::write(
+        dir.join("infra.yaml"),
+        "infra_name: broken\nnodes:\n  - &A {name: good, type: good}\n  - &B {name: bad, type: bad}\n  - &C {name: after, type: good}\ndependencies:\n  - [*C, *B]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nodes.yaml"),
+        "'node_def:good':\n  - resource: {type: local}\n    contextualisation: {type: cloudinit, context_template: \"#cloud-config\\nruncmd:\\n  - exec sleep 600\\n\"}\n    health_check: {ping: false}\n\
+         'node_def:bad':\n  - resource: {type: local}\n    contextualisation: {type: cloudinit, context_template: \"#cloud-config\\nbootcmd:\\n  - exit 3\\n\"}\n    health_check: {ping: false}\n",
+    )
+    .unwrap();
+    let infra = dir.join("infra.yaml").display().to_string();
+    let nodes = dir.join("nodes.yaml").display().to_string();
+    let output = occopus.run(&["build", &infra, "--nodes", &nodes, "-i", "broken"]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("build failed: 1 of 3 instances ready; failed: bad"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("occopus destroy -i broken"), "{stderr}");
+    let report = occopus.report("broken");
+    assert_eq!(instances(&report, "bad")[0]["state"], "failed");
+    assert!(
+        instances(&report, "after").is_empty(),
+        "a dependent of a failed node is never created"
+    );
+
+    // Resuming replaces the failed instance (and fails again); --rollback
+    // then destroys what that run created.
+    let output = occopus.run(&[
+        "build",
+        &infra,
+        "--nodes",
+        &nodes,
+        "-i",
+        "broken",
+        "--rollback",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("destroyed (--rollback)"));
+    let left: Vec<String> = occopus
+        .local_cloud()
+        .list(None)
+        .unwrap()
+        .into_iter()
+        .map(|n| n.record.node_name)
+        .collect();
+    assert_eq!(left, ["good"], "the instance from the first run stays");
+    occopus.ok(&["destroy", "-i", "broken"]);
+    assert!(occopus.local_cloud().list(None).unwrap().is_empty());
+}
+
+#[test]
+fn ctrl_c_stops_gracefully_and_the_build_resumes() {
+    let occopus = Occopus::new(5);
+    let dir = occopus.dir.path();
+    std::fs::write(
+        dir.join("infra.yaml"),
+        "infra_name: slow\nnodes:\n  - &A {name: slow, type: slow}\n  - &B {name: after, type: slow}\ndependencies:\n  - [*B, *A]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("nodes.yaml"),
+        "'node_def:slow':\n  - resource: {type: local}\n    contextualisation: {type: cloudinit, context_template: \"#cloud-config\\nbootcmd:\\n  - sleep 2\\nruncmd:\\n  - exec sleep 600\\n\"}\n    health_check: {ping: false}\n",
+    )
+    .unwrap();
+    let infra = dir.join("infra.yaml").display().to_string();
+    let nodes = dir.join("nodes.yaml").display().to_string();
+    let child = occopus
+        .command(&["build", &infra, "--nodes", &nodes, "-i", "slow"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the first instance exists (it then boots for 2 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while occopus.local_cloud().list(None).unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the build never created a node"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::INT,
+    )
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("build stopped: 0 of 2 instances ready"),
+        "{stderr}"
+    );
+    let report = occopus.report("slow");
+    assert_eq!(
+        instances(&report, "slow").len(),
+        1,
+        "the instance under way is recorded"
+    );
+    assert!(
+        instances(&report, "after").is_empty(),
+        "nothing new starts after Ctrl-C"
+    );
+
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "slow"]);
+    let report = occopus.report("slow");
+    assert_eq!(report["slow"]["scaling"]["actual"], 1);
+    assert_eq!(report["after"]["scaling"]["actual"], 1);
+    assert_eq!(
+        occopus.local_cloud().list(None).unwrap().len(),
+        2,
+        "the first instance was followed, not re-created"
+    );
+    occopus.ok(&["destroy", "-i", "slow"]);
+}

@@ -1,0 +1,376 @@
+//! Helpers shared by the end-to-end tests.
+
+use occopus::local_cloud::{LocalCloud, LocalCloudConfig, LocalCloudSettings, NodeRunner};
+use occopus::plugin_host::{DriverPlugin, Plugin, PluginOrigin, PluginRuntime, PluginSettings};
+use occopus::types::CloudTarget;
+use std::path::{Path, PathBuf};
+
+/// The repository's root.
+pub fn repository() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A first-party plugin's component file.
+pub fn wasm(file: &str) -> PathBuf {
+    occopus_builtin_plugins::wasm_dir().join(file)
+}
+
+/// The Python example plugin, built by `scripts/test` (componentize-py).
+pub fn python_plugin() -> PathBuf {
+    let path = repository().join("plugins/target/python/static.wasm");
+    assert!(
+        path.is_file(),
+        "{} is missing: run scripts/test (it builds the Python example with componentize-py)",
+        path.display()
+    );
+    path
+}
+
+/// A compiled-plugin cache shared by the tests of this build: compiling the
+/// 18 MB Python component once instead of per test saves tens of seconds.
+/// Entries are content-addressed and written atomically, so sharing is safe.
+pub fn shared_cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache")
+}
+
+/// Plugin settings for tests: the given cache and a small pool.
+pub fn settings(cache_dir: &Path) -> PluginSettings {
+    let mut settings = PluginSettings {
+        cache_dir: Some(cache_dir.to_owned()),
+        ..PluginSettings::default()
+    };
+    settings.limits.max_concurrent_calls = 32;
+    settings
+}
+
+/// Loads a driver component file.
+pub async fn load_driver(runtime: &PluginRuntime, file: PathBuf) -> DriverPlugin {
+    match runtime
+        .load(
+            PluginOrigin::File(file.clone()),
+            std::fs::read(&file).unwrap(),
+        )
+        .await
+    {
+        Ok(Plugin::Driver(driver)) => driver,
+        Ok(_) => panic!("{} is not a driver", file.display()),
+        Err(e) => panic!("loading {}: {e}", file.display()),
+    }
+}
+
+/// A target with the given resource JSON object.
+pub fn target(resource: serde_json::Value) -> CloudTarget {
+    match resource {
+        serde_json::Value::Object(map) => CloudTarget::new(map),
+        other => panic!("not an object: {other}"),
+    }
+}
+
+/// The local cloud in `root` with the limits of `config`, its nodes
+/// supervised by the binary under test.
+pub fn local_cloud_with(
+    root: &Path,
+    config: &LocalCloudConfig,
+) -> Result<LocalCloud, occopus::local_cloud::LocalCloudError> {
+    let runner = NodeRunner {
+        program: PathBuf::from(env!("CARGO_BIN_EXE_occopus")),
+        args: vec!["local-cloud".into(), "boot-node".into()],
+    };
+    LocalCloud::open(LocalCloudSettings::new(root.to_owned(), config, runner))
+}
+
+/// The local cloud in `root`, with the default limits.
+pub fn open_local_cloud(root: &Path) -> Result<LocalCloud, occopus::local_cloud::LocalCloudError> {
+    local_cloud_with(root, &LocalCloudConfig::default())
+}
+
+/// Destroys every node of the local cloud at `root` when dropped, so that a
+/// failing test leaves no process behind.
+pub struct DestroyNodesOnDrop(pub PathBuf);
+
+impl Drop for DestroyNodesOnDrop {
+    fn drop(&mut self) {
+        if let Ok(cloud) = open_local_cloud(&self.0) {
+            for node in cloud.list(None).unwrap_or_default() {
+                let _ = cloud.destroy(&node.record.id);
+            }
+        }
+    }
+}
+
+/// A child process killed (by PID) and reaped when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET /` over a real TCP connection, retried until the server answers (30 s).
+pub fn http_get(address: &str, port: u16) -> String {
+    use std::io::{Read, Write};
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = std::net::TcpStream::connect((address, port)) {
+            stream
+                .write_all(b"GET / HTTP/1.0\r\nHost: node\r\n\r\n")
+                .unwrap();
+            let mut answer = String::new();
+            stream.read_to_string(&mut answer).unwrap();
+            return answer;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{address}:{port} never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// User-data of a local node serving one page on its own address and `port`.
+pub fn web_node(page: &str, port: u16) -> String {
+    format!(
+        "#cloud-config\nwrite_files:\n  - path: /www/index.html\n    content: '{page}'\n\
+         runcmd:\n  - exec python3 -m http.server {port} --bind \"$OCCOPUS_NODE_ADDRESS\" --directory www\n"
+    )
+}
+
+/// An isolated occopus for tests through the binary: its own state database,
+/// local cloud directory and address range, the shared compiled-plugin cache,
+/// and no user config. Destroys its local nodes when dropped.
+pub struct Occopus {
+    // Fields drop in order: the nodes must go while their directory exists.
+    _nodes: DestroyNodesOnDrop,
+    pub dir: tempfile::TempDir,
+}
+
+impl Occopus {
+    /// `subnet` picks the local cloud's addresses: 127.80.SUBNET.0/24.
+    pub fn new(subnet: u8) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("occopus.yaml"),
+            format!(
+                "local_cloud:\n  root: {}\n  address_range: 127.80.{subnet}.0/24\n  max_nodes: 64\n",
+                dir.path().join("local-cloud").display()
+            ),
+        )
+        .unwrap();
+        let nodes = DestroyNodesOnDrop(dir.path().join("local-cloud"));
+        Occopus { dir, _nodes: nodes }
+    }
+
+    /// The binary with this environment.
+    pub fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_occopus"));
+        command
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join("occopus.yaml"))
+            .env("OCCOPUS_STATE", self.dir.path().join("state.db"))
+            .env("OCCOPUS_CACHE_DIR", shared_cache_dir())
+            .env("OCCOPUS_PLUGIN_DIR", self.dir.path().join("plugins"))
+            .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
+            .env("HOME", self.dir.path())
+            .env_remove("OCCOPUS_LOCAL_CLOUD_DIR")
+            .env_remove("OCCOPUS_AUTH_DATA_PATH")
+            .env_remove("OCCOPUS_CONFIG");
+        command
+    }
+
+    /// Runs the binary to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs the binary, asserts success and returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "occopus {args:?} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    /// The local cloud these runs use.
+    pub fn local_cloud(&self) -> LocalCloud {
+        open_local_cloud(&self.dir.path().join("local-cloud")).unwrap()
+    }
+
+    /// `occopus info -i ID --json`.
+    pub fn report(&self, infra_id: &str) -> serde_json::Value {
+        serde_json::from_str(&self.ok(&["info", "-i", infra_id, "--json"])).unwrap()
+    }
+}
+
+/// The path of a file under the repository's `examples/`.
+pub fn example(path: &str) -> String {
+    repository()
+        .join("examples")
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// `GET path` over a real TCP connection; the whole answer, headers included.
+pub fn http_get_path(address: &str, port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect((address, port)).unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.0\r\nHost: node\r\n\r\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// Sends `signal` to process `pid`.
+pub fn signal(pid: u32, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(pid as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+/// SIGKILLs the process group `pgid`.
+pub fn kill_group(pgid: i32) {
+    let pgid = rustix::process::Pid::from_raw(pgid).unwrap();
+    rustix::process::kill_process_group(pgid, rustix::process::Signal::KILL).unwrap();
+}
+
+/// The live processes whose command line names `dir` (a local cloud's node
+/// supervisors name their control directory under it).
+pub fn processes_naming(dir: &Path) -> Vec<u32> {
+    occopus::local_cloud::procfs::processes_naming(dir)
+        .into_iter()
+        .map(|pid| pid as u32)
+        .collect()
+}
+
+/// A TCP port that was free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port` (30 s).
+pub fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never listened on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Copies the directory `from` to `to`, replacing in every YAML file each
+/// `replace_with_...` placeholder of `values` (an Occopus tutorial made ready
+/// for this machine), and fails if a placeholder is left over.
+pub fn fill_placeholders(from: &Path, to: &Path, values: &[(&str, String)]) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            fill_placeholders(&entry.path(), &target, values);
+            continue;
+        }
+        if entry.path().extension().is_none_or(|e| e != "yaml") {
+            std::fs::copy(entry.path(), target).unwrap();
+            continue;
+        }
+        let mut text = std::fs::read_to_string(entry.path()).unwrap();
+        for (placeholder, value) in values {
+            text = text.replace(placeholder, value);
+        }
+        assert!(
+            !text.contains("replace_with_"),
+            "{} has a placeholder the test did not fill:\n{text}",
+            entry.path().display()
+        );
+        std::fs::write(target, text).unwrap();
+    }
+}
+
+/// Runs a command, asserts it succeeded and returns its stdout.
+pub fn run_ok(command: &mut std::process::Command) -> String {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {command:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{command:?} failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// A network namespace standing for a cloud's network: every address of
+/// `cidr` answers (ping, and TCP with a refusal) from inside it, reached from
+/// this machine through a veth pair. Removed when dropped.
+pub struct CloudNetwork {
+    name: String,
+}
+
+impl CloudNetwork {
+    /// `index` (1..=250) keeps concurrent tests apart: the namespace is
+    /// `occ-cloud-INDEX` and the link between 10.214.INDEX.0/30.
+    pub fn new(index: u8, cidr: &str) -> CloudNetwork {
+        let name = format!("occ-cloud-{index}");
+        let host_end = format!("occvh{index}");
+        let cloud_end = format!("occvn{index}");
+        // A namespace left by a killed run of this test goes first.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &name])
+            .output();
+        let network = CloudNetwork { name: name.clone() };
+        let ip = |args: &[&str]| run_ok(std::process::Command::new("ip").args(args));
+        ip(&["netns", "add", &name]);
+        ip(&[
+            "link", "add", &host_end, "type", "veth", "peer", "name", &cloud_end, "netns", &name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("10.214.{index}.1/30"),
+            "dev",
+            &host_end,
+        ]);
+        ip(&["link", "set", &host_end, "up"]);
+        let inside = |args: &[&str]| {
+            let mut all = vec!["-n", name.as_str()];
+            all.extend_from_slice(args);
+            ip(&all);
+        };
+        inside(&[
+            "addr",
+            "add",
+            &format!("10.214.{index}.2/30"),
+            "dev",
+            &cloud_end,
+        ]);
+        inside(&["link", "set", &cloud_end, "up"]);
+        inside(&["link", "set", "lo", "up"]);
+        inside(&["route", "add", "local", cidr, "dev", "lo"]);
+        ip(&["route", "add", cidr, "via", &format!("10.214.{index}.2")]);
+        network
+    }
+}
+
+impl Drop for CloudNetwork {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes the veth pair and so the route.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
