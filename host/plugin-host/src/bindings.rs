@@ -29,8 +29,8 @@ pub mod contextualiser {
         exports: { default: async },
         additional_derives: [PartialEq, Eq],
         with: {
-            "occopus:plugin/types": super::driver::occopus::plugin::types,
-            "occopus:plugin/logging": super::driver::occopus::plugin::logging,
+            "occopus:plugin/types": crate::bindings::driver::occopus::plugin::types,
+            "occopus:plugin/logging": crate::bindings::driver::occopus::plugin::logging,
         },
     });
 }

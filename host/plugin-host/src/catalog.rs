@@ -16,7 +16,8 @@
 use crate::contextualiser::ContextualiserPlugin;
 use crate::driver::DriverPlugin;
 use crate::error::RuntimeError;
-use crate::plugin::{Plugin, PluginOrigin};
+use crate::plugin::Plugin;
+use crate::provenance::PluginOrigin;
 use crate::runtime::PluginRuntime;
 use crate::settings::PluginSettings;
 use occopus_types::{Contextualiser, Driver, NoPlugin, PluginKind, Plugins};

@@ -3,7 +3,7 @@
 use crate::bindings::contextualiser::ContextualiserPluginPre;
 use crate::bindings::contextualiser_api;
 use crate::error::RuntimeError;
-use crate::plugin::LoadReport;
+use crate::provenance::LoadReport;
 use crate::runtime::PluginRuntime;
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
 use async_trait::async_trait;

@@ -4,7 +4,7 @@ use crate::bindings::driver::DriverPluginPre;
 use crate::bindings::driver_api;
 use crate::bindings::types::PluginError;
 use crate::error::RuntimeError;
-use crate::plugin::LoadReport;
+use crate::provenance::LoadReport;
 use crate::runtime::{AnswerSize, PluginRuntime};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
 use crate::unix_bridge;

@@ -11,6 +11,7 @@
 //! - [`runtime`]: running one call under the sandbox rules;
 //! - [`driver`] and [`contextualiser`]: typed calls of each kind of plugin;
 //! - [`loader`]: compiling, checking and describing a component;
+//! - [`plugin`] and [`provenance`]: a loaded plugin, where it came from;
 //! - [`catalog`]: which plugin serves which type, built-in or dropped in.
 
 pub mod allow_list;
@@ -24,6 +25,7 @@ pub mod driver;
 mod error;
 pub mod loader;
 pub mod plugin;
+pub mod provenance;
 pub mod runtime;
 pub mod sandbox;
 pub mod settings;
@@ -35,6 +37,7 @@ pub use contextualiser::ContextualiserPlugin;
 pub use contract::{CONTRACT_VERSION, contract_compatible};
 pub use driver::DriverPlugin;
 pub use error::{ContractError, ContractErrorKind, RuntimeError, Violation};
-pub use plugin::{LoadReport, Plugin, PluginOrigin};
+pub use plugin::Plugin;
+pub use provenance::{LoadReport, PluginOrigin};
 pub use runtime::PluginRuntime;
 pub use settings::{PluginOverrides, PluginSettings, SandboxLimits};
