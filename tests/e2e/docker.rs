@@ -234,6 +234,48 @@ fn docker_examples_and_tutorials_run_on_a_real_dockerd() {
     }
     corpus_docker_tutorials_run_over_the_unix_socket(&dockerd, &occopus, &unix_endpoint);
     a_missing_local_image_is_a_clear_error(&occopus, &tcp_endpoint);
+    the_docker_driver_keeps_the_contract(&dockerd, &occopus, &tarball, &unix_endpoint);
+}
+
+/// `occopus plugins check` of the docker driver over the unix socket: every
+/// promise holds and no container is left. The check hands the driver no
+/// payload, so its image has a command of its own.
+fn the_docker_driver_keeps_the_contract(
+    dockerd: &Dockerd,
+    occopus: &Occopus,
+    tarball: &Path,
+    endpoint: &str,
+) {
+    dockerd.docker(&[
+        "import",
+        "--change",
+        "CMD [\"/bin/sleep\", \"3600\"]",
+        tarball.to_str().unwrap(),
+        "occopus-check:latest",
+    ]);
+    let resource = occopus.dir.path().join("docker-resource.yaml");
+    std::fs::write(
+        &resource,
+        format!("type: docker\nendpoint: '{endpoint}'\nimage: occopus-check\ntag: latest\n"),
+    )
+    .unwrap();
+    let output = occopus.run(&[
+        "plugins",
+        "check",
+        crate::common::wasm("occopus_driver_docker.wasm")
+            .to_str()
+            .unwrap(),
+        "--resource",
+        resource.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.ends_with("12 passed, 0 failed, 1 not applicable, 0 skipped\n"),
+        "{report}"
+    );
+    let left = dockerd.docker(&["ps", "-aq", "--filter", "label=occopus.node-name=probe"]);
+    assert!(left.trim().is_empty(), "containers left: {left}");
 }
 
 fn docker_hello_imports_its_image_and_serves_its_page(

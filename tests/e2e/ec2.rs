@@ -324,6 +324,56 @@ async fn a_retried_create_makes_no_second_instance() {
     assert!(error.is_not_found(), "{error}");
 }
 
+/// `occopus plugins check` of the ec2 driver against moto with signatures
+/// checked: every promise holds, wrong credentials included, and nothing is
+/// left running.
+#[test]
+fn the_ec2_driver_keeps_the_contract_against_moto() {
+    let moto = Moto::start("10.213.6.0/24");
+    let occopus = Occopus::new(36);
+    let dir = occopus.dir.path();
+    let groups = moto.fixture["security_group_ids"].as_array().unwrap();
+    let resource = dir.join("resource.yaml");
+    std::fs::write(
+        &resource,
+        format!(
+            "type: ec2\nendpoint: {}\nregionname: {}\nimage_id: {}\ninstance_type: {}\n\
+             key_name: {}\nsubnet_id: {}\nsecurity_group_ids: [{}]\n",
+            moto.endpoint,
+            moto.value("region"),
+            moto.value("image_id"),
+            moto.value("instance_type"),
+            moto.value("key_name"),
+            moto.value("subnet_id"),
+            groups[0].as_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let auth = moto.auth_data(dir, &moto.value("secretkey"));
+    let output = occopus.run(&[
+        "plugins",
+        "check",
+        crate::common::wasm("occopus_driver_ec2.wasm")
+            .to_str()
+            .unwrap(),
+        "--resource",
+        resource.to_str().unwrap(),
+        "--auth-data",
+        auth.to_str().unwrap(),
+    ]);
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.ends_with("13 passed, 0 failed, 0 not applicable, 0 skipped\n"),
+        "{report}"
+    );
+    assert!(
+        moto.instances().iter().all(|i| i["state"] == "terminated"),
+        "the check terminated what it made: {:#?}",
+        moto.instances()
+    );
+}
+
 /// moto reports every instance running at once; through a proxy that answers
 /// `pending` for the first seconds after each RunInstances, the build waits.
 #[test]

@@ -7,6 +7,7 @@
 mod build;
 mod cli;
 mod common;
+mod conformance;
 mod crash;
 mod docker;
 mod ec2;

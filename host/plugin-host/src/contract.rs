@@ -36,12 +36,85 @@ mod tests {
         assert!(!contract_compatible("garbage", "0.1.0"));
     }
 
+    use std::path::{Path, PathBuf};
+
+    fn repository() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    }
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(files_under(&path));
+            } else {
+                files.push(path);
+            }
+        }
+        files.sort();
+        files
+    }
+
     #[test]
     fn the_version_is_the_one_in_the_wit_package_line() {
         let wit = include_str!("../../../wit/plugin.wit");
         assert!(
             wit.contains(&format!("package occopus:plugin@{CONTRACT_VERSION};")),
             "CONTRACT_VERSION {CONTRACT_VERSION} is not wit/plugin.wit's"
+        );
+    }
+
+    /// The SDK carries its own copy of the contract, so that a plugin can be
+    /// built outside this repository: it must be the contract itself.
+    #[test]
+    fn the_sdk_carries_the_contract_unchanged() {
+        let contract = repository().join("wit");
+        let copy = repository().join("plugins/sdk/wit");
+        let relative = |dir: &Path, files: Vec<PathBuf>| -> Vec<PathBuf> {
+            files
+                .into_iter()
+                .map(|f| f.strip_prefix(dir).unwrap().to_owned())
+                .collect()
+        };
+        let originals = files_under(&contract);
+        assert_eq!(
+            relative(&contract, originals.clone()),
+            relative(&copy, files_under(&copy)),
+            "plugins/sdk/wit must hold the files of wit/"
+        );
+        for original in originals {
+            let copied = copy.join(original.strip_prefix(&contract).unwrap());
+            assert_eq!(
+                std::fs::read(&original).unwrap(),
+                std::fs::read(&copied).unwrap(),
+                "{} differs from {}: copy wit/ into plugins/sdk/wit",
+                copied.display(),
+                original.display()
+            );
+        }
+    }
+
+    /// Where the version is spelt out besides the WIT (the names wit-bindgen
+    /// needs in the SDK, the docs), it is this one.
+    #[test]
+    fn every_spelt_out_version_is_the_contract_version() {
+        let sdk = std::fs::read_to_string(repository().join("plugins/sdk/src/lib.rs")).unwrap();
+        let spelt: Vec<&str> = sdk
+            .split("occopus:plugin/")
+            .skip(1)
+            .filter_map(|rest| rest.split_once('@'))
+            .map(|(_, version)| version.split(['"', ';']).next().unwrap_or_default())
+            .collect();
+        assert!(!spelt.is_empty(), "the SDK names the contract's interfaces");
+        assert!(
+            spelt.iter().all(|v| *v == CONTRACT_VERSION),
+            "plugins/sdk/src/lib.rs spells {spelt:?}, the contract is {CONTRACT_VERSION}"
+        );
+        let docs = std::fs::read_to_string(repository().join("docs/plugins.md")).unwrap();
+        assert!(
+            docs.contains(&format!("package `occopus:plugin@{CONTRACT_VERSION}`")),
+            "docs/plugins.md must name the contract version {CONTRACT_VERSION}"
         );
     }
 }
