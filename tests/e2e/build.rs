@@ -1,17 +1,7 @@
 //! `occopus build / info / destroy` of the examples on the local cloud,
 //! through the binary, with real health checks and real HTTP between nodes.
 
-use crate::common::{Occopus, example, http_get_path};
-
-/// The instances of `node` in an Occopus-shaped report.
-fn instances(report: &serde_json::Value, node: &str) -> Vec<serde_json::Value> {
-    report[node]["instances"]
-        .as_object()
-        .unwrap()
-        .values()
-        .cloned()
-        .collect()
-}
+use crate::common::{Occopus, example, http_get_path, instances};
 
 fn address(instance: &serde_json::Value) -> String {
     instance["resource_address"].as_str().unwrap().to_string()

@@ -129,6 +129,19 @@ pub fn http_get(address: &str, port: u16) -> String {
     }
 }
 
+/// The node definitions of type `web`: a local node serving HTTP on port
+/// 8080 of its address, ready once the port answers.
+pub const WEB_NODE_DEFINITION: &str = r#"'node_def:web':
+  - resource: {type: local}
+    contextualisation:
+      type: cloudinit
+      context_template: |
+        #cloud-config
+        runcmd:
+          - exec python3 -m http.server 8080 --bind "$OCCOPUS_NODE_ADDRESS"
+    health_check: {ping: false, ports: [8080], timeout: 30}
+"#;
+
 /// User-data of a local node serving one page on its own address and `port`.
 pub fn web_node(page: &str, port: u16) -> String {
     format!(
@@ -206,6 +219,17 @@ impl Occopus {
     pub fn report(&self, infra_id: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["info", "-i", infra_id, "--json"])).unwrap()
     }
+}
+
+/// The instances of `node` in an Occopus-shaped report (`occopus info
+/// --json`, the REST service's).
+pub fn instances(report: &serde_json::Value, node: &str) -> Vec<serde_json::Value> {
+    report[node]["instances"]
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect()
 }
 
 /// The path of a file under the repository's `examples/`.

@@ -331,13 +331,7 @@ fn docker_hello_imports_its_image_and_serves_its_page(
     let address = address_of(&container);
     assert!(address.starts_with("10.231.1."), "{address}");
     let report = occopus.report(&id);
-    let instance = report["hello"]["instances"]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let instance = &crate::common::instances(&report, "hello")[0];
     assert_eq!(instance["state"], "ready", "{report:#}");
     assert_eq!(instance["private_address"], address.as_str());
     let page = crate::common::http_get_path(&address, 8080, "/index.html");

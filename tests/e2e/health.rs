@@ -52,13 +52,7 @@ fn a_mariadb_node_is_ready_once_its_database_accepts_the_login() {
     let infra = write(&occopus, "good", &definitions("s3cret"));
     occopus.ok(&["build", &infra, "-i", "db-good"]);
     let report = occopus.report("db-good");
-    let instance = report["db"]["instances"]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap()
-        .clone();
+    let instance = &crate::common::instances(&report, "db")[0];
     assert_eq!(instance["state"], "ready", "{report:#}");
     assert_eq!(instance["health"]["status"], "healthy");
 

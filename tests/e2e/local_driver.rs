@@ -160,7 +160,7 @@ async fn the_driver_reports_the_local_clouds_errors_in_contract_terms() {
         .unwrap_err();
     assert_eq!(
         error.contract_error().unwrap().kind,
-        occopus::plugin_host::ContractErrorKind::NotFound
+        occopus::types::ContractErrorKind::NotFound
     );
     let error = driver
         .status(&target(serde_json::json!({"type": "local"})), "local-1")

@@ -2,7 +2,7 @@
 //! healing (`maintain`), scaling (`scale`), and reconfiguration (`plan`,
 //! `build -i` with a changed description).
 
-use crate::common::{Occopus, http_get_path};
+use crate::common::{Occopus, WEB_NODE_DEFINITION, http_get_path};
 use std::time::{Duration, Instant};
 
 /// Writes `infra.yaml` and `nodes/node_definitions.yaml` into the test's
@@ -208,16 +208,7 @@ nodes:
   - {name: web, type: web, scaling: {min: 1, max: 3}}
 ";
 
-const SCALE_NODES: &str = r#"'node_def:web':
-  - resource: {type: local}
-    contextualisation:
-      type: cloudinit
-      context_template: |
-        #cloud-config
-        runcmd:
-          - exec python3 -m http.server 8080 --bind "$OCCOPUS_NODE_ADDRESS"
-    health_check: {ping: false, ports: [8080], timeout: 30}
-"#;
+const SCALE_NODES: &str = WEB_NODE_DEFINITION;
 
 fn ready_ids(occopus: &Occopus, infra_id: &str) -> Vec<String> {
     instances(&occopus.report(infra_id), "web")

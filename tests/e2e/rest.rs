@@ -2,7 +2,7 @@
 //! flow (create, report until ready, scale up and down, delete) on the local
 //! cloud, and bad requests each answered with the right status and message.
 
-use crate::common::{KillOnDrop, Occopus};
+use crate::common::{KillOnDrop, Occopus, WEB_NODE_DEFINITION};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::process::Stdio;
@@ -10,16 +10,7 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "test-token-7f3a";
 
-const NODES: &str = r#"'node_def:web':
-  - resource: {type: local}
-    contextualisation:
-      type: cloudinit
-      context_template: |
-        #cloud-config
-        runcmd:
-          - exec python3 -m http.server 8080 --bind "$OCCOPUS_NODE_ADDRESS"
-    health_check: {ping: false, ports: [8080], timeout: 30}
-"#;
+const NODES: &str = WEB_NODE_DEFINITION;
 
 const INFRA: &str =
     "infra_name: rest-flow\nnodes:\n  - {name: web, type: web, scaling: {min: 1, max: 3}}\n";
@@ -134,12 +125,7 @@ async fn occopus_flow_over_http() {
     let report = service
         .report_until(&id, "ready", |r| ready_count(r) == 1)
         .await;
-    let instance = report["web"]["instances"]
-        .as_object()
-        .unwrap()
-        .values()
-        .next()
-        .unwrap();
+    let instance = &crate::common::instances(&report, "web")[0];
     assert!(
         instance["resource_address"]
             .as_str()

@@ -4,10 +4,8 @@
 
 use crate::common::{load_driver, settings, target, wasm};
 use occopus::plugin_host::PluginOverrides;
-use occopus::plugin_host::{
-    ContractErrorKind, DriverPlugin, PluginRuntime, RuntimeError, Violation,
-};
-use occopus::types::{CloudState, Credentials};
+use occopus::plugin_host::{DriverPlugin, PluginRuntime, RuntimeError, Violation};
+use occopus::types::{CloudState, ContractErrorKind, Credentials};
 use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

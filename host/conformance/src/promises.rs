@@ -2,8 +2,8 @@
 
 use crate::report::{Promise, Report, Verdict};
 use occopus_types::{
-    CallError, CallErrorKind, CloudState, CloudTarget, CreateRequest, Credentials, Driver,
-    InstanceStatus, InstanceTags, Payload, ResourceSection, resource_type,
+    CallError, CallErrorKind, CloudState, CloudTarget, ContractErrorKind, CreateRequest,
+    Credentials, Driver, InstanceStatus, InstanceTags, Payload, ResourceSection, resource_type,
 };
 use std::net::IpAddr;
 use std::time::Duration;
@@ -198,7 +198,7 @@ impl Check<'_> {
                 Promise::ValidateErrors,
                 "a section with only its `type` is complete for this driver",
             ),
-            Err(e) if e.kind == CallErrorKind::InvalidConfig => self.passed(
+            Err(e) if e.is(ContractErrorKind::InvalidConfig) => self.passed(
                 Promise::ValidateErrors,
                 "a section with only its `type` is refused as invalid-config",
             ),
@@ -514,7 +514,7 @@ impl Check<'_> {
             ),
         };
         match self.driver.list(&wrong, &self.identity.infra_id).await {
-            Err(e) if e.kind == CallErrorKind::Unauthorized => self.passed(
+            Err(e) if e.is(ContractErrorKind::Unauthorized) => self.passed(
                 Promise::Unauthorized,
                 "wrong credentials answer unauthorized",
             ),

@@ -14,7 +14,7 @@
 use async_trait::async_trait;
 use occopus_health::{ProbeError, ProbeFailure, Prober, Probes};
 use occopus_types::{
-    CallError, CallErrorKind, CloudState, CloudTarget, Contextualiser, ContextualiserInfo,
+    CallError, CloudState, CloudTarget, Contextualiser, ContextualiserInfo, ContractErrorKind,
     CreateRequest, Driver, DriverInfo, InstanceStatus, InstanceTags, ListedInstance, NoPlugin,
     NodeFacts, Payload, PluginKind, Plugins, ResourceSection,
 };
@@ -153,8 +153,8 @@ impl Driver for MemoryDriver {
         *tries += 1;
         let transient = number(&request.target.resource, "transient_creates") as u32;
         if *tries <= transient {
-            return Err(CallError::new(
-                CallErrorKind::Transient,
+            return Err(CallError::plugin(
+                ContractErrorKind::Transient,
                 "memory cloud: throttled",
             ));
         }
@@ -172,7 +172,10 @@ impl Driver for MemoryDriver {
     async fn status(&self, _: &CloudTarget, cloud_id: &str) -> Result<InstanceStatus, CallError> {
         let state = self.state();
         let Some(instance) = state.instances.get(cloud_id) else {
-            return Err(CallError::new(CallErrorKind::NotFound, "no such instance"));
+            return Err(CallError::plugin(
+                ContractErrorKind::NotFound,
+                "no such instance",
+            ));
         };
         let resource = &instance.resource;
         let booted = instance.created + Duration::from_secs_f64(number(resource, "boot"));

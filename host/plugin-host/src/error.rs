@@ -1,6 +1,8 @@
 //! Errors of the plugin layer.
 
-use occopus_types::{CallError, CallErrorKind, ErrorCode, HasErrorCode, NoPlugin};
+use occopus_types::{
+    CallError, CallErrorKind, ContractErrorKind, ErrorCode, HasErrorCode, NoPlugin,
+};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -110,7 +112,7 @@ impl RuntimeError {
     /// The error as the engine sees a failed call: its kind and its message.
     pub fn to_call_error(&self) -> CallError {
         let kind = match self {
-            RuntimeError::Plugin { error, .. } => error.kind.into(),
+            RuntimeError::Plugin { error, .. } => CallErrorKind::Plugin(error.kind),
             RuntimeError::Sandbox { violation, .. } => CallErrorKind::Sandbox(violation.rule()),
             _ => CallErrorKind::Host,
         };
@@ -234,30 +236,6 @@ impl fmt::Display for Violation {
     }
 }
 
-/// The kinds of the contract's `plugin-error`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ContractErrorKind {
-    InvalidConfig,
-    Unauthorized,
-    NotFound,
-    Transient,
-    Quota,
-    Internal,
-}
-
-impl From<ContractErrorKind> for CallErrorKind {
-    fn from(kind: ContractErrorKind) -> Self {
-        match kind {
-            ContractErrorKind::InvalidConfig => CallErrorKind::InvalidConfig,
-            ContractErrorKind::Unauthorized => CallErrorKind::Unauthorized,
-            ContractErrorKind::NotFound => CallErrorKind::NotFound,
-            ContractErrorKind::Transient => CallErrorKind::Transient,
-            ContractErrorKind::Quota => CallErrorKind::Quota,
-            ContractErrorKind::Internal => CallErrorKind::Internal,
-        }
-    }
-}
-
 /// An error reported by a plugin, in the contract's terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ContractError {
@@ -269,14 +247,6 @@ pub struct ContractError {
 
 impl fmt::Display for ContractError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = match self.kind {
-            ContractErrorKind::InvalidConfig => "invalid configuration",
-            ContractErrorKind::Unauthorized => "unauthorized",
-            ContractErrorKind::NotFound => "not found",
-            ContractErrorKind::Transient => "temporary failure",
-            ContractErrorKind::Quota => "quota exceeded",
-            ContractErrorKind::Internal => "internal error",
-        };
-        write!(f, "{kind}: {}", self.message)
+        write!(f, "{}: {}", self.kind.describe(), self.message)
     }
 }

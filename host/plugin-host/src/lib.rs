@@ -36,7 +36,7 @@ pub use catalog::{Builtin, LoadFailure, PluginCatalog};
 pub use contextualiser::ContextualiserPlugin;
 pub use contract::{CONTRACT_VERSION, contract_compatible};
 pub use driver::DriverPlugin;
-pub use error::{ContractError, ContractErrorKind, RuntimeError, Violation};
+pub use error::{ContractError, RuntimeError, Violation};
 pub use plugin::Plugin;
 pub use provenance::{LoadReport, PluginOrigin};
 pub use runtime::PluginRuntime;

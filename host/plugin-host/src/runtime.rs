@@ -7,10 +7,11 @@
 use crate::allow_list::AllowList;
 use crate::bindings::{contextualiser_api, driver_api, logging, types};
 use crate::cache::CompiledCache;
-use crate::error::{ContractError, ContractErrorKind, RuntimeError, Violation};
+use crate::error::{ContractError, RuntimeError, Violation};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
 use crate::settings::{PluginOverrides, PluginSettings, SandboxLimits};
 use crate::wasm_engine::{self, EngineLimits};
+use occopus_types::ContractErrorKind;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;

@@ -226,11 +226,12 @@ pub struct ContextualiserInfo {
     pub context_schema: String,
 }
 
-/// What kind of failure a plugin call was.
+/// The cases of the contract's `plugin-error`: what a plugin says went
+/// wrong, which decides what the engine does about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum CallErrorKind {
-    /// The plugin says the section or input is wrong.
+pub enum ContractErrorKind {
+    /// The section or input is wrong; the user changes it.
     InvalidConfig,
     /// The cloud rejected the credentials.
     Unauthorized,
@@ -242,6 +243,40 @@ pub enum CallErrorKind {
     Quota,
     /// A bug or an unexpected answer in the plugin or the cloud.
     Internal,
+}
+
+impl ContractErrorKind {
+    /// The case's name in the contract (`invalid-config`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractErrorKind::InvalidConfig => "invalid-config",
+            ContractErrorKind::Unauthorized => "unauthorized",
+            ContractErrorKind::NotFound => "not-found",
+            ContractErrorKind::Transient => "transient",
+            ContractErrorKind::Quota => "quota",
+            ContractErrorKind::Internal => "internal",
+        }
+    }
+
+    /// The case in words, for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ContractErrorKind::InvalidConfig => "invalid configuration",
+            ContractErrorKind::Unauthorized => "unauthorized",
+            ContractErrorKind::NotFound => "not found",
+            ContractErrorKind::Transient => "temporary failure",
+            ContractErrorKind::Quota => "quota exceeded",
+            ContractErrorKind::Internal => "internal error",
+        }
+    }
+}
+
+/// What kind of failure a plugin call was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallErrorKind {
+    /// The plugin answered with one of the contract's errors.
+    Plugin(ContractErrorKind),
     /// The call broke a sandbox rule (named) and was stopped.
     Sandbox(&'static str),
     /// The host could not make the call at all.
@@ -252,12 +287,7 @@ impl CallErrorKind {
     /// A short name of the kind.
     pub fn as_str(self) -> &'static str {
         match self {
-            CallErrorKind::InvalidConfig => "invalid-config",
-            CallErrorKind::Unauthorized => "unauthorized",
-            CallErrorKind::NotFound => "not-found",
-            CallErrorKind::Transient => "transient",
-            CallErrorKind::Quota => "quota",
-            CallErrorKind::Internal => "internal",
+            CallErrorKind::Plugin(kind) => kind.as_str(),
             CallErrorKind::Sandbox(rule) => rule,
             CallErrorKind::Host => "host",
         }
@@ -284,14 +314,24 @@ impl CallError {
         }
     }
 
+    /// An error the plugin answered with.
+    pub fn plugin(kind: ContractErrorKind, message: impl Into<String>) -> Self {
+        CallError::new(CallErrorKind::Plugin(kind), message)
+    }
+
+    /// Whether the plugin answered with `kind`.
+    pub fn is(&self, kind: ContractErrorKind) -> bool {
+        self.kind == CallErrorKind::Plugin(kind)
+    }
+
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        self.kind == CallErrorKind::Transient
+        self.is(ContractErrorKind::Transient)
     }
 
     /// Whether the cloud says the thing does not exist.
     pub fn is_not_found(&self) -> bool {
-        self.kind == CallErrorKind::NotFound
+        self.is(ContractErrorKind::NotFound)
     }
 }
 

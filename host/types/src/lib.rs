@@ -20,9 +20,9 @@ mod instance;
 
 pub use cloud::{
     CallError, CallErrorKind, CloudState, CloudTarget, ContainerSpec, Contextualiser,
-    ContextualiserInfo, CreateRequest, Driver, DriverInfo, InstanceStatus, InstanceTags, KeyValue,
-    ListedInstance, NoPlugin, NodeFacts, Payload, PluginKind, Plugins, ResourceSection,
-    resource_type,
+    ContextualiserInfo, ContractErrorKind, CreateRequest, Driver, DriverInfo, InstanceStatus,
+    InstanceTags, KeyValue, ListedInstance, NoPlugin, NodeFacts, Payload, PluginKind, Plugins,
+    ResourceSection, resource_type,
 };
 pub use credentials::Credentials;
 pub use error_code::{ErrorCode, HasErrorCode};

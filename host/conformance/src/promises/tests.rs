@@ -99,7 +99,7 @@ impl Driver for MemoryDriver {
         let Some(instance) = instances.get_mut(cloud_id) else {
             return match self.flaw {
                 Flaw::Optimist => Ok(status(CloudState::Running, cloud_id)),
-                _ => Err(CallError::new(CallErrorKind::NotFound, "no such vm")),
+                _ => Err(CallError::plugin(ContractErrorKind::NotFound, "no such vm")),
             };
         };
         instance.polls += 1;
@@ -122,7 +122,10 @@ impl Driver for MemoryDriver {
         infra_id: &str,
     ) -> Result<Vec<ListedInstance>, CallError> {
         if target.credentials.values().any(|v| v.starts_with("wrong")) {
-            return Err(CallError::new(CallErrorKind::Unauthorized, "bad key"));
+            return Err(CallError::plugin(
+                ContractErrorKind::Unauthorized,
+                "bad key",
+            ));
         }
         if self.flaw == Flaw::Amnesiac {
             return Ok(Vec::new());
