@@ -83,7 +83,7 @@ pub async fn run(
             let check = DriverCheck {
                 file,
                 resource,
-                auth_data: auth_data.auth_data,
+                auth_data: auth_data.path(),
                 options: CheckOptions {
                     boot_timeout: positive_seconds("--boot-timeout", boot_timeout)?,
                     ..CheckOptions::default()

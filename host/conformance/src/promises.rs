@@ -547,10 +547,8 @@ impl Check<'_> {
                 format!("destroy succeeded; {NO_INVENTORY}"),
             );
         } else {
-            match self.wait_gone(cloud_id).await {
-                Ok(how) => self.passed(Promise::Destroy, how),
-                Err(why) => self.failed(Promise::Destroy, why),
-            }
+            let verdict = self.wait_gone(cloud_id).await;
+            self.report.add(Promise::Destroy, verdict);
         }
         match self.driver.destroy(self.target, cloud_id).await {
             Ok(()) => self.passed(Promise::DestroyIdempotent, "a second destroy succeeded"),
@@ -563,7 +561,7 @@ impl Check<'_> {
 
     /// Waits until the destroyed instance is gone: status not-found or
     /// shutdown, and no longer listed (but as shut down).
-    async fn wait_gone(&self, cloud_id: &str) -> Result<String, String> {
+    async fn wait_gone(&self, cloud_id: &str) -> Verdict {
         let started = Instant::now();
         loop {
             let status = self.driver.status(self.target, cloud_id).await;
@@ -572,16 +570,15 @@ impl Check<'_> {
                 Ok(s) => s.state == CloudState::Shutdown,
             };
             if gone {
-                let listed = self
-                    .driver
-                    .list(self.target, &self.identity.infra_id)
-                    .await
-                    .map_err(|e| format!("list after destroy failed: {e}"))?;
+                let listed = match self.driver.list(self.target, &self.identity.infra_id).await {
+                    Ok(listed) => listed,
+                    Err(e) => return Verdict::Failed(format!("list after destroy failed: {e}")),
+                };
                 let still = listed
                     .iter()
                     .any(|l| l.cloud_id == cloud_id && l.state != CloudState::Shutdown);
                 if !still {
-                    return Ok(format!(
+                    return Verdict::Passed(format!(
                         "gone after {:.1}s (status answers {})",
                         started.elapsed().as_secs_f64(),
                         match status {
@@ -592,7 +589,7 @@ impl Check<'_> {
                 }
             }
             if started.elapsed() > self.options.gone_timeout {
-                return Err(format!(
+                return Verdict::Failed(format!(
                     "still there {}s after destroy ({})",
                     self.options.gone_timeout.as_secs(),
                     match status {
