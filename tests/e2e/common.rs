@@ -343,6 +343,7 @@ pub fn run_ok(command: &mut std::process::Command) -> String {
 /// this machine through a veth pair. Removed when dropped.
 pub struct CloudNetwork {
     name: String,
+    host_end: String,
 }
 
 impl CloudNetwork {
@@ -352,11 +353,15 @@ impl CloudNetwork {
         let name = format!("occ-cloud-{index}");
         let host_end = format!("occvh{index}");
         let cloud_end = format!("occvn{index}");
-        // A namespace left by a killed run of this test goes first.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &name])
-            .output();
-        let network = CloudNetwork { name: name.clone() };
+        // What a killed run of this test left goes first. Deleting a namespace
+        // tears its veth pair down asynchronously (after the call returns),
+        // so the host end is deleted explicitly: a leftover one made the
+        // `link add` below fail with "File exists".
+        remove_network(&name, &host_end);
+        let network = CloudNetwork {
+            name: name.clone(),
+            host_end: host_end.clone(),
+        };
         let ip = |args: &[&str]| run_ok(std::process::Command::new("ip").args(args));
         ip(&["netns", "add", &name]);
         ip(&[
@@ -392,9 +397,14 @@ impl CloudNetwork {
 
 impl Drop for CloudNetwork {
     fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair and so the route.
-        let _ = std::process::Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .output();
+        remove_network(&self.name, &self.host_end);
+    }
+}
+
+/// Deletes the veth pair (synchronously; its route goes with it), then the
+/// namespace. Either may be absent.
+fn remove_network(namespace: &str, host_end: &str) {
+    for args in [["link", "del", host_end], ["netns", "del", namespace]] {
+        let _ = std::process::Command::new("ip").args(args).output();
     }
 }
