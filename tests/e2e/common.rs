@@ -268,7 +268,7 @@ pub fn kill_group(pgid: i32) {
 /// The live processes whose command line names `dir` (a local cloud's node
 /// supervisors name their control directory under it).
 pub fn processes_naming(dir: &Path) -> Vec<u32> {
-    occopus::local_cloud::procfs::processes_naming(dir)
+    occopus_process::processes_naming(dir)
         .into_iter()
         .map(|pid| pid as u32)
         .collect()

@@ -2,7 +2,7 @@
 
 use crate::common::{DestroyNodesOnDrop, http_get, local_cloud_with, web_node};
 use occopus::local_cloud::{
-    CreateNode, LocalCloud, LocalCloudConfig, LocalCloudError, NodeState, NodeView, procfs,
+    CreateNode, LocalCloud, LocalCloudConfig, LocalCloudError, NodeState, NodeView,
 };
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -47,7 +47,7 @@ fn wait_until(cloud: &LocalCloud, id: &str, done: impl Fn(NodeState) -> bool) ->
 /// Running members of a process group: a zombie (ended, not yet reaped by
 /// PID 1) runs nothing and holds nothing but its pid.
 fn processes_in_group(pgid: i32) -> usize {
-    procfs::processes()
+    occopus_process::processes()
         .into_iter()
         .filter(|p| p.group == pgid && !p.is_zombie())
         .count()

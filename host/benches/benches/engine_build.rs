@@ -6,7 +6,7 @@
 //! of this process. `cargo bench --bench engine_build [-- --quick]`
 //! (`--quick`: 1,000 nodes only).
 
-use occopus::engine::{BuildOptions, StopSignal};
+use occopus::engine::{BuildOptions, DestroyOptions, LeasePolicy, StopSignal};
 use occopus::model::Sources;
 use std::fmt::Write;
 use std::time::Instant;
@@ -68,6 +68,7 @@ async fn bench(nodes: usize) {
                 infra_id: None,
                 rollback: false,
                 stop: StopSignal::never(),
+                lease: LeasePolicy::no_wait("bench"),
             },
         )
         .await
@@ -88,7 +89,14 @@ async fn bench(nodes: usize) {
     );
     let started = Instant::now();
     occopus
-        .destroy(&report.infra_id, None, StopSignal::never())
+        .destroy(
+            &report.infra_id,
+            None,
+            DestroyOptions {
+                stop: StopSignal::never(),
+                lease: LeasePolicy::no_wait("bench"),
+            },
+        )
         .await
         .unwrap();
     println!(

@@ -4,7 +4,7 @@
 //! this process. `cargo bench --bench maintain_pass [-- --quick]` (`--quick`:
 //! 1,000 instances instead of 10,000).
 
-use occopus::engine::{BuildOptions, StopSignal};
+use occopus::engine::{BuildOptions, ErrorPolicy, LeasePolicy, StopSignal, Upkeep};
 use occopus::model::Sources;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -39,6 +39,7 @@ async fn bench(instances: usize) {
                 infra_id: Some("bench".into()),
                 rollback: false,
                 stop: StopSignal::never(),
+                lease: LeasePolicy::no_wait("bench"),
             },
         )
         .await
@@ -48,13 +49,16 @@ async fn bench(instances: usize) {
         "built {instances} instances in {:.2} s",
         started.elapsed().as_secs_f64()
     );
+    let upkeep = Upkeep {
+        interval: Duration::from_secs(10),
+        policy: ErrorPolicy::Stop,
+        stop: StopSignal::never(),
+        lease: LeasePolicy::no_wait("bench"),
+    };
     let mut times = Vec::new();
     for _ in 0..3 {
         let started = Instant::now();
-        let pass = occopus
-            .maintain_pass("bench", None, Duration::from_secs(10), StopSignal::never())
-            .await
-            .unwrap();
+        let pass = occopus.maintain_pass("bench", None, &upkeep).await.unwrap();
         times.push(started.elapsed().as_secs_f64());
         assert_eq!(pass.observed, instances, "every instance is observed");
         assert!(pass.plan.is_empty(), "a healthy infra needs no change");

@@ -4,6 +4,7 @@
 
 use crate::environment;
 use clap::Args;
+use occopus::engine::LeasePolicy;
 use occopus::model::Sources;
 use occopus::{Config, Options};
 use std::path::PathBuf;
@@ -97,14 +98,56 @@ impl StateArgs {
         self.state.clone().or_else(environment::state_file)
     }
 
-    /// How to open the library with `config`.
+    /// How to open the library with `config`, for a command that may
+    /// change infrastructures.
     pub fn options(&self, config: &Config) -> Options {
         Options {
             config: config.clone(),
             state: self.state_file(),
+            read_only: false,
             allow_template_commands: self.allow_template_commands,
             node_runner: environment::node_runner(),
         }
+    }
+
+    /// How to open the library for a command that only reads (`plan`,
+    /// `validate`): the state database opened to read only.
+    pub fn read_only_options(&self, config: &Config) -> Options {
+        Options {
+            read_only: true,
+            ..self.options(config)
+        }
+    }
+}
+
+/// `--wait[=SECONDS]`, for the commands that change an infrastructure.
+#[derive(Debug, Args)]
+pub struct WaitArg {
+    /// When another command is changing the infrastructure, wait for it to
+    /// end (at most SECONDS; without a value, as long as it takes) instead
+    /// of exiting at once naming it.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "inf"
+    )]
+    pub wait: Option<f64>,
+}
+
+impl WaitArg {
+    /// How the command `command` takes the infra's lease.
+    pub fn lease(&self, command: &str) -> Result<LeasePolicy, crate::error::CliError> {
+        let wait = match self.wait {
+            None => std::time::Duration::ZERO,
+            Some(seconds) if seconds == f64::INFINITY => std::time::Duration::MAX,
+            Some(seconds) => positive_seconds("--wait", seconds)?,
+        };
+        Ok(LeasePolicy {
+            command: command.to_string(),
+            wait,
+        })
     }
 }
 

@@ -1,6 +1,8 @@
 //! The command line: the flags every command takes, the subcommands, and
 //! [`run`], which parses, resolves the environment and dispatches.
 
+use crate::output::errln;
+
 use crate::args::StateArgs;
 use crate::environment;
 use crate::error::CliError;
@@ -55,6 +57,8 @@ pub enum Command {
     Scale(upkeep::ScaleArgs),
     /// Show what `build` would change on an existing infrastructure.
     Plan(upkeep::PlanArgs),
+    /// Free the lease a command that is gone left on an infrastructure.
+    Unlock(infra::UnlockArgs),
     /// Check the files: every problem with its file, line and column.
     Validate(infra::ValidateArgs),
     /// Store node definitions for later builds (Occopus's occopus-import).
@@ -104,14 +108,14 @@ pub fn run() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
     match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error}");
+            errln!("error: {error}");
             error.exit_code()
         }
     }
@@ -127,6 +131,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Maintain(args) => upkeep::maintain(args, &config, state).await,
         Command::Scale(args) => upkeep::scale(args, &config, state).await,
         Command::Plan(args) => upkeep::plan(args, &config, state).await,
+        Command::Unlock(args) => infra::unlock(args, state),
         Command::Validate(args) => infra::validate(args, &config, state).await,
         Command::Import { file } => infra::import(file, &config, state).await,
         Command::Graph { files } => infra::graph(files),

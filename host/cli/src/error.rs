@@ -1,6 +1,7 @@
 //! Why a command failed, and its exit code: 0 success, 1 the operation
 //! failed, 2 bad usage, 3 bad configuration, 4 invalid infrastructure or node
-//! files, 130 stopped by Ctrl-C. The code follows from the kind of failure
+//! files, 5 another command is changing the infrastructure (its lease: the
+//! message names the holder; try again, or `--wait`), 130 stopped by Ctrl-C. The code follows from the kind of failure
 //! ([`ErrorCode`]) the library's error says it is, so the command line and
 //! the REST service classify every failure alike.
 
@@ -42,10 +43,10 @@ impl CliError {
         ExitCode::from(match code {
             ErrorCode::InvalidDescription => 4,
             ErrorCode::BadConfiguration => 3,
+            ErrorCode::Conflict => 5,
             ErrorCode::Interrupted => 130,
             ErrorCode::UnknownInfra
             | ErrorCode::ScaleRefused
-            | ErrorCode::Conflict
             | ErrorCode::PluginUnavailable
             | ErrorCode::CloudCallFailed
             | ErrorCode::OperationFailed

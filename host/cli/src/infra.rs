@@ -1,17 +1,19 @@
 //! Occopus's verbs: `build`, `destroy`, `info`, `validate`, `import`, `graph`
 //! (keeping infrastructures alive: see `upkeep`).
 
-use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs};
+use crate::output::{errln, out, outln};
+
+use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, WaitArg};
 use crate::error::CliError;
 use crate::progress::Progress;
 use crate::signals::stop_on_ctrl_c;
 use clap::Args;
-use occopus::engine::{BuildOptions, Phase};
+use occopus::engine::{BuildOptions, DestroyOptions, Phase, lease};
 use occopus::graph::graph_dot;
 use occopus::info::{info as recorded, open_state};
 use occopus::model::{LoadLimits, Model, NodeDefinitions, Severity};
-use occopus::store::{HealthStatus, InstanceState};
-use occopus::types::ErrorCode;
+use occopus::store::{HealthStatus, InstanceState, Liveness};
+use occopus::types::{ErrorCode, now_ms};
 use occopus::{Config, InfraInfo, Occopus};
 use std::path::PathBuf;
 
@@ -30,6 +32,8 @@ pub struct BuildArgs {
     /// created in parallel.
     #[arg(long, hide = true)]
     pub parallelize: bool,
+    #[command(flatten)]
+    pub wait: WaitArg,
 }
 
 /// `occopus destroy`.
@@ -40,6 +44,20 @@ pub struct DestroyArgs {
     pub infra_id: InfraIdArg,
     #[command(flatten)]
     pub auth_data: AuthDataArg,
+    #[command(flatten)]
+    pub wait: WaitArg,
+}
+
+/// `occopus unlock`.
+#[derive(Debug, Args)]
+#[command(mut_arg("infra_id", |a| a.help("The infrastructure whose lease to free")))]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub infra_id: InfraIdArg,
+    /// Free the lease even though its holder is still running: it may then
+    /// leave a cloud resource it is creating right now unrecorded.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `occopus info`.
@@ -69,16 +87,16 @@ pub async fn validate(
     config: &Config,
     state: &StateArgs,
 ) -> Result<(), CliError> {
-    let occopus = Occopus::open(state.options(config)).await?;
+    let occopus = Occopus::open(state.read_only_options(config)).await?;
     let diagnostics = occopus.validate(&files.sources()).await?;
     let (errors, warnings) = diagnostics.counts();
     if json {
-        println!(
+        outln!(
             "{:#}",
             serde_json::json!({ "errors": errors, "warnings": warnings, "problems": diagnostics })
         );
     } else if !diagnostics.is_empty() {
-        eprintln!("{diagnostics}");
+        errln!("{diagnostics}");
     }
     if errors > 0 {
         return Err(CliError::ended(
@@ -90,7 +108,7 @@ pub async fn validate(
         ));
     }
     if !json {
-        eprintln!("{} is valid ({warnings} warning(s))", files.infra.display());
+        errln!("{} is valid ({warnings} warning(s))", files.infra.display());
     }
     Ok(())
 }
@@ -105,6 +123,7 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
         infra_id: args.infra_id.infra_id.clone(),
         rollback: args.rollback,
         stop: signal,
+        lease: args.wait.lease("occopus build")?,
     };
     let result = occopus.build(&args.files.sources(), options).await;
     progress.finish().await;
@@ -116,7 +135,7 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
             .as_deref()
             .map(|d| format!("  {d}"))
             .unwrap_or_default();
-        eprintln!(
+        errln!(
             "  {:<20} {:<28} {:<9} {address}{detail}",
             instance.node,
             instance.instance_id,
@@ -124,13 +143,13 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
         );
     }
     if report.succeeded() {
-        eprintln!(
+        errln!(
             "infrastructure {} is ready ({} instances, {:.1}s)",
             report.infra_id,
             report.instances.len(),
             report.elapsed_ms as f64 / 1000.0
         );
-        println!("{}", report.infra_id);
+        outln!("{}", report.infra_id);
         return Ok(());
     }
     let failures: Vec<String> = report
@@ -159,7 +178,7 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
             report.infra_id
         )
     };
-    println!("{}", report.infra_id);
+    outln!("{}", report.infra_id);
     if report.stopped && failures.is_empty() {
         return Err(CliError::ended(
             ErrorCode::Interrupted,
@@ -186,18 +205,23 @@ pub async fn destroy(
     state: &StateArgs,
 ) -> Result<(), CliError> {
     let signal = stop_on_ctrl_c("run destroy again to finish")?;
+    let options = DestroyOptions {
+        stop: signal,
+        lease: args.wait.lease("occopus destroy")?,
+    };
     let occopus = Occopus::open(state.options(config)).await?;
     let progress = Progress::start(occopus.subscribe());
     let auth = args.auth_data.path();
     let result = occopus
-        .destroy(&args.infra_id.infra_id, auth.as_deref(), signal)
+        .destroy(&args.infra_id.infra_id, auth.as_deref(), options)
         .await;
     progress.finish().await;
     let report = result?;
     if report.failed.is_empty() {
-        eprintln!(
+        errln!(
             "infrastructure {} destroyed ({} instances)",
-            report.infra_id, report.destroyed
+            report.infra_id,
+            report.destroyed
         );
         return Ok(());
     }
@@ -219,39 +243,79 @@ pub async fn destroy(
 /// `occopus info`: reads the state database only (no plugin is loaded).
 pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
     let infra_id = args.infra_id.infra_id;
-    let store = open_state(state.state_file())?;
+    let store = open_state(state.state_file(), true)?;
     let infos = recorded(&store, infra_id.as_deref())?;
     match (infra_id.is_some(), args.json) {
         (false, true) => {
             let list: Vec<_> = infos
                 .iter()
-                .map(|i| serde_json::json!({"id": i.infra.id, "name": i.infra.name, "status": i.infra.status, "instances": i.instances.len()}))
+                .map(|i| serde_json::json!({"id": i.infra.id, "name": i.infra.name, "status": i.infra.status, "instances": i.instances.len(), "lease": i.lease}))
                 .collect();
-            println!("{:#}", serde_json::json!({ "infrastructures": list }));
+            outln!("{:#}", serde_json::json!({ "infrastructures": list }));
         }
         (false, false) => {
-            println!("{:<38} {:<24} {:<14} INSTANCES", "ID", "NAME", "STATUS");
+            outln!(
+                "{:<38} {:<24} {:<14} {:<9} CHANGED BY",
+                "ID",
+                "NAME",
+                "STATUS",
+                "INSTANCES"
+            );
             for info in &infos {
-                println!(
-                    "{:<38} {:<24} {:<14} {}",
+                let holder = info
+                    .lease
+                    .as_ref()
+                    .map(|lease| format!("{} (pid {})", lease.holder.command, lease.holder.pid));
+                outln!(
+                    "{:<38} {:<24} {:<14} {:<9} {}",
                     info.infra.id,
                     info.infra.name,
                     info.infra.status,
-                    info.instances.len()
+                    info.instances.len(),
+                    holder.as_deref().unwrap_or("-")
                 );
             }
         }
-        (true, true) => println!("{:#}", infos[0].occopus_report()),
+        (true, true) => outln!("{:#}", infos[0].occopus_report()),
         (true, false) => print_infra(&infos[0]),
     }
     Ok(())
 }
 
+/// `occopus unlock`: frees the lease of a holder that is gone (or, with
+/// `--force`, of a live one).
+pub fn unlock(args: UnlockArgs, state: &StateArgs) -> Result<(), CliError> {
+    let infra_id = &args.infra_id.infra_id;
+    let store = open_state(state.state_file(), false)?;
+    match lease::unlock(&store, infra_id, args.force)? {
+        None => errln!("infrastructure {infra_id} has no lease: nothing to unlock"),
+        Some((lease, liveness)) => {
+            let holder = lease.describe(now_ms());
+            let how = match liveness {
+                Liveness::Dead => "its process had ended",
+                Liveness::Expired => "its heartbeat had stopped",
+                Liveness::Alive => {
+                    "it was still running: it writes nothing more, but a cloud resource it was \
+                     creating may be unrecorded; run `occopus build` or `occopus maintain` on \
+                     the infrastructure to find it (listed by its infra tag)"
+                }
+            };
+            errln!("freed the lease of {holder} on infrastructure {infra_id}; {how}");
+        }
+    }
+    Ok(())
+}
+
 fn print_infra(info: &InfraInfo) {
-    println!(
+    outln!(
         "infrastructure {} ({}): {}",
-        info.infra.id, info.infra.name, info.infra.status
+        info.infra.id,
+        info.infra.name,
+        info.infra.status
     );
+    if let Some(lease) = &info.lease {
+        outln!("being changed by {}", lease.describe(now_ms()));
+    }
     for node in &info.infra.snapshot.nodes {
         let instances: Vec<_> = info.instances_of(&node.name).collect();
         let ready = instances
@@ -259,7 +323,7 @@ fn print_infra(info: &InfraInfo) {
             .filter(|i| i.state == InstanceState::Ready)
             .count();
         let actual = instances.iter().filter(|i| i.state.is_live()).count();
-        println!(
+        outln!(
             "node {} ({}): {ready} ready, {actual} up, target {} [min {}, max {}]",
             node.name,
             node.node_type,
@@ -272,7 +336,7 @@ fn print_infra(info: &InfraInfo) {
                 (HealthStatus::Failing, Some(why)) => format!("failing ({why})"),
                 (status, _) => status.as_str().to_string(),
             };
-            println!(
+            outln!(
                 "  {:<28} {:<10} {:<16} {:<24} {health}{}",
                 i.id,
                 i.state.as_str(),
@@ -286,7 +350,7 @@ fn print_infra(info: &InfraInfo) {
         }
     }
     for request in &info.scale_requests {
-        println!(
+        outln!(
             "queued scaling request {}: node {} {:+}{}",
             request.seq,
             request.node_name,
@@ -304,7 +368,7 @@ fn print_infra(info: &InfraInfo) {
 pub async fn import(path: PathBuf, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     let occopus = Occopus::open(state.options(config)).await?;
     let types = occopus.import(&path)?;
-    eprintln!(
+    errln!(
         "imported {} node type(s) from {}: {}",
         types.len(),
         path.display(),
@@ -327,7 +391,7 @@ pub fn graph(files: FileArgs) -> Result<(), CliError> {
     });
     match model {
         Some(model) if !infra_errors => {
-            print!("{}", graph_dot(&model));
+            out!("{}", graph_dot(&model));
             Ok(())
         }
         _ => Err(CliError::Api(occopus::ApiError::Invalid(diagnostics))),

@@ -9,7 +9,8 @@
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
 //!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
 //!   `local_cloud.rs`: the commands;
-//! - `progress.rs` and `signals.rs`: live progress and Ctrl-C.
+//! - `progress.rs` and `signals.rs`: live progress and Ctrl-C;
+//! - `output.rs`: printing that ends quietly when the reader goes away.
 
 mod args;
 mod cli;
@@ -17,6 +18,7 @@ mod environment;
 mod error;
 mod infra;
 mod local_cloud;
+mod output;
 mod plugins;
 mod progress;
 mod serve;

@@ -1,5 +1,7 @@
 //! `occopus local-cloud ...`: the built-in cloud of local process nodes.
 
+use crate::output::{out, outln};
+
 use crate::environment;
 use crate::error::CliError;
 use clap::Subcommand;
@@ -83,7 +85,7 @@ pub async fn run(command: LocalCloudCommand, config: &LocalCloudConfig) -> Resul
             let cloud = std::sync::Arc::new(open(config)?);
             http::serve(cloud, (host, port).into(), |bound| {
                 // The endpoint is the first line, for scripts and tests.
-                println!("http://{bound}");
+                outln!("http://{bound}");
             })
             .await
             .map_err(|e| {
@@ -96,17 +98,21 @@ pub async fn run(command: LocalCloudCommand, config: &LocalCloudConfig) -> Resul
         LocalCloudCommand::Ls { infra, json } => {
             let nodes = open(config)?.list(infra.as_deref())?;
             if json {
-                println!("{:#}", serde_json::json!({ "nodes": nodes }));
+                outln!("{:#}", serde_json::json!({ "nodes": nodes }));
                 return Ok(());
             }
-            println!(
+            outln!(
                 "{:<10} {:<15} {:<8} {:>7}  {:<38} NODE",
-                "ID", "ADDRESS", "STATE", "PID", "INFRA"
+                "ID",
+                "ADDRESS",
+                "STATE",
+                "PID",
+                "INFRA"
             );
             for node in nodes {
                 let r = &node.record;
                 let state = serde_json::to_value(node.state).unwrap_or_default();
-                println!(
+                outln!(
                     "{:<10} {:<15} {:<8} {:>7}  {:<38} {}",
                     r.id,
                     r.address,
@@ -119,7 +125,7 @@ pub async fn run(command: LocalCloudCommand, config: &LocalCloudConfig) -> Resul
             Ok(())
         }
         LocalCloudCommand::Logs { node } => {
-            print!("{}", open(config)?.logs(&node)?);
+            out!("{}", open(config)?.logs(&node)?);
             Ok(())
         }
         LocalCloudCommand::Destroy { node } => Ok(open(config)?.destroy(&node)?),

@@ -1,5 +1,7 @@
 //! `occopus plugins list`, `inspect` and `check`.
 
+use crate::output::outln;
+
 use crate::args::{AuthDataArg, StateArgs, positive_seconds};
 use crate::error::CliError;
 use clap::Subcommand;
@@ -92,9 +94,9 @@ pub async fn run(
             let local_cloud = state.options(config).local_cloud();
             let report = check_driver(config, local_cloud, &check).await?;
             if json {
-                println!("{:#}", json!({"passed": report.passed(), "report": report}));
+                outln!("{:#}", json!({"passed": report.passed(), "report": report}));
             } else {
-                println!("{report}");
+                outln!("{report}");
             }
             if report.passed() {
                 return Ok(());
@@ -133,11 +135,11 @@ fn inspect(
             .iter()
             .map(|plugin| describe_json(catalog, plugin, config))
             .collect();
-        println!("{:#}", serde_json::Value::Array(described));
+        outln!("{:#}", serde_json::Value::Array(described));
     } else {
         for (i, plugin) in found.iter().enumerate() {
             if i > 0 {
-                println!();
+                outln!();
             }
             inspect_text(catalog, plugin, config);
         }
@@ -209,7 +211,7 @@ fn list_json(catalog: &PluginCatalog) {
         .iter()
         .map(|f| json!({"source": f.path.display().to_string(), "error": f.error.to_string()}))
         .collect();
-    println!("{:#}", json!({"plugins": plugins, "failed": failures}));
+    outln!("{:#}", json!({"plugins": plugins, "failed": failures}));
 }
 
 fn list_table(catalog: &PluginCatalog) {
@@ -245,10 +247,10 @@ fn list_table(catalog: &PluginCatalog) {
             .zip(widths)
             .map(|(cell, width)| format!("{cell:width$}"))
             .collect();
-        println!("{}", line.join("  ").trim_end());
+        outln!("{}", line.join("  ").trim_end());
     }
     for failure in catalog.failures() {
-        println!(
+        outln!(
             "\nnot loaded: {}\n  {}",
             failure.path.display(),
             failure.error
@@ -273,18 +275,18 @@ fn inspect_text(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) {
         "memory_limit_mib",
         "call_deadline_secs",
     ] {
-        println!("{key:<20}{}", field(key));
+        outln!("{key:<20}{}", field(key));
     }
-    println!("allowed hosts:");
+    outln!("allowed hosts:");
     let hosts = allowed_hosts(plugin);
     if hosts.is_empty() {
-        println!(
+        outln!(
             "  none (a {} makes no network calls)",
             plugin.kind().as_str()
         );
     }
     for host in hosts {
-        println!("  {host}");
+        outln!("  {host}");
     }
-    println!("schema:\n{:#}", details["schema"]);
+    outln!("schema:\n{:#}", details["schema"]);
 }

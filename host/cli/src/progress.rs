@@ -2,6 +2,8 @@
 //! instance redrawn in place with its phase and time in it; otherwise plain
 //! lines with the time since the start, one per change.
 
+use crate::output::errln;
+
 use occopus::engine::{Event, Phase};
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -52,14 +54,14 @@ async fn run(
                 Ok(event) => {
                     if !live {
                         let detail = event.detail.as_deref().map(|d| format!(" {d}")).unwrap_or_default();
-                        eprintln!("[{:>8.3}s] {} {} {}{detail}", started.elapsed().as_secs_f64(), event.node, event.instance_id, event.phase.as_str());
+                        errln!("[{:>8.3}s] {} {} {}{detail}", started.elapsed().as_secs_f64(), event.node, event.instance_id, event.phase.as_str());
                     }
                     let key = if event.instance_id.is_empty() { format!("{} (new)", event.node) } else { event.instance_id.clone() };
                     lines.insert(key, Line { node: event.node, phase: event.phase, since: Instant::now(), detail: event.detail });
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     if !live {
-                        eprintln!("[{:>8.3}s] ({n} progress events skipped)", started.elapsed().as_secs_f64());
+                        errln!("[{:>8.3}s] ({n} progress events skipped)", started.elapsed().as_secs_f64());
                     }
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
@@ -70,7 +72,7 @@ async fn run(
     }
     while let Ok(event) = events.try_recv() {
         if !live {
-            eprintln!(
+            errln!(
                 "[{:>8.3}s] {} {} {}",
                 started.elapsed().as_secs_f64(),
                 event.node,

@@ -1,6 +1,8 @@
 //! Ctrl-C: the first stops the operation gracefully (calls under way finish
 //! and are recorded), a second quits at once with 130, saying how to go on.
 
+use crate::output::errln;
+
 use crate::error::CliError;
 use occopus::engine::{StopHandle, StopSignal};
 use occopus::types::ErrorCode;
@@ -17,12 +19,12 @@ pub fn stop_on_ctrl_c(how_to_go_on: &'static str) -> Result<StopSignal, CliError
     })?;
     tokio::spawn(async move {
         if interrupts.recv().await.is_some() {
-            eprintln!(
+            errln!(
                 "stopping: calls under way finish and are recorded; press Ctrl-C again to quit at once"
             );
             stop.stop();
             if interrupts.recv().await.is_some() {
-                eprintln!("quitting; {how_to_go_on}");
+                errln!("quitting; {how_to_go_on}");
                 std::process::exit(130);
             }
         }

@@ -1,7 +1,9 @@
 //! Keeping infrastructures alive: `maintain`, `scale`, `plan`.
 
+use crate::output::{errln, out, outln};
+
 use crate::args::{
-    AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, positive_seconds,
+    AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, WaitArg, positive_seconds,
 };
 use crate::error::CliError;
 use crate::signals::stop_on_ctrl_c;
@@ -27,6 +29,8 @@ pub struct MaintainArgs {
     /// Print each pass's report as a JSON line.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub wait: WaitArg,
 }
 
 /// `occopus scale`.
@@ -96,22 +100,23 @@ pub async fn maintain(
     let infra_id = &args.infra_id.infra_id;
     let print = |report: &PassReport| {
         if args.json {
-            println!("{}", serde_json::to_string(report).unwrap_or_default());
+            outln!("{}", serde_json::to_string(report).unwrap_or_default());
         } else {
             print_pass(report);
         }
     };
+    let upkeep = Upkeep {
+        interval,
+        policy: ErrorPolicy::default(),
+        stop: signal.clone(),
+        lease: args.wait.lease("occopus maintain")?,
+    };
     if args.once {
         let report = occopus
-            .maintain_pass(infra_id, auth.as_deref(), interval, signal.clone())
+            .maintain_pass(infra_id, auth.as_deref(), &upkeep)
             .await?;
         print(&report);
     } else {
-        let upkeep = Upkeep {
-            interval,
-            policy: ErrorPolicy::default(),
-            stop: signal.clone(),
-        };
         occopus
             .maintain(infra_id, auth.as_deref(), upkeep, |outcome| {
                 if let Ok(report) = outcome {
@@ -136,7 +141,7 @@ fn print_pass(report: &PassReport) {
         .iter()
         .filter(|i| i.phase == Phase::Ready)
         .count();
-    eprintln!(
+    errln!(
         "{now} pass over {}: {} observed, {} failed, {} change(s), {ready} of {} new instance(s) ready ({} ms)",
         report.infra_id,
         report.observed,
@@ -146,18 +151,18 @@ fn print_pass(report: &PassReport) {
         report.elapsed_ms
     );
     for (instance, why) in &report.found_failed {
-        eprintln!("  failed {instance}: {why}");
+        errln!("  failed {instance}: {why}");
     }
     for line in &report.scaling {
-        eprintln!("  {line}");
+        errln!("  {line}");
     }
     if !report.plan.is_empty() {
         for line in report.plan.render().lines() {
-            eprintln!("  {line}");
+            errln!("  {line}");
         }
     }
     for instance in report.instances.iter().filter(|i| i.phase != Phase::Ready) {
-        eprintln!(
+        errln!(
             "  {} {}: {} {}",
             instance.node,
             instance.instance_id,
@@ -167,7 +172,7 @@ fn print_pass(report: &PassReport) {
     }
     for (node, retry_ms) in &report.held {
         let wait = (retry_ms - now_ms()).max(0) / 1000;
-        eprintln!("  node {node} keeps failing: held back, next attempt in {wait}s");
+        errln!("  node {node} keeps failing: held back, next attempt in {wait}s");
     }
 }
 
@@ -188,23 +193,26 @@ pub async fn scale(args: ScaleArgs, config: &Config, state: &StateArgs) -> Resul
         (None, None) => ScaleBy::Change(-1),
     };
     let queued = occopus.scale(infra_id, &args.node, by, args.instance.as_deref())?;
-    eprintln!(
+    errln!(
         "queued scaling request {}: node {} {:+} (target {} once applied); `occopus maintain -i {infra_id}` applies it",
-        queued.seq, queued.node, queued.change, queued.target
+        queued.seq,
+        queued.node,
+        queued.change,
+        queued.target
     );
     Ok(())
 }
 
 /// `occopus plan`: what `build` would change, touching nothing.
 pub async fn plan(args: PlanArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
-    let occopus = Occopus::open(state.options(config)).await?;
+    let occopus = Occopus::open(state.read_only_options(config)).await?;
     let plan = occopus.plan(&args.files.sources(), args.infra_id.infra_id.as_deref())?;
     if args.json {
-        println!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
+        outln!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
     } else if plan.is_empty() {
-        println!("No changes: the infrastructure matches the description.");
+        outln!("No changes: the infrastructure matches the description.");
     } else {
-        print!("{}", plan.render());
+        out!("{}", plan.render());
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 use crate::check;
 use crate::converge::Converge;
 use crate::error::EngineError;
+use crate::lease::LeasePolicy;
 use crate::orchestrator::Orchestrator;
 use crate::plan::{self, Plan, PlanInput};
 use crate::report::BuildReport;
@@ -35,11 +36,13 @@ pub struct BuildOptions {
     pub rollback: bool,
     /// Stops the build gracefully when fired.
     pub stop: StopSignal,
+    /// How the build takes the infra's lease.
+    pub lease: LeasePolicy,
 }
 
 impl Orchestrator {
     /// Builds (or resumes, or completes, or reconfigures) the infrastructure
-    /// of `model`.
+    /// of `model`, holding its lease.
     pub async fn build(
         &self,
         model: Model,
@@ -52,33 +55,52 @@ impl Orchestrator {
             .clone()
             .or_else(|| model.infra.id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let lease = self
+            .take_lease(&infra_id, &options.lease, &options.stop)
+            .await?;
+        let stop = lease.stop_signal(&options.stop);
+        let outcome = self
+            .build_leased(model, &infra_id, options.rollback, stop)
+            .await;
+        let mut report = lease.settle(outcome)?;
+        report.elapsed_ms = started.elapsed().as_millis() as u64;
+        Ok(report)
+    }
+
+    async fn build_leased(
+        &self,
+        model: Model,
+        infra_id: &str,
+        rollback: bool,
+        stop: StopSignal,
+    ) -> Result<BuildReport, EngineError> {
         let store = &self.inner.store;
-        let previous = store.infra(&infra_id)?.map(|i| i.snapshot);
+        let previous = store.infra(infra_id)?.map(|i| i.snapshot);
         let before: HashSet<String> = store
-            .instances(&infra_id)?
+            .instances(infra_id)?
             .into_iter()
             .map(|r| r.id)
             .collect();
-        store.upsert_infra(&infra_id, &model.infra.name, "building", &snapshot(&model))?;
-        store.log_event(&infra_id, None, "build started")?;
+        store.upsert_infra(infra_id, &model.infra.name, "building", &snapshot(&model))?;
+        store.log_event(infra_id, None, "build started")?;
         let model = Arc::new(model);
         let converged = self
             .converge(
                 &model,
-                &infra_id,
+                infra_id,
                 Converge {
                     previous: previous.as_ref(),
                     follow_all: true,
                     removals: &[],
                     held: &HashSet::new(),
-                    stop: options.stop.clone(),
+                    stop: stop.clone(),
                 },
             )
             .await?;
         let mut report = BuildReport {
-            infra_id: infra_id.clone(),
+            infra_id: infra_id.to_string(),
             instances: converged.instances,
-            stopped: options.stop.is_stopped(),
+            stopped: stop.is_stopped(),
             rolled_back: false,
             elapsed_ms: 0,
         };
@@ -89,9 +111,9 @@ impl Orchestrator {
         } else {
             "interrupted"
         };
-        store.set_infra_status(&infra_id, status)?;
-        store.log_event(&infra_id, None, &format!("build ended: {status}"))?;
-        if !report.succeeded() && options.rollback {
+        store.set_infra_status(infra_id, status)?;
+        store.log_event(infra_id, None, &format!("build ended: {status}"))?;
+        if !report.succeeded() && rollback {
             let mine: HashSet<String> = report
                 .instances
                 .iter()
@@ -99,7 +121,7 @@ impl Orchestrator {
                 .filter(|id| !before.contains(id))
                 .collect();
             self.destroy_instances(
-                &infra_id,
+                infra_id,
                 &model.auth,
                 |r| mine.contains(&r.id),
                 StopSignal::never(),
@@ -107,7 +129,6 @@ impl Orchestrator {
             .await?;
             report.rolled_back = true;
         }
-        report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }
 

@@ -7,9 +7,11 @@
 //!   boot_timeout_secs: 1800           # pending longer than this = failed
 //!   call_attempts: 5                  # tries of a transiently failing cloud call
 //!   max_concurrent_checks: 256        # instances observed at once by `maintain`
+//!   lease_ttl_secs: 30                # an operation's lease lapses this long after its last heartbeat
 //! ```
 
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The `engine` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -25,6 +27,18 @@ pub struct EngineConfig {
     /// Most instances observed (status and health checks) at once by a
     /// maintenance pass.
     pub max_concurrent_checks: usize,
+    /// How long the lease of an operation on an infra outlives its last
+    /// heartbeat (renewed every third of it): how soon another command takes
+    /// over from a holder that hangs or runs on a host that went away. A
+    /// holder that died on this host is taken over at once.
+    pub lease_ttl_secs: u64,
+}
+
+impl EngineConfig {
+    /// The lease's time to live (at least three seconds: one heartbeat a second).
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs(self.lease_ttl_secs.max(3))
+    }
 }
 
 impl Default for EngineConfig {
@@ -34,6 +48,7 @@ impl Default for EngineConfig {
             boot_timeout_secs: 1800,
             call_attempts: 5,
             max_concurrent_checks: 256,
+            lease_ttl_secs: 30,
         }
     }
 }

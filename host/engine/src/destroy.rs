@@ -4,6 +4,7 @@
 
 use crate::error::{DestroyFailure, EngineError};
 use crate::events::Phase;
+use crate::lease::LeasePolicy;
 use crate::orchestrator::Orchestrator;
 use crate::stop::StopSignal;
 use occopus_model::AuthData;
@@ -23,15 +24,40 @@ pub struct DestroyReport {
     pub failed: Vec<(String, String)>,
 }
 
+/// How a destroy runs.
+#[derive(Debug, Clone)]
+pub struct DestroyOptions {
+    /// Stops the destroy gracefully when fired: no new destroy call starts.
+    pub stop: StopSignal,
+    /// How the destroy takes the infra's lease.
+    pub lease: LeasePolicy,
+}
+
 impl Orchestrator {
-    /// Destroys the infrastructure `infra_id` and forgets it.
+    /// Destroys the infrastructure `infra_id` and forgets it, holding its lease.
     pub async fn destroy(
+        &self,
+        infra_id: &str,
+        auth: &AuthData,
+        options: DestroyOptions,
+    ) -> Result<DestroyReport, EngineError> {
+        self.recorded_infra(infra_id)?;
+        let lease = self
+            .take_lease(infra_id, &options.lease, &options.stop)
+            .await?;
+        let stop = lease.stop_signal(&options.stop);
+        let outcome = self.destroy_leased(infra_id, auth, stop).await;
+        lease.settle(outcome)
+    }
+
+    async fn destroy_leased(
         &self,
         infra_id: &str,
         auth: &AuthData,
         stop: StopSignal,
     ) -> Result<DestroyReport, EngineError> {
         let store = &self.inner.store;
+        // Gone meanwhile (destroyed by the holder this one waited for).
         self.recorded_infra(infra_id)?;
         store.set_infra_status(infra_id, "destroying")?;
         store.log_event(infra_id, None, "destroy started")?;
@@ -177,9 +203,11 @@ impl Orchestrator {
             victim.cloud_id.clone(),
         );
         if let Some(cloud_id) = &victim.cloud_id {
-            let _ = store
-                .record_state(&victim.id, InstanceState::Destroying, None, None)
-                .await;
+            // Refused when the lease was lost: then no destroy call goes out.
+            store
+                .record_state(infra_id, &victim.id, InstanceState::Destroying, None, None)
+                .await
+                .map_err(DestroyFailure::Record)?;
             let driver = self.plugins().driver(resource_type(&victim.resource))?;
             let target = self.target(&victim.resource, auth).await?;
             let limit = self.endpoint_limit(&driver.info().name, target.endpoint());
@@ -195,14 +223,20 @@ impl Orchestrator {
                 };
                 let reason = failure.to_string();
                 let _ = store
-                    .record_state(&victim.id, InstanceState::Destroying, None, Some(&reason))
+                    .record_state(
+                        infra_id,
+                        &victim.id,
+                        InstanceState::Destroying,
+                        None,
+                        Some(&reason),
+                    )
                     .await;
                 self.emit(infra_id, node, &victim.id, Phase::Failed, Some(reason));
                 return Err(failure);
             }
         }
         store
-            .delete_instance(&victim.id)
+            .delete_instance(infra_id, &victim.id)
             .await
             .map_err(DestroyFailure::Record)?;
         self.emit(

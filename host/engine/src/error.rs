@@ -10,6 +10,7 @@ use occopus_model::TemplateError;
 use occopus_model::auth::AuthSelectionError;
 use occopus_store::StoreError;
 use occopus_types::{CallError, CloudState, ErrorCode, HasErrorCode, NoPlugin};
+use std::time::Duration;
 
 /// Why an operation could not run (a node's own failure is in its report).
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,35 @@ pub enum EngineError {
     NoDescription(String),
     #[error(transparent)]
     ScaleRefused(#[from] ScaleError),
+    #[error(
+        "infrastructure `{infra_id}` is being changed by {holder}{}; wait for it to end \
+         (the command line waits with --wait[=SECONDS]) or stop it; if it hangs, \
+         `occopus unlock -i {infra_id}` frees its lease",
+        if waited.is_zero() { String::new() } else { format!(" (waited {:.0?})", waited) }
+    )]
+    Held {
+        infra_id: String,
+        /// Who holds the lease, in words.
+        holder: String,
+        /// How long this operation waited for it.
+        waited: Duration,
+    },
+    #[error(
+        "infrastructure `{infra_id}` is held by {holder}, which is still running: stop it \
+         (Ctrl-C lets its calls under way finish and be recorded); \
+         `occopus unlock --force` frees the lease anyway, at the risk of a cloud resource \
+         it is creating right now being left unrecorded"
+    )]
+    HolderAlive { infra_id: String, holder: String },
+    #[error(
+        "the lease on infrastructure `{infra_id}` was taken over{} while this operation ran: \
+         it stopped and wrote nothing more; see `occopus info -i {infra_id}`",
+        now_held_by.as_deref().map(|h| format!(" by {h}")).unwrap_or_else(|| " or broken".into())
+    )]
+    LeaseLost {
+        infra_id: String,
+        now_held_by: Option<String>,
+    },
 }
 
 impl HasErrorCode for EngineError {
@@ -37,6 +67,9 @@ impl HasErrorCode for EngineError {
             EngineError::Store(e) => e.code(),
             EngineError::UnknownInfra(_) => ErrorCode::UnknownInfra,
             EngineError::ScaleRefused(_) => ErrorCode::ScaleRefused,
+            EngineError::Held { .. }
+            | EngineError::LeaseLost { .. }
+            | EngineError::HolderAlive { .. } => ErrorCode::Conflict,
         }
     }
 }
@@ -148,7 +181,7 @@ pub enum DestroyFailure {
     Target(#[from] TargetError),
     #[error("destroy of {cloud_id} failed: {source}")]
     Call { cloud_id: String, source: CallError },
-    #[error("cannot forget the destroyed instance: {0}")]
+    #[error("cannot record it in the state database: {0}")]
     Record(StoreError),
 }
 

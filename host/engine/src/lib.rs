@@ -15,6 +15,7 @@
 //! - [`destroy`]: dependents first, including instances only the cloud knows;
 //! - [`check`]: the checks of a model that need the plugins;
 //! - [`endpoints`]: who provides an endpoint a resource does not name;
+//! - [`lease`]: the one writer of an infra, held for an operation's run;
 //! - [`events`], [`stop`], [`report`], [`config`], [`error`].
 
 pub mod build;
@@ -25,6 +26,7 @@ pub mod destroy;
 pub mod endpoints;
 pub mod error;
 pub mod events;
+pub mod lease;
 mod lifecycle;
 mod listing;
 pub mod maintain;
@@ -45,10 +47,11 @@ mod tests;
 
 pub use build::BuildOptions;
 pub use config::EngineConfig;
-pub use destroy::DestroyReport;
+pub use destroy::{DestroyOptions, DestroyReport};
 pub use endpoints::{EndpointError, EndpointResolver, NoEndpoints};
 pub use error::{EngineError, InstanceFailure, ScaleError};
 pub use events::{Event, Phase};
+pub use lease::{Lease, LeasePolicy};
 pub use maintain::PassReport;
 pub use orchestrator::{Orchestrator, Wiring};
 pub use plan::{Action, Change, Plan};

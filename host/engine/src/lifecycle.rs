@@ -69,6 +69,7 @@ impl Orchestrator {
                     .inner
                     .store
                     .record_state(
+                        &run.infra_id,
                         &outcome.instance_id,
                         InstanceState::Failed,
                         None,
@@ -179,7 +180,7 @@ impl Orchestrator {
                 .create(run, node, &record, driver, &target, payload)
                 .await?;
             store
-                .record_cloud_id(&record.id, &cloud_id)
+                .record_cloud_id(&run.infra_id, &record.id, &cloud_id)
                 .await
                 .map_err(InstanceFailure::record("record the cloud id"))?;
             record.cloud_id = Some(cloud_id);
@@ -199,7 +200,13 @@ impl Orchestrator {
         if !probes.is_empty() {
             // Health checks may take long: record the addresses meanwhile.
             store
-                .record_state(&record.id, InstanceState::Running, Some(&addresses), None)
+                .record_state(
+                    &run.infra_id,
+                    &record.id,
+                    InstanceState::Running,
+                    Some(&addresses),
+                    None,
+                )
                 .await
                 .map_err(InstanceFailure::record("record the state"))?;
             self.emit(
@@ -212,12 +219,18 @@ impl Orchestrator {
             self.wait_healthy(run, &probes, implementation.health_check.timeout)
                 .await?;
             store
-                .record_health(&record.id, true, None)
+                .record_health(&run.infra_id, &record.id, true, None)
                 .await
                 .map_err(InstanceFailure::record("record the health"))?;
         }
         store
-            .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
+            .record_state(
+                &run.infra_id,
+                &record.id,
+                InstanceState::Ready,
+                Some(&addresses),
+                None,
+            )
             .await
             .map_err(InstanceFailure::record("record the state"))?;
         self.emit(

@@ -58,9 +58,10 @@ pub struct PassReport {
 }
 
 impl Orchestrator {
-    /// One maintenance pass over `infra_id`; `interval` is the time between
-    /// passes, the unit of a failing node's backoff.
-    pub async fn maintain_pass(
+    /// One maintenance pass over `infra_id`, under the lease the caller
+    /// holds; `interval` is the time between passes, the unit of a failing
+    /// node's backoff.
+    pub(crate) async fn pass(
         &self,
         infra_id: &str,
         auth: &AuthData,
@@ -149,7 +150,13 @@ impl Orchestrator {
                 let why = failure.to_string();
                 self.inner
                     .store
-                    .record_state(&record.id, InstanceState::Failed, None, Some(&why))
+                    .record_state(
+                        infra_id,
+                        &record.id,
+                        InstanceState::Failed,
+                        None,
+                        Some(&why),
+                    )
                     .await?;
                 self.emit(
                     infra_id,
@@ -220,12 +227,18 @@ impl Orchestrator {
         let checked = self.inner.prober.check(&probes).await;
         let detail = checked.as_ref().err().map(ToString::to_string);
         store
-            .record_health(&record.id, checked.is_ok(), detail.as_deref())
+            .record_health(infra_id, &record.id, checked.is_ok(), detail.as_deref())
             .await?;
         match checked {
             Ok(()) if record.state != InstanceState::Ready => {
                 store
-                    .record_state(&record.id, InstanceState::Ready, Some(&addresses), None)
+                    .record_state(
+                        infra_id,
+                        &record.id,
+                        InstanceState::Ready,
+                        Some(&addresses),
+                        None,
+                    )
                     .await?;
                 Ok(None)
             }

@@ -109,11 +109,6 @@ impl Orchestrator {
             }
         }
         let seq = store.queue_scale_request(infra_id, node_name, change, instance)?;
-        store.log_event(
-            infra_id,
-            None,
-            &format!("scaling request {seq} queued: node `{node_name}` {change:+}"),
-        )?;
         Ok(ScaleQueued {
             seq,
             node: node_name.to_string(),
@@ -183,7 +178,7 @@ impl Orchestrator {
                 Err(why) => format!("scaling request {} refused: {why}", request.seq),
             };
             store.log_event(infra_id, None, &message)?;
-            store.delete_scale_request(request.seq)?;
+            store.delete_scale_request(infra_id, request.seq)?;
             said.push(message);
         }
         Ok((removals, said))

@@ -32,6 +32,25 @@ impl StopSignal {
         StopHandle::new().1
     }
 
+    /// A signal that fires when `a` or `b` does.
+    pub fn either(a: &StopSignal, b: &StopSignal) -> StopSignal {
+        let (handle, signal) = StopHandle::new();
+        if a.is_stopped() || b.is_stopped() {
+            handle.stop();
+            return signal;
+        }
+        let (mut a, mut b) = (a.clone(), b.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = a.stopped() => handle.stop(),
+                () = b.stopped() => handle.stop(),
+                // Nobody listens any more.
+                () = handle.0.closed() => {}
+            }
+        });
+        signal
+    }
+
     /// Whether a stop was asked for.
     pub fn is_stopped(&self) -> bool {
         *self.0.borrow()

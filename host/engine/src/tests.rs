@@ -7,10 +7,11 @@
 //! store's writer thread: so the tests assert orders and bounds (an app is
 //! created at least 2 s after db), never exact instants.
 
+use crate::destroy::DestroyOptions;
 use crate::memory_cloud::{Call, MemoryCloud, ScriptedProber};
 use crate::{
-    Action, BuildOptions, BuildReport, EngineConfig, EngineError, ErrorPolicy, NoEndpoints,
-    Orchestrator, Phase, ScaleBy, ScaleError, StopHandle, StopSignal, Upkeep, Wiring,
+    Action, BuildOptions, BuildReport, EngineConfig, EngineError, ErrorPolicy, Lease, LeasePolicy,
+    NoEndpoints, Orchestrator, Phase, ScaleBy, ScaleError, StopHandle, StopSignal, Upkeep, Wiring,
 };
 use occopus_model::{Model, Renderer, Sources};
 use occopus_store::{InstanceRecord, InstanceState, StateStore};
@@ -98,6 +99,18 @@ impl Harness {
     fn records(&self, infra_id: &str) -> Vec<InstanceRecord> {
         self.engine.store().instances(infra_id).unwrap()
     }
+
+    /// The lease on `infra_id`, for a test that writes to the store itself.
+    async fn lease(&self, infra_id: &str) -> Lease {
+        self.engine
+            .take_lease(
+                infra_id,
+                &LeasePolicy::no_wait("test"),
+                &StopSignal::never(),
+            )
+            .await
+            .unwrap()
+    }
 }
 
 fn options(infra_id: &str) -> BuildOptions {
@@ -105,6 +118,23 @@ fn options(infra_id: &str) -> BuildOptions {
         infra_id: Some(infra_id.into()),
         rollback: false,
         stop: StopSignal::never(),
+        lease: LeasePolicy::no_wait("occopus build"),
+    }
+}
+
+fn upkeep(stop: StopSignal) -> Upkeep {
+    Upkeep {
+        interval: Duration::from_secs(10),
+        policy: ErrorPolicy::default(),
+        stop,
+        lease: LeasePolicy::no_wait("occopus maintain"),
+    }
+}
+
+fn destroying() -> DestroyOptions {
+    DestroyOptions {
+        stop: StopSignal::never(),
+        lease: LeasePolicy::no_wait("occopus destroy"),
     }
 }
 
@@ -320,7 +350,9 @@ async fn a_create_whose_answer_was_lost_is_completed_with_the_same_idempotency_k
         fingerprint: store.instances("i1").unwrap()[0].fingerprint.clone(),
         ..InstanceRecord::default()
     };
+    let lease = harness.lease("i1").await;
     store.insert_intent(&intent).await.unwrap();
+    drop(lease);
     let planted = harness.cloud.driver.plant(&CreateRequest {
         instance_id: "db-2-lost".into(),
         target: CloudTarget::new(intent.resource.clone()),
@@ -400,7 +432,7 @@ async fn maintenance_replaces_a_failed_instance_and_leaves_the_others_alone() {
     let auth = Default::default();
     let pass = harness
         .engine
-        .maintain_pass("i1", &auth, Duration::from_secs(10), StopSignal::never())
+        .maintain_pass("i1", &auth, &upkeep(StopSignal::never()))
         .await
         .unwrap();
     assert_eq!(pass.found_failed.len(), 1);
@@ -416,7 +448,7 @@ async fn maintenance_replaces_a_failed_instance_and_leaves_the_others_alone() {
     assert!(!after.iter().any(|r| r.id == victim.id));
     let next = harness
         .engine
-        .maintain_pass("i1", &auth, Duration::from_secs(10), StopSignal::never())
+        .maintain_pass("i1", &auth, &upkeep(StopSignal::never()))
         .await
         .unwrap();
     assert!(next.plan.is_empty() && next.found_failed.is_empty());
@@ -457,12 +489,7 @@ async fn scaling_requests_are_checked_against_the_limits_and_applied_by_the_next
     ));
     let pass = harness
         .engine
-        .maintain_pass(
-            "i1",
-            &Default::default(),
-            Duration::from_secs(10),
-            StopSignal::never(),
-        )
+        .maintain_pass("i1", &Default::default(), &upkeep(StopSignal::never()))
         .await
         .unwrap();
     assert_eq!(pass.scaling.len(), 1, "{:?}", pass.scaling);
@@ -528,7 +555,7 @@ async fn destroy_takes_dependents_first_and_forgets_the_infra() {
     assert!(harness.build(&model, options("i1")).await.succeeded());
     let report = harness
         .engine
-        .destroy("i1", &Default::default(), StopSignal::never())
+        .destroy("i1", &Default::default(), destroying())
         .await
         .unwrap();
     assert_eq!((report.destroyed, report.failed.len()), (3, 0));
@@ -557,7 +584,7 @@ async fn destroy_takes_dependents_first_and_forgets_the_infra() {
     assert!(harness.engine.store().infra("i1").unwrap().is_none());
     let again = harness
         .engine
-        .destroy("i1", &Default::default(), StopSignal::never())
+        .destroy("i1", &Default::default(), destroying())
         .await
         .unwrap_err();
     assert!(matches!(again, EngineError::UnknownInfra(_)));
@@ -566,33 +593,50 @@ async fn destroy_takes_dependents_first_and_forgets_the_infra() {
 #[tokio::test(start_paused = true)]
 async fn the_maintenance_loop_ends_on_a_permanent_error_and_on_stop() {
     let harness = Harness::new();
-    let mut passes = 0;
-    let upkeep = Upkeep {
-        interval: Duration::from_secs(10),
-        policy: ErrorPolicy::default(),
-        stop: StopSignal::never(),
-    };
     let ended = harness
         .engine
-        .maintain("nowhere", &Default::default(), upkeep, |_| passes += 1)
+        .maintain(
+            "nowhere",
+            &Default::default(),
+            upkeep(StopSignal::never()),
+            |_| {},
+        )
         .await;
     assert!(matches!(ended, Err(EngineError::UnknownInfra(_))));
+    // An infra recorded by an occopus that kept no description.
+    let lease = harness.lease("old").await;
+    let store = harness.engine.store();
+    store
+        .upsert_infra("old", "old", "ready", &Default::default())
+        .unwrap();
+    drop(lease);
+    let mut passes = 0;
+    let ended = harness
+        .engine
+        .maintain(
+            "old",
+            &Default::default(),
+            upkeep(StopSignal::never()),
+            |_| passes += 1,
+        )
+        .await;
+    assert!(
+        matches!(ended, Err(EngineError::NoDescription(_))),
+        "{ended:?}"
+    );
     assert_eq!(passes, 1, "no retry of what no retry mends");
 
     let model = harness.model(INFRA, NODES, "v1");
     assert!(harness.build(&model, options("i1")).await.succeeded());
     let (stop, signal) = StopHandle::new();
     let mut reports = 0;
-    let upkeep = Upkeep {
-        interval: Duration::from_secs(10),
-        policy: ErrorPolicy::default(),
-        stop: signal,
-    };
     let auth = Default::default();
-    let maintained = harness.engine.maintain("i1", &auth, upkeep, |pass| {
-        assert!(pass.is_ok());
-        reports += 1;
-    });
+    let maintained = harness
+        .engine
+        .maintain("i1", &auth, upkeep(signal), |pass| {
+            assert!(pass.is_ok());
+            reports += 1;
+        });
     let stopper = async {
         tokio::time::sleep(Duration::from_secs(35)).await;
         stop.stop();
@@ -600,4 +644,98 @@ async fn the_maintenance_loop_ends_on_a_permanent_error_and_on_stop() {
     let (ended, ()) = tokio::join!(maintained, stopper);
     assert!(ended.is_ok(), "a stop ends the loop without error");
     assert!(reports >= 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_second_writer_is_refused_naming_the_holder_or_waits_for_it() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    let first = harness.engine.build(model.clone(), options("i1"));
+    let second = async {
+        // Once the first build holds the lease (it is taken before any create).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        harness.engine.build(model.clone(), options("i1")).await
+    };
+    let (first, second) = tokio::join!(first, second);
+    assert!(first.unwrap().succeeded());
+    let refused = second.unwrap_err();
+    let message = refused.to_string();
+    assert!(matches!(refused, EngineError::Held { .. }), "{message}");
+    assert!(message.contains("occopus build (pid "), "{message}");
+    assert!(message.contains("occopus unlock -i i1"), "{message}");
+    assert_eq!(harness.cloud.driver.live().len(), 3);
+
+    // Waiting instead: the destroy runs once the maintenance pass ends.
+    let auth = Default::default();
+    let maintaining = upkeep(StopSignal::never());
+    let pass = harness.engine.maintain_pass("i1", &auth, &maintaining);
+    let destroy = async {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let options = DestroyOptions {
+            lease: LeasePolicy {
+                command: "occopus destroy".into(),
+                wait: Duration::MAX,
+            },
+            ..destroying()
+        };
+        harness.engine.destroy("i1", &auth, options).await
+    };
+    let (pass, destroyed) = tokio::join!(pass, destroy);
+    pass.unwrap();
+    assert_eq!(destroyed.unwrap().destroyed, 3);
+    assert!(harness.cloud.driver.live().is_empty());
+    assert!(harness.engine.store().lease("i1").unwrap().is_none());
+}
+
+/// A holder whose lease is broken (or taken over) starts nothing more: the
+/// store refuses its writes, so no intent is recorded and no create goes out.
+#[tokio::test(start_paused = true)]
+async fn a_build_that_loses_its_lease_stops_creating_and_says_so() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    let build = harness.engine.build(model, options("i1"));
+    let breaker = async {
+        // db is booting (2 s); app waits for it.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        crate::lease::unlock(harness.engine.store(), "i1", true)
+            .unwrap()
+            .unwrap()
+    };
+    let (built, (broken, liveness)) = tokio::join!(build, breaker);
+    assert_eq!(broken.holder.command, "occopus build");
+    assert_eq!(liveness, occopus_store::Liveness::Alive);
+    let lost = built.unwrap_err();
+    assert!(matches!(lost, EngineError::LeaseLost { .. }), "{lost}");
+    let creates = harness
+        .cloud
+        .driver
+        .calls()
+        .iter()
+        .filter(|c| matches!(c, Call::Create(_)))
+        .count();
+    assert_eq!(creates, 1, "only db, created before the lease was broken");
+    assert!(
+        harness.records("i1").iter().all(|r| r.node_name == "db"),
+        "no app intent was recorded"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_maintenance_loop_ends_when_its_lease_is_taken() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, NODES, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let auth = Default::default();
+    let maintained = harness
+        .engine
+        .maintain("i1", &auth, upkeep(StopSignal::never()), |_| {});
+    let breaker = async {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        let refused = crate::lease::unlock(harness.engine.store(), "i1", false).unwrap_err();
+        assert!(refused.to_string().contains("still running"), "{refused}");
+        crate::lease::unlock(harness.engine.store(), "i1", true).unwrap();
+    };
+    let (ended, ()) = tokio::join!(maintained, breaker);
+    let lost = ended.unwrap_err();
+    assert!(matches!(lost, EngineError::LeaseLost { .. }), "{lost}");
 }

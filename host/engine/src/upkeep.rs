@@ -1,9 +1,11 @@
-//! The maintenance loop: a pass every interval until stopped, with one
-//! explicit policy for failed passes, used by the command line's `maintain`
-//! and by the REST service alike (in the manner of kube-runtime's
-//! controller: reconcile, error policy, requeue).
+//! Maintenance as callers run it, holding the infra's lease: one pass, or
+//! the loop (a pass every interval until stopped, with one explicit policy
+//! for failed passes) used by the command line's `maintain` and by the REST
+//! service alike (in the manner of kube-runtime's controller: reconcile,
+//! error policy, requeue).
 
 use crate::error::EngineError;
+use crate::lease::LeasePolicy;
 use crate::maintain::PassReport;
 use crate::orchestrator::Orchestrator;
 use crate::stop::StopSignal;
@@ -41,11 +43,32 @@ pub struct Upkeep {
     pub policy: ErrorPolicy,
     /// Ends the loop gracefully: a pass under way finishes its calls.
     pub stop: StopSignal,
+    /// How the loop takes the infra's lease, which it holds until it ends.
+    pub lease: LeasePolicy,
 }
 
 impl Orchestrator {
-    /// Maintains `infra_id` until `upkeep.stop` fires (then `Ok`) or the
-    /// policy ends the loop after a failed pass (then that pass's error).
+    /// One maintenance pass over `infra_id`, holding its lease, run as
+    /// `upkeep` says (its interval is the unit of a failing node's backoff;
+    /// its error policy does not apply to a single pass).
+    pub async fn maintain_pass(
+        &self,
+        infra_id: &str,
+        auth: &AuthData,
+        upkeep: &Upkeep,
+    ) -> Result<PassReport, EngineError> {
+        self.recorded_infra(infra_id)?;
+        let lease = self
+            .take_lease(infra_id, &upkeep.lease, &upkeep.stop)
+            .await?;
+        let stop = lease.stop_signal(&upkeep.stop);
+        let outcome = self.pass(infra_id, auth, upkeep.interval, stop).await;
+        lease.settle(outcome)
+    }
+
+    /// Maintains `infra_id`, holding its lease, until `upkeep.stop` fires
+    /// (then `Ok`), the policy ends the loop after a failed pass (then that
+    /// pass's error) or the lease is lost (then [`EngineError::LeaseLost`]).
     /// `on_pass` sees every pass's outcome as it ends.
     pub async fn maintain(
         &self,
@@ -54,14 +77,20 @@ impl Orchestrator {
         upkeep: Upkeep,
         mut on_pass: impl FnMut(&Result<PassReport, EngineError>),
     ) -> Result<(), EngineError> {
-        let mut stop = upkeep.stop.clone();
+        self.recorded_infra(infra_id)?;
+        let lease = self
+            .take_lease(infra_id, &upkeep.lease, &upkeep.stop)
+            .await?;
+        let mut stop = lease.stop_signal(&upkeep.stop);
         let mut failures_in_a_row = 0u32;
         while !stop.is_stopped() {
             let outcome = self
-                .maintain_pass(infra_id, auth, upkeep.interval, stop.clone())
+                .pass(infra_id, auth, upkeep.interval, stop.clone())
                 .await;
+            let outcome = lease.settle(outcome);
             on_pass(&outcome);
             let wait = match (outcome, upkeep.policy) {
+                (Err(lost @ EngineError::LeaseLost { .. }), _) => return Err(lost),
                 (Ok(_), _) => {
                     failures_in_a_row = 0;
                     upkeep.interval
@@ -84,6 +113,6 @@ impl Orchestrator {
                 () = stop.stopped() => {}
             }
         }
-        Ok(())
+        lease.settle(Ok(()))
     }
 }

@@ -9,9 +9,9 @@
 
 use crate::error::LocalCloudError;
 use crate::node::{BootState, ControlFiles};
-use crate::procfs;
 use crate::records::{NodeRecord, NodeRecords, Reservation};
 use crate::settings::{LocalCloudSettings, parse_range};
+use occopus_process as procfs;
 use occopus_types::now_ms;
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -88,7 +88,7 @@ impl LocalCloud {
             .map_err(io(format!("create {}", settings.root.display())))?;
         let path = settings.root.join("local-cloud.db");
         let records =
-            NodeRecords::open(&path).map_err(|source| LocalCloudError::Store { path, source })?;
+            NodeRecords::open(&path).map_err(|source| LocalCloudError::Open { path, source })?;
         Ok(LocalCloud {
             settings,
             records,

@@ -2,6 +2,14 @@
 
 use std::path::PathBuf;
 
+impl LocalCloudError {
+    /// Whether it may pass by itself (the records were locked by another
+    /// process for longer than the busy timeout): worth a retry.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LocalCloudError::Store { source, .. } if occopus_sqlite::is_busy(source))
+    }
+}
+
 /// Errors of the local cloud.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalCloudError {
@@ -9,6 +17,11 @@ pub enum LocalCloudError {
     Store {
         path: PathBuf,
         source: rusqlite::Error,
+    },
+    #[error("the local cloud's database {path} cannot be used: {source}")]
+    Open {
+        path: PathBuf,
+        source: occopus_sqlite::OpenError,
     },
     #[error("the local cloud cannot {what}: {source}")]
     Io {
@@ -35,12 +48,21 @@ impl occopus_types::HasErrorCode for LocalCloudError {
     fn code(&self) -> occopus_types::ErrorCode {
         use occopus_types::ErrorCode;
         match self {
-            LocalCloudError::BadRange(_) => ErrorCode::BadConfiguration,
+            LocalCloudError::BadRange(_)
+            | LocalCloudError::Open {
+                source: occopus_sqlite::OpenError::NewerSchema { .. },
+                ..
+            } => ErrorCode::BadConfiguration,
             LocalCloudError::NotFound(_) => ErrorCode::OperationFailed,
             LocalCloudError::TooManyNodes { .. } | LocalCloudError::AddressesExhausted { .. } => {
                 ErrorCode::CloudCallFailed
             }
-            LocalCloudError::Store { .. } | LocalCloudError::Io { .. } => ErrorCode::Internal,
+            LocalCloudError::Store { source, .. } if occopus_sqlite::is_busy(source) => {
+                ErrorCode::CloudCallFailed
+            }
+            LocalCloudError::Store { .. }
+            | LocalCloudError::Open { .. }
+            | LocalCloudError::Io { .. } => ErrorCode::Internal,
         }
     }
 }

@@ -67,6 +67,8 @@ impl IntoResponse for ApiError {
             LocalCloudError::TooManyNodes { .. } | LocalCloudError::AddressesExhausted { .. } => {
                 (StatusCode::TOO_MANY_REQUESTS, "quota")
             }
+            // Another process holds the records: the driver retries (503).
+            error if error.is_transient() => (StatusCode::SERVICE_UNAVAILABLE, "transient"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         let body = json!({"error": {"kind": kind, "message": self.0.to_string()}});

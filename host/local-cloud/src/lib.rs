@@ -8,13 +8,11 @@
 //! - [`records`]: the records, in SQLite;
 //! - [`cloud`]: creating, observing and destroying nodes;
 //! - [`http`]: the HTTP API the `local` driver talks to;
-//! - [`procfs`]: what `/proc` says about processes.
 
 pub mod cloud;
 mod error;
 pub mod http;
 pub mod node;
-pub mod procfs;
 pub mod records;
 pub mod settings;
 pub mod user_data;

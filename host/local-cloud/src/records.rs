@@ -1,7 +1,7 @@
 //! The local cloud's records, in SQLite, so that nodes outlive the process
 //! that created them and any occopus process can list them.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -78,7 +78,7 @@ const COLUMNS: &str = "id, client_token, infra_id, infra_name, node_name, addres
 
 impl NodeRecords {
     /// Opens (creating and migrating) the database at `path`.
-    pub fn open(path: &Path) -> rusqlite::Result<NodeRecords> {
+    pub fn open(path: &Path) -> Result<NodeRecords, occopus_sqlite::OpenError> {
         let connection = occopus_sqlite::open_migrated(path, MIGRATIONS)?;
         Ok(NodeRecords {
             connection: Mutex::new(connection),
@@ -105,7 +105,8 @@ impl NodeRecords {
         created_ms: i64,
     ) -> rusqlite::Result<Reservation> {
         self.with(|connection| {
-            let transaction = connection.transaction()?;
+            let transaction =
+                connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let existing = transaction
                 .query_row(
                     &format!("SELECT {COLUMNS} FROM nodes WHERE client_token = ?1"),
@@ -178,7 +179,7 @@ impl NodeRecords {
     /// owes the node its start.
     pub fn claim_unstarted(&self, id: &str) -> rusqlite::Result<bool> {
         self.with(|c| {
-            let transaction = c.transaction()?;
+            let transaction = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let creator: Option<Option<u32>> = transaction
                 .query_row(
                     "SELECT creator_pid FROM nodes WHERE id = ?1 AND pid IS NULL",
@@ -191,7 +192,7 @@ impl NodeRecords {
             };
             let me = std::process::id();
             let creator_alive =
-                creator.is_some_and(|pid| pid == me || crate::procfs::stat(pid as i32).is_some());
+                creator.is_some_and(|pid| pid == me || occopus_process::stat(pid as i32).is_some());
             if creator_alive {
                 return Ok(false);
             }
@@ -235,7 +236,7 @@ impl NodeRecords {
     /// Moves a destroyed node's record to the destroyed ones (freeing its address).
     pub fn mark_destroyed(&self, id: &str, destroyed_ms: i64) -> rusqlite::Result<()> {
         self.with(|c| {
-            let transaction = c.transaction()?;
+            let transaction = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
             transaction.execute(
                 "INSERT OR IGNORE INTO destroyed (id, infra_id, node_name, destroyed_ms, client_token)
                  SELECT id, infra_id, node_name, ?2, client_token FROM nodes WHERE id = ?1",

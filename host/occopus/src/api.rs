@@ -8,8 +8,8 @@ use crate::local_endpoint::LocalCloudEndpoint;
 use crate::plugins::load_plugins;
 use occopus_engine::check::{self, Strictness};
 use occopus_engine::{
-    BuildOptions, BuildReport, DestroyReport, EngineError, Event, Orchestrator, PassReport, Plan,
-    ScaleBy, ScaleQueued, StopSignal, Upkeep, Wiring,
+    BuildOptions, BuildReport, DestroyOptions, DestroyReport, EngineError, Event, Orchestrator,
+    PassReport, Plan, ScaleBy, ScaleQueued, Upkeep, Wiring,
 };
 use occopus_health::HealthChecker;
 use occopus_local_cloud::{LocalCloudSettings, NodeRunner};
@@ -27,6 +27,9 @@ pub struct Options {
     pub config: Config,
     /// The state database.
     pub state: Option<PathBuf>,
+    /// Open the state database to read only (for commands that change no
+    /// infrastructure): works on a read-only file, never waits for a lease.
+    pub read_only: bool,
     /// Let templates run commands on this machine with `cmd()`.
     pub allow_template_commands: bool,
     /// The command that supervises a local cloud node (the `occopus` binary
@@ -58,7 +61,7 @@ impl Occopus {
     /// Loads the plugins and opens the state database.
     pub async fn open(options: Options) -> Result<Self, ApiError> {
         let catalog = Arc::new(load_plugins(&options.config.plugins).await?);
-        let store = open_state(options.state.clone())?;
+        let store = open_state(options.state.clone(), options.read_only)?;
         let renderer = Renderer::new(options.allow_template_commands);
         let orchestrator = Orchestrator::new(
             Wiring {
@@ -135,10 +138,10 @@ impl Occopus {
         &self,
         infra_id: &str,
         auth_data: Option<&Path>,
-        stop: StopSignal,
+        options: DestroyOptions,
     ) -> Result<DestroyReport, ApiError> {
         let auth = load_auth_or_default(auth_data)?;
-        Ok(self.orchestrator.destroy(infra_id, &auth, stop).await?)
+        Ok(self.orchestrator.destroy(infra_id, &auth, options).await?)
     }
 
     /// What building the files onto `infra_id` (default: the description's
@@ -154,13 +157,12 @@ impl Occopus {
         &self,
         infra_id: &str,
         auth_data: Option<&Path>,
-        interval: std::time::Duration,
-        stop: StopSignal,
+        upkeep: &Upkeep,
     ) -> Result<PassReport, ApiError> {
         let auth = load_auth_or_default(auth_data)?;
         Ok(self
             .orchestrator
-            .maintain_pass(infra_id, &auth, interval, stop)
+            .maintain_pass(infra_id, &auth, upkeep)
             .await?)
     }
 

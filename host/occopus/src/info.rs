@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use occopus_engine::orchestrator::recorded_infra;
 use occopus_store::{
-    InfraRecord, InstanceRecord, NodeSnapshot, NodeTarget, ScaleRequest, StateStore,
+    InfraRecord, InstanceRecord, LeaseRecord, NodeSnapshot, NodeTarget, ScaleRequest, StateStore,
 };
 use std::path::PathBuf;
 
@@ -19,6 +19,8 @@ pub struct InfraInfo {
     pub targets: Vec<NodeTarget>,
     /// Scaling requests not applied yet.
     pub scale_requests: Vec<ScaleRequest>,
+    /// The lease of the operation changing it now, if one is.
+    pub lease: Option<LeaseRecord>,
 }
 
 impl InfraInfo {
@@ -68,10 +70,15 @@ impl InfraInfo {
     }
 }
 
-/// Opens the state database at `state` (the front end says where).
-pub fn open_state(state: Option<PathBuf>) -> Result<StateStore, ApiError> {
+/// Opens the state database at `state` (the front end says where), to
+/// read only if `read_only`.
+pub fn open_state(state: Option<PathBuf>, read_only: bool) -> Result<StateStore, ApiError> {
     let path = state.ok_or(ApiError::NoStateLocation)?;
-    Ok(StateStore::open(&path)?)
+    Ok(if read_only {
+        StateStore::open_read_only(&path)?
+    } else {
+        StateStore::open(&path)?
+    })
 }
 
 /// The infrastructures recorded in `store` (all, or the one named). Needs no
@@ -88,6 +95,7 @@ pub fn info(store: &StateStore, infra_id: Option<&str>) -> Result<Vec<InfraInfo>
             instances: store.instances(&id)?,
             targets: store.node_targets(&id)?,
             scale_requests: store.scale_requests(&id)?,
+            lease: store.lease(&id)?,
             infra,
         });
     }

@@ -9,7 +9,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), occopus::ApiError> {
-//! use occopus::engine::{BuildOptions, StopSignal};
+//! use occopus::engine::{BuildOptions, DestroyOptions, LeasePolicy, StopSignal};
 //! use occopus::model::Sources;
 //! use occopus::{Occopus, Options};
 //!
@@ -23,10 +23,19 @@
 //!         println!("{} {} {}", event.node, event.instance_id, event.phase.as_str());
 //!     }
 //! });
-//! let options = BuildOptions { infra_id: None, rollback: false, stop: StopSignal::never() };
+//! // Another process building the same infra makes this one wait (or, with
+//! // `LeasePolicy::no_wait`, refuse at once naming it).
+//! let lease = LeasePolicy { command: "demo".into(), wait: std::time::Duration::MAX };
+//! let options = BuildOptions {
+//!     infra_id: None,
+//!     rollback: false,
+//!     stop: StopSignal::never(),
+//!     lease: lease.clone(),
+//! };
 //! let report = occopus.build(&sources, options).await?;
 //! println!("built {} ({} instances)", report.infra_id, report.instances.len());
-//! occopus.destroy(&report.infra_id, None, StopSignal::never()).await?;
+//! let options = DestroyOptions { stop: StopSignal::never(), lease };
+//! occopus.destroy(&report.infra_id, None, options).await?;
 //! # Ok(())
 //! # }
 //! ```

@@ -3,7 +3,9 @@
 //! recorded in the store so that a restarted service resumes them.
 
 use occopus::Occopus;
-use occopus::engine::{BuildOptions, ErrorPolicy, StopHandle, StopSignal, Upkeep};
+use occopus::engine::{
+    BuildOptions, DestroyOptions, ErrorPolicy, LeasePolicy, StopHandle, StopSignal, Upkeep,
+};
 use occopus::model::Sources;
 use occopus::model::yaml::Imports;
 use std::collections::HashMap;
@@ -35,6 +37,16 @@ impl Default for ServiceSettings {
             max_body_bytes: 1 << 20,
             maintain_interval: Duration::from_secs(10),
         }
+    }
+}
+
+/// How a job of the service takes its infra's lease: it waits for another
+/// holder (a command line run on the same state database) to end, however
+/// long that takes; a holder that died is taken over at once.
+fn job_lease(operation: &str) -> LeasePolicy {
+    LeasePolicy {
+        command: format!("occopus serve ({operation} job)"),
+        wait: Duration::MAX,
     }
 }
 
@@ -198,6 +210,7 @@ impl Service {
                 infra_id: Some(infra_id.clone()),
                 rollback: false,
                 stop: stop.clone(),
+                lease: job_lease("build"),
             };
             match service.occopus.build(&sources, options).await {
                 Ok(report) if report.succeeded() => {
@@ -231,6 +244,7 @@ impl Service {
                 interval: service.settings.maintain_interval,
                 policy: ErrorPolicy::default(),
                 stop: running.stop.clone(),
+                lease: job_lease("maintain"),
             };
             let ended = service
                 .occopus
@@ -255,11 +269,14 @@ impl Service {
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
-            let stop = running.stop.clone();
+            let options = DestroyOptions {
+                stop: running.stop.clone(),
+                lease: job_lease("destroy"),
+            };
             let auth = service.settings.auth_data.clone();
             match service
                 .occopus
-                .destroy(&infra_id, auth.as_deref(), stop)
+                .destroy(&infra_id, auth.as_deref(), options)
                 .await
             {
                 Ok(_) => {

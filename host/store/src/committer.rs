@@ -7,10 +7,12 @@
 //! writer thread takes every write that is waiting, runs each inside its own
 //! savepoint of a shared transaction, commits once and only then answers each
 //! caller: a write still returns only once it is durable, and a failing write
-//! is rolled back alone.
+//! (one whose lease fence fails included) is rolled back alone. The batch's
+//! transaction takes the write lock when it begins, so that another process
+//! writing the same file makes it wait rather than fail.
 
 use crate::error::StoreError;
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -20,7 +22,7 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 512;
 
 /// One write: statements run on the connection inside its savepoint.
-type Write = Box<dyn FnOnce(&Connection) -> rusqlite::Result<()> + Send>;
+type Write = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
 
 struct Job {
     write: Write,
@@ -52,7 +54,7 @@ impl Committer {
     /// Runs `write` in the next group commit and returns once it is committed.
     pub(crate) async fn write(
         &self,
-        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+        write: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         self.jobs
@@ -73,7 +75,8 @@ fn commit(connection: &Mutex<Connection>, batch: Vec<Job>) {
     let mut connection = connection
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut transaction = match connection.transaction() {
+    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
+    {
         Ok(transaction) => transaction,
         Err(e) => {
             for job in batch {
@@ -84,17 +87,20 @@ fn commit(connection: &Mutex<Connection>, batch: Vec<Job>) {
     };
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
-        let outcome = transaction.savepoint().and_then(|savepoint| {
-            (job.write)(&savepoint)?;
-            savepoint.commit()
-        });
+        let outcome = transaction
+            .savepoint()
+            .map_err(StoreError::from)
+            .and_then(|savepoint| {
+                (job.write)(&savepoint)?;
+                Ok(savepoint.commit()?)
+            });
         answers.push((job.done, outcome));
     }
     let committed = transaction.commit();
     drop(connection);
     for (done, outcome) in answers {
         let answer = match (&committed, outcome) {
-            (Ok(()), outcome) => outcome.map_err(StoreError::Sql),
+            (Ok(()), outcome) => outcome,
             (Err(e), _) => Err(StoreError::Commit(e.to_string())),
         };
         // The caller may have given up waiting; the write stands either way.

@@ -1,5 +1,6 @@
 //! Errors of the store.
 
+use occopus_types::{ErrorCode, HasErrorCode};
 use std::path::PathBuf;
 
 /// Errors of the store.
@@ -10,7 +11,12 @@ pub enum StoreError {
     )]
     Open {
         path: PathBuf,
-        source: rusqlite::Error,
+        source: occopus_sqlite::OpenError,
+    },
+    #[error("cannot create the directory of the state database {path}: {source}")]
+    Directory {
+        path: PathBuf,
+        source: std::io::Error,
     },
     #[error("the state database failed: {0}")]
     Sql(#[from] rusqlite::Error),
@@ -20,10 +26,26 @@ pub enum StoreError {
     Commit(String),
     #[error("a record in the state database is damaged: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the state database was opened to read only")]
+    ReadOnly,
+    #[error(
+        "infrastructure `{infra_id}` is no longer this process's to change: its lease was taken over (its holder was thought dead or its lease had expired); nothing more is written"
+    )]
+    Fenced { infra_id: String },
+    #[error("infrastructure `{infra_id}` is changed without its lease (a bug)")]
+    NotLeased { infra_id: String },
 }
 
-impl occopus_types::HasErrorCode for StoreError {
-    fn code(&self) -> occopus_types::ErrorCode {
-        occopus_types::ErrorCode::StateDatabase
+impl HasErrorCode for StoreError {
+    fn code(&self) -> ErrorCode {
+        match self {
+            StoreError::Open {
+                source: occopus_sqlite::OpenError::NewerSchema { .. },
+                ..
+            } => ErrorCode::BadConfiguration,
+            StoreError::Fenced { .. } => ErrorCode::Conflict,
+            StoreError::NotLeased { .. } => ErrorCode::Internal,
+            _ => ErrorCode::StateDatabase,
+        }
     }
 }

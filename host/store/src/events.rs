@@ -40,17 +40,14 @@ impl StateStore {
         events: &[(Option<&str>, String)],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        self.with(|c| {
-            let transaction = c.transaction()?;
-            {
-                let mut insert = transaction.prepare_cached(
-                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
-                )?;
-                for (instance_id, message) in events {
-                    insert.execute(params![infra_id, instance_id, now, message])?;
-                }
+        self.fenced(infra_id, |c| {
+            let mut insert = c.prepare_cached(
+                "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (instance_id, message) in events {
+                insert.execute(params![infra_id, instance_id, now, message])?;
             }
-            transaction.commit()
+            Ok(())
         })
     }
 

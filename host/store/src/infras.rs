@@ -17,7 +17,7 @@ impl StateStore {
     ) -> Result<(), StoreError> {
         let snapshot = serde_json::to_string(snapshot)?;
         let now = now_ms();
-        self.with(|c| {
+        self.fenced(id, |c| {
             c.execute(
                 "INSERT INTO infras (id, name, status, snapshot, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -30,7 +30,7 @@ impl StateStore {
 
     /// Sets an infra's status.
     pub fn set_infra_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.fenced(id, |c| {
             c.execute(
                 "UPDATE infras SET status = ?2, updated_ms = ?3 WHERE id = ?1",
                 params![id, status, now_ms()],
@@ -71,9 +71,12 @@ impl StateStore {
         })
     }
 
-    /// Deletes an infra with its instances (after they were destroyed).
+    /// Deletes an infra with its instances, targets, scaling requests and
+    /// events (after its instances were destroyed), so that the database does
+    /// not grow with infras built and destroyed.
     pub fn delete_infra(&self, id: &str) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.fenced(id, |c| {
+            c.execute("DELETE FROM events WHERE infra_id = ?1", [id])?;
             c.execute("DELETE FROM infras WHERE id = ?1", [id])
                 .map(drop)
         })

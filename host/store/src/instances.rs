@@ -50,9 +50,9 @@ impl StateStore {
     /// Writes an instance's intent, before the call that creates it.
     pub async fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
         let resource = serde_json::to_string(&record.resource)?;
+        let infra_id = record.infra_id.clone();
         let record = record.clone();
-        self.committer
-            .write(move |c| {
+        self.fenced_write(&infra_id, move |c| {
                 c.prepare_cached(
                     "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
@@ -73,10 +73,14 @@ impl StateStore {
     }
 
     /// Records the cloud id a create returned (or that `list` found).
-    pub async fn record_cloud_id(&self, id: &str, cloud_id: &str) -> Result<(), StoreError> {
+    pub async fn record_cloud_id(
+        &self,
+        infra_id: &str,
+        id: &str,
+        cloud_id: &str,
+    ) -> Result<(), StoreError> {
         let (id, cloud_id) = (id.to_string(), cloud_id.to_string());
-        self.committer
-            .write(move |c| {
+        self.fenced_write(infra_id, move |c| {
                 c.prepare_cached(
                     "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
                      updated_ms = ?3 WHERE id = ?1",
@@ -92,6 +96,7 @@ impl StateStore {
     /// transaction.
     pub async fn record_state(
         &self,
+        infra_id: &str,
         id: &str,
         state: InstanceState,
         addresses: Option<&InstanceAddresses>,
@@ -110,8 +115,7 @@ impl StateStore {
             _ => None,
         };
         let (id, error) = (id.to_string(), error.map(str::to_string));
-        self.committer
-            .write(move |c| {
+        self.fenced_write(infra_id, move |c| {
                 let now = now_ms();
                 c.prepare_cached(
                     "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
@@ -127,21 +131,21 @@ impl StateStore {
     }
 
     /// Forgets a destroyed instance (and logs that it was destroyed).
-    pub async fn delete_instance(&self, id: &str) -> Result<(), StoreError> {
+    pub async fn delete_instance(&self, infra_id: &str, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.committer
-            .write(move |c| {
-                log_instance_event(c, &id, "destroyed", now_ms())?;
-                c.execute("DELETE FROM instances WHERE id = ?1", [&id])
-                    .map(drop)
-            })
-            .await
+        self.fenced_write(infra_id, move |c| {
+            log_instance_event(c, &id, "destroyed", now_ms())?;
+            c.execute("DELETE FROM instances WHERE id = ?1", [&id])
+                .map(drop)
+        })
+        .await
     }
 
     /// Records the outcome of an instance's health checks: a pass clears the
     /// failure time, a failure keeps the first one.
     pub async fn record_health(
         &self,
+        infra_id: &str,
         id: &str,
         healthy: bool,
         detail: Option<&str>,
@@ -152,8 +156,7 @@ impl StateStore {
         } else {
             HealthStatus::Failing
         };
-        self.committer
-            .write(move |c| {
+        self.fenced_write(infra_id, move |c| {
                 let now = now_ms();
                 c.prepare_cached(
                     "UPDATE instances SET health = ?2, health_detail = ?3, checked_ms = ?4,
@@ -216,6 +219,10 @@ mod tests {
     fn store_with_infra() -> (tempfile::TempDir, StateStore) {
         let dir = tempfile::tempdir().unwrap();
         let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let me = crate::LeaseHolder::this_process("occopus build");
+        store
+            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
+            .unwrap();
         store
             .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
             .unwrap();
@@ -249,13 +256,13 @@ mod tests {
             .clone();
         store.insert_intent(&record).await.unwrap();
         assert_eq!(store.next_seq("i1", "web").unwrap(), 2);
-        store.record_cloud_id("web-1", "c-1").await.unwrap();
+        store.record_cloud_id("i1", "web-1", "c-1").await.unwrap();
         let addresses = InstanceAddresses {
             public: vec!["10.0.0.1".into()],
             private: vec![],
         };
         store
-            .record_state("web-1", InstanceState::Ready, Some(&addresses), None)
+            .record_state("i1", "web-1", InstanceState::Ready, Some(&addresses), None)
             .await
             .unwrap();
         let stored = &store.instances("i1").unwrap()[0];
@@ -269,9 +276,15 @@ mod tests {
             "web web-1: ready at 10.0.0.1"
         );
         // Reopening keeps everything (migrations are not re-run).
+        let epoch = store.lease("i1").unwrap().unwrap().epoch;
+        store.release_lease("i1", epoch).unwrap();
         drop(store);
         let store = StateStore::open(&dir.path().join("state.db")).unwrap();
         assert_eq!(store.instances("i1").unwrap().len(), 1);
+        let me = crate::LeaseHolder::this_process("occopus destroy");
+        store
+            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
+            .unwrap();
         store.delete_infra("i1").unwrap();
         assert!(
             store.instances("i1").unwrap().is_empty(),

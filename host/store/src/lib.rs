@@ -11,8 +11,9 @@
 //! [`StateStore`] is the handle; its methods live one file per table group:
 //! `infras.rs`, `instances.rs`, `scaling.rs` (node targets and scaling
 //! requests), `definitions.rs` (imported node definitions), `events.rs`,
-//! `service.rs` (the REST service's operations); `schema.rs` holds the
-//! migrations and `records.rs` the plain types.
+//! `service.rs` (the REST service's operations), `leases.rs` (one writer per
+//! infra: every write about an infra is fenced by its lease); `schema.rs`
+//! holds the migrations and `records.rs` the plain types.
 
 mod committer;
 mod definitions;
@@ -20,6 +21,7 @@ mod error;
 mod events;
 mod infras;
 mod instances;
+mod leases;
 mod records;
 mod scaling;
 mod schema;
@@ -27,6 +29,7 @@ mod service;
 mod state_store;
 
 pub use error::StoreError;
+pub use leases::{Acquired, LeaseHolder, LeaseRecord, Liveness};
 pub use records::{
     EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceRecord, InstanceState,
     NodeSnapshot, NodeTarget, ScaleRequest,

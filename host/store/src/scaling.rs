@@ -29,7 +29,7 @@ impl StateStore {
 
     /// Sets a node's target and backoff.
     pub fn set_node_target(&self, infra_id: &str, target: &NodeTarget) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.fenced(infra_id, |c| {
             c.prepare_cached(
                 "INSERT INTO node_targets (infra_id, node_name, target, failures, retry_after_ms) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (infra_id, node_name) DO UPDATE SET target = ?3, failures = ?4, retry_after_ms = ?5",
@@ -47,7 +47,7 @@ impl StateStore {
 
     /// Forgets the target of a node no longer in the description.
     pub fn delete_node_target(&self, infra_id: &str, node_name: &str) -> Result<(), StoreError> {
-        self.with(|c| {
+        self.fenced(infra_id, |c| {
             c.execute(
                 "DELETE FROM node_targets WHERE infra_id = ?1 AND node_name = ?2",
                 params![infra_id, node_name],
@@ -56,7 +56,9 @@ impl StateStore {
         })
     }
 
-    /// Queues a scaling request; returns its number.
+    /// Queues a scaling request, and logs it, in one transaction; returns
+    /// its number. Needs no lease: the queue is how a request reaches the
+    /// infra's maintenance, whoever holds it.
     pub fn queue_scale_request(
         &self,
         infra_id: &str,
@@ -64,12 +66,24 @@ impl StateStore {
         change: i64,
         instance: Option<&str>,
     ) -> Result<i64, StoreError> {
+        let now = now_ms();
         self.with(|c| {
-            c.execute(
-                "INSERT INTO scale_requests (infra_id, node_name, change, instance_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![infra_id, node_name, change, instance, now_ms()],
-            )?;
-            Ok(c.last_insert_rowid())
+            occopus_sqlite::write(c, |c| {
+                c.execute(
+                    "INSERT INTO scale_requests (infra_id, node_name, change, instance_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![infra_id, node_name, change, instance, now],
+                )?;
+                let seq = c.last_insert_rowid();
+                c.execute(
+                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, NULL, ?2, ?3)",
+                    params![
+                        infra_id,
+                        now,
+                        format!("scaling request {seq} queued: node `{node_name}` {change:+}")
+                    ],
+                )?;
+                Ok(seq)
+            })
         })
     }
 
@@ -93,8 +107,8 @@ impl StateStore {
     }
 
     /// Removes a handled scaling request.
-    pub fn delete_scale_request(&self, seq: i64) -> Result<(), StoreError> {
-        self.with(|c| {
+    pub fn delete_scale_request(&self, infra_id: &str, seq: i64) -> Result<(), StoreError> {
+        self.fenced(infra_id, |c| {
             c.execute("DELETE FROM scale_requests WHERE seq = ?1", [seq])
                 .map(drop)
         })

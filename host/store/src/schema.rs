@@ -71,4 +71,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         updated_ms  INTEGER NOT NULL
     );
 ",
+    // One writer per infrastructure (leases.rs); the events of infras
+    // destroyed before events went with their infra.
+    "
+    CREATE TABLE leases (
+        infra_id     TEXT PRIMARY KEY,
+        epoch        INTEGER NOT NULL,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        start_ticks  INTEGER NOT NULL,
+        command      TEXT NOT NULL,
+        since_ms     INTEGER NOT NULL,
+        heartbeat_ms INTEGER NOT NULL,
+        expires_ms   INTEGER NOT NULL
+    );
+    CREATE TABLE lease_epochs (next INTEGER NOT NULL);
+    INSERT INTO lease_epochs (next) VALUES (1);
+    DELETE FROM events WHERE infra_id NOT IN (SELECT id FROM infras);
+",
 ];

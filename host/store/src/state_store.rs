@@ -1,11 +1,14 @@
 //! The state database handle: one SQLite connection shared by short
-//! transactions, and the writer thread that group-commits the engine's
-//! per-instance writes (see `committer.rs`).
+//! transactions, the writer thread that group-commits the engine's
+//! per-instance writes (see `committer.rs`), and the leases this process
+//! holds, against which every write about an infrastructure is fenced (see
+//! `leases.rs`).
 
 use crate::committer::Committer;
 use crate::error::StoreError;
 use crate::schema::MIGRATIONS;
-use rusqlite::Connection;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -14,16 +17,19 @@ use std::sync::{Arc, Mutex};
 /// group-committed by a writer thread.
 pub struct StateStore {
     pub(crate) connection: Arc<Mutex<Connection>>,
-    pub(crate) committer: Committer,
+    /// None when opened to read only.
+    committer: Option<Committer>,
+    /// The lease epoch this process holds, per infra id.
+    pub(crate) held: Mutex<HashMap<String, i64>>,
 }
 
 impl StateStore {
     /// Opens (creating and migrating) the database at `path`.
     pub fn open(path: &Path) -> Result<StateStore, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Open {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Directory {
                 path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+                source,
             })?;
         }
         let connection =
@@ -32,13 +38,40 @@ impl StateStore {
                 source,
             })?;
         let connection = Arc::new(Mutex::new(connection));
-        let committer = Committer::start(connection.clone()).map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-        })?;
+        let committer =
+            Committer::start(connection.clone()).map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok(StateStore {
             connection,
-            committer,
+            committer: Some(committer),
+            held: Mutex::default(),
+        })
+    }
+
+    /// Opens the database at `path` to read only: for commands that never
+    /// change an infrastructure. Nothing is created, migrated or locked; a
+    /// missing file reads as an empty database; a read-only mount works.
+    pub fn open_read_only(path: &Path) -> Result<StateStore, StoreError> {
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let connection = match occopus_sqlite::open_read_only(path, MIGRATIONS.len() as i64) {
+            Ok(connection) => connection,
+            Err(occopus_sqlite::OpenError::Missing(_)) => {
+                let mut empty = Connection::open_in_memory()?;
+                let transaction = empty.transaction()?;
+                for migration in MIGRATIONS {
+                    transaction.execute_batch(migration)?;
+                }
+                transaction.commit()?;
+                empty
+            }
+            Err(e) => return Err(open_error(e)),
+        };
+        Ok(StateStore {
+            connection: Arc::new(Mutex::new(connection)),
+            committer: None,
+            held: Mutex::default(),
         })
     }
 
@@ -47,5 +80,78 @@ impl StateStore {
         f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
     ) -> Result<T, StoreError> {
         Ok(occopus_sqlite::with(&self.connection, f)?)
+    }
+
+    /// The group committer, unless the store was opened to read only.
+    pub(crate) fn committer(&self) -> Result<&Committer, StoreError> {
+        self.committer.as_ref().ok_or(StoreError::ReadOnly)
+    }
+
+    /// The lease epoch this process holds for `infra_id`.
+    pub(crate) fn epoch_of(&self, infra_id: &str) -> Result<i64, StoreError> {
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(infra_id)
+            .copied()
+            .ok_or_else(|| StoreError::NotLeased {
+                infra_id: infra_id.to_string(),
+            })
+    }
+
+    /// Runs `f` in a write transaction about `infra_id`, after checking, in
+    /// that transaction, that this process still holds its lease.
+    pub(crate) fn fenced<T>(
+        &self,
+        infra_id: &str,
+        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        let epoch = self.epoch_of(infra_id)?;
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        fence(&transaction, infra_id, epoch)?;
+        let value = f(&transaction)?;
+        transaction.commit()?;
+        Ok(value)
+    }
+}
+
+impl StateStore {
+    /// Runs `write` in the next group commit (see `committer.rs`), fenced
+    /// like [`StateStore::fenced`], and returns once it is committed.
+    pub(crate) async fn fenced_write(
+        &self,
+        infra_id: &str,
+        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        let epoch = self.epoch_of(infra_id)?;
+        let infra_id = infra_id.to_string();
+        self.committer()?
+            .write(move |c| {
+                fence(c, &infra_id, epoch)?;
+                Ok(write(c)?)
+            })
+            .await
+    }
+}
+
+/// Refuses a write about `infra_id` unless the lease on it is still at
+/// `epoch`: a holder that was paused or cut off while another took its lease
+/// over writes nothing more.
+pub(crate) fn fence(connection: &Connection, infra_id: &str, epoch: i64) -> Result<(), StoreError> {
+    use rusqlite::OptionalExtension;
+    let current: Option<i64> = connection
+        .prepare_cached("SELECT epoch FROM leases WHERE infra_id = ?1")?
+        .query_row([infra_id], |r| r.get(0))
+        .optional()?;
+    if current == Some(epoch) {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            infra_id: infra_id.to_string(),
+        })
     }
 }
