@@ -15,6 +15,20 @@ pub enum RuntimeError {
     #[error("cannot start the plugin engine: {0}")]
     Engine(String),
 
+    /// The address space `ulimit -v` leaves cannot hold one plugin call.
+    #[error(
+        "a plugin call needs {needed_mib} MiB of address space (its memories of up to \
+         {memory_limit_mib} MiB each, with guard pages), but the address-space limit \
+         (`ulimit -v`) leaves {available_mib} MiB for plugins; raise the limit, or lower \
+         `plugins.limits.memory_limit_mib` (and any `plugins.settings.NAME.memory_limit_mib`) \
+         in the occopus config"
+    )]
+    AddressSpace {
+        needed_mib: u64,
+        available_mib: u64,
+        memory_limit_mib: u64,
+    },
+
     /// A setting of the `plugins` section is wrong.
     #[error("the occopus config's `{setting}` is wrong: {problem}")]
     BadSetting {
@@ -130,7 +144,9 @@ impl HasErrorCode for RuntimeError {
     fn code(&self) -> ErrorCode {
         match self {
             RuntimeError::Engine(_) => ErrorCode::Internal,
-            RuntimeError::BadSetting { .. } => ErrorCode::BadConfiguration,
+            RuntimeError::BadSetting { .. } | RuntimeError::AddressSpace { .. } => {
+                ErrorCode::BadConfiguration
+            }
             RuntimeError::Read { .. }
             | RuntimeError::InvalidComponent { .. }
             | RuntimeError::ContractMismatch { .. }

@@ -48,8 +48,10 @@ impl PluginRuntime {
             .chain([limits.memory_limit_mib])
             .max()
             .unwrap_or(limits.memory_limit_mib);
+        let slots =
+            wasm_engine::slots_that_fit(limits.max_concurrent_calls, largest_memory_mib << 20)?;
         let engine = Arc::new(wasm_engine::build_engine(EngineLimits {
-            max_instances: limits.max_concurrent_calls,
+            max_instances: slots,
             max_memory_bytes: largest_memory_mib << 20,
         })?);
         wasm_engine::start_epoch_clock(&engine)?;
@@ -73,7 +75,7 @@ impl PluginRuntime {
                 engine,
                 linker,
                 cache,
-                slots: Semaphore::new(limits.max_concurrent_calls.max(1) as usize),
+                slots: Semaphore::new(slots as usize),
                 limits,
                 allowed_hosts: settings.allowed_hosts.clone(),
                 overrides: settings.settings.clone(),
