@@ -6,7 +6,7 @@ as running and lets the health checks decide when it is ready:
 
     resource:
       type: static
-      addresses: [203.0.113.10, 203.0.113.11]
+      addresses: [127.102.0.10, 127.102.0.11]
 
 Instance N of a node gets the address at position hash(instance id) modulo the
 number of addresses. Its schema says `"x-occopus-inventory": false`: there is

@@ -104,7 +104,7 @@ fn the_first_party_drivers_and_the_python_example_keep_the_contract() {
     let python = check(
         &occopus,
         &python_plugin(),
-        "type: static\naddresses: [203.0.113.10]\n",
+        "type: static\naddresses: [127.102.0.10]\n",
     );
     passes(&python, &all_passed_but(&["list-by-tag"]));
 }

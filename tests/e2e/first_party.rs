@@ -51,7 +51,7 @@ async fn create(dummy: &DriverPlugin, resource: &Value, instance_id: &str) -> St
 }
 
 #[tokio::test]
-async fn dummy_instances_boot_then_run_at_test_net_addresses() {
+async fn dummy_instances_boot_then_run_at_loopback_addresses() {
     let catalog = catalog().await;
     let dummy = catalog.driver("dummy").unwrap();
     let resource = json!({"type": "dummy", "boot_time": 0.3});
@@ -68,8 +68,8 @@ async fn dummy_instances_boot_then_run_at_test_net_addresses() {
 
     let public: Ipv4Addr = status.public_addresses[0].parse().unwrap();
     let private: Ipv4Addr = status.private_addresses[0].parse().unwrap();
-    assert_eq!(public.octets()[..3], [192, 0, 2]);
-    assert_eq!(private.octets()[..3], [198, 51, 100]);
+    assert_eq!(public.octets()[..2], [127, 100]);
+    assert_eq!(private.octets()[..2], [127, 101]);
 }
 
 #[tokio::test]
@@ -219,7 +219,7 @@ async fn docker_contextualiser_builds_env_and_command() {
         docker,
         json!({
             "type": "docker",
-            "env": ["target_ip=192.0.2.7", "GREETING=a=b"],
+            "env": ["target_ip=127.0.0.7", "GREETING=a=b"],
             "command": "sh -c '/root/start.sh --fast'",
         }),
         "docker",
@@ -233,7 +233,7 @@ async fn docker_contextualiser_builds_env_and_command() {
     assert_eq!(
         payload,
         Payload::Container(ContainerSpec {
-            env: vec![kv("target_ip", "192.0.2.7"), kv("GREETING", "a=b")],
+            env: vec![kv("target_ip", "127.0.0.7"), kv("GREETING", "a=b")],
             command: Some(vec![
                 "sh".into(),
                 "-c".into(),

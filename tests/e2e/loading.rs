@@ -130,7 +130,7 @@ async fn the_python_example_driver_works_in_the_sandbox() {
     assert_eq!(driver.info().name, "static");
     assert_eq!(driver.info().resource_types, ["static"]);
 
-    let resource = json!({"type": "static", "addresses": ["203.0.113.10", "203.0.113.11"]});
+    let resource = json!({"type": "static", "addresses": ["127.102.0.10", "127.102.0.11"]});
     driver
         .validate(resource.as_object().unwrap())
         .await

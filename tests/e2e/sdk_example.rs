@@ -40,7 +40,7 @@ async fn create(
     }
     let id = format!("srv-{}", servers.len() + 1);
     let server = json!({
-        "id": id, "state": "running", "ip": format!("203.0.113.{}", servers.len() + 1),
+        "id": id, "state": "running", "ip": format!("127.102.0.{}", servers.len() + 1),
         "client_token": token, "infra": body["infra"], "node": body["node"],
         "user_data": body["user_data"],
     });
@@ -135,7 +135,7 @@ async fn the_example_driver_manages_servers_over_http() {
 
     let status = driver.status(&target, &id).await.unwrap();
     assert_eq!(status.state, CloudState::Running);
-    assert_eq!(status.public_addresses, ["203.0.113.1"]);
+    assert_eq!(status.public_addresses, ["127.102.0.1"]);
 
     let listed = driver.list(&target, "infra-9").await.unwrap();
     assert_eq!(listed.len(), 1);

@@ -155,13 +155,13 @@ async fn python_calls(runtime: &PluginRuntime, path: PathBuf, calls: usize) {
         started.elapsed().as_secs_f64() * 1000.0
     );
     let target = CloudTarget::new(
-        serde_json::json!({"type": "static", "addresses": ["203.0.113.10"]})
+        serde_json::json!({"type": "static", "addresses": ["127.102.0.10"]})
             .as_object()
             .unwrap()
             .clone(),
     );
     let latencies = measure(calls, async || {
-        driver.status(&target, "n=203.0.113.10").await.unwrap();
+        driver.status(&target, "n=127.102.0.10").await.unwrap();
     })
     .await;
     report("python status, warm (instantiate + call)", &latencies);

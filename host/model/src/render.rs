@@ -12,15 +12,16 @@ use occopus_types::InstanceAddresses;
 use std::sync::Arc;
 
 /// Addresses for a dry render: every node of the infra has one instance at a
-/// documentation address (no traffic is ever sent to it).
+/// loopback address (no traffic is ever sent to it, and were a rendered
+/// script run by hand, it would not reach another machine).
 struct Placeholders(Vec<String>);
 
 impl AddressBook for Placeholders {
     fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
         let index = self.0.iter().position(|n| n == node)?;
         Some(vec![InstanceAddresses {
-            public: vec![format!("192.0.2.{}", 1 + index % 254)],
-            private: vec![format!("198.51.100.{}", 1 + index % 254)],
+            public: vec![format!("127.100.0.{}", 1 + index % 254)],
+            private: vec![format!("127.101.0.{}", 1 + index % 254)],
         }])
     }
 }
@@ -42,7 +43,7 @@ pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnost
             "dry-run",
             &format!("{}-dry-run", node.name),
         );
-        let ip = [("ip", serde_json::Value::from("192.0.2.1"))];
+        let ip = [("ip", serde_json::Value::from("127.100.0.1"))];
         let health = implementation
             .health_check_yaml
             .as_ref()

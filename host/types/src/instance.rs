@@ -68,10 +68,10 @@ mod tests {
         };
         assert_eq!(private_only.primary(), Some("10.0.0.2"));
         let both = InstanceAddresses {
-            public: vec!["198.51.100.7".into()],
+            public: vec!["127.100.0.7".into()],
             ..private_only.clone()
         };
-        assert_eq!(both.primary(), Some("198.51.100.7"));
+        assert_eq!(both.primary(), Some("127.100.0.7"));
         assert!(both.contains("10.0.0.2"));
         assert!(!both.contains("10.0.0.3"));
     }

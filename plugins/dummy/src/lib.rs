@@ -8,8 +8,11 @@
 //!   instead of `running` once booted, chosen by hashing the seed and instance id;
 //! - `seed`: changes which instances fail and which addresses they get.
 //!
-//! Addresses come from the documentation ranges: public from 192.0.2.0/24,
-//! private from 198.51.100.0/24 (so they never reach a real host).
+//! Addresses are on loopback: public from 127.100.0.0/16, private from
+//! 127.101.0.0/16. Linux answers every 127.0.0.0/8 address on `lo`, so
+//! Occopus's default checks (ping) pass without a packet leaving the host.
+//! (Documentation ranges such as 192.0.2.0/24 are not safe: on some machines
+//! they are the real network, and a probe reaches real neighbours.)
 //!
 //! The simulated cloud keeps no inventory: each call gets a fresh sandbox, so the
 //! state of an instance is carried in its cloud id (`<instance-id>@<created-ms>`).
@@ -93,8 +96,10 @@ impl DummyResource {
         draw < self.failure_probability
     }
 
+    /// `<prefix>.X.Y` with X in 0..=255 and Y in 1..=254, from the hash.
     fn address(&self, prefix: &str, instance_id: &str, salt: u8) -> String {
-        format!("{prefix}.{}", 1 + self.hash(instance_id, salt) % 254)
+        let hash = self.hash(instance_id, salt);
+        format!("{prefix}.{}.{}", (hash >> 8) % 256, 1 + hash % 254)
     }
 }
 
@@ -143,8 +148,8 @@ impl Driver for Dummy {
         };
         Ok(InstanceStatus {
             state,
-            public_addresses: vec![resource.address("192.0.2", instance_id, 1)],
-            private_addresses: vec![resource.address("198.51.100", instance_id, 2)],
+            public_addresses: vec![resource.address("127.100", instance_id, 1)],
+            private_addresses: vec![resource.address("127.101", instance_id, 2)],
             detail: None,
         })
     }
