@@ -1,12 +1,14 @@
 //! `occopus serve`: the REST service (Occopus's `occopus-rest-service`).
 
+use crate::output::errln;
+
 use crate::args::{AuthDataArg, StateArgs, positive_seconds};
 use crate::environment;
 use crate::error::CliError;
 use crate::signals::stop_on_ctrl_c;
 use clap::Args;
 use occopus::{Config, Occopus};
-use occopus_service::{Service, ServiceSettings};
+use occopus_service::{ServerLimits, Service, ServiceSettings};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
@@ -30,6 +32,19 @@ pub struct ServeArgs {
     /// Seconds between maintenance passes of each infrastructure.
     #[arg(long, default_value_t = 10.0)]
     pub maintain_interval: f64,
+    /// Seconds a client has to send a request's headers (also how long an
+    /// idle connection stays open).
+    #[arg(long, default_value_t = 10.0)]
+    pub header_timeout: f64,
+    /// Seconds a request may take, upload included (the event stream exempt); 408 after.
+    #[arg(long, default_value_t = 60.0)]
+    pub request_timeout: f64,
+    /// The largest request line and headers, in bytes; 431 beyond.
+    #[arg(long, default_value_t = 64 << 10)]
+    pub max_header_bytes: usize,
+    /// Connections open at once; more are closed.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
 }
 
 /// Runs the service until Ctrl-C. The bearer token comes from the
@@ -37,6 +52,12 @@ pub struct ServeArgs {
 /// where other users could read it).
 pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     let maintain_interval = positive_seconds("--maintain-interval", args.maintain_interval)?;
+    let limits = ServerLimits {
+        header_read_timeout: positive_seconds("--header-timeout", args.header_timeout)?,
+        request_timeout: positive_seconds("--request-timeout", args.request_timeout)?,
+        max_header_bytes: args.max_header_bytes,
+        max_connections: args.max_connections,
+    };
     let settings = ServiceSettings {
         token: environment::api_token(),
         auth_data: args.auth_data.path(),
@@ -50,7 +71,8 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
     occopus_service::serve(
         Service::new(occopus, settings),
         address,
-        |bound| eprintln!("occopus REST service listening on http://{bound}"),
+        limits,
+        |bound| errln!("occopus REST service listening on http://{bound}"),
         async move { stop.stopped().await },
     )
     .await?;

@@ -1,6 +1,7 @@
 //! Listening: the token rule for addresses off loopback, resuming what a
 //! previous run of the service was doing, then serving until shutdown.
 
+use crate::connections::{ServerLimits, serve_connections};
 use crate::routes::router;
 use crate::service::Service;
 use std::net::SocketAddr;
@@ -20,13 +21,14 @@ pub enum ServeError {
     },
 }
 
-/// Serves the API on `address` until `shutdown` completes; `bound` learns the
-/// address actually bound (port 0 picks one).
+/// Serves the API on `address` under `limits` until `shutdown` completes;
+/// `bound` learns the address actually bound (port 0 picks one).
 pub async fn serve(
     service: Arc<Service>,
     address: SocketAddr,
+    limits: ServerLimits,
     bound: impl FnOnce(SocketAddr),
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     if !address.ip().is_loopback() && service.settings.token.is_none() {
         return Err(ServeError::NoToken(address));
@@ -39,10 +41,8 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { address, source })?;
     bound(local);
     service.resume();
-    axum::serve(listener, router(service))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(|source| ServeError::Bind { address, source })
+    serve_connections(listener, router(service), limits, shutdown).await;
+    Ok(())
 }
 
 impl occopus::types::HasErrorCode for ServeError {
