@@ -50,7 +50,8 @@ impl occopus_types::HasErrorCode for LocalCloudError {
         match self {
             LocalCloudError::BadRange(_)
             | LocalCloudError::Open {
-                source: occopus_sqlite::OpenError::NewerSchema { .. },
+                source:
+                    occopus_sqlite::OpenError::NewerSchema { .. } | occopus_sqlite::OpenError::ReadOnly,
                 ..
             } => ErrorCode::BadConfiguration,
             LocalCloudError::NotFound(_) => ErrorCode::OperationFailed,

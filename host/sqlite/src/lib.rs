@@ -40,6 +40,11 @@ pub enum OpenError {
     NewerSchema { found: i64, known: i64 },
     #[error("it does not exist")]
     Missing(PathBuf),
+    #[error(
+        "it is read-only (a read-only file or mount), and this command writes to it; \
+         commands that only read (info, plan, validate, graph) work on it as it is"
+    )]
+    ReadOnly,
 }
 
 /// Whether an error says another connection holds a lock right now.
@@ -68,6 +73,11 @@ pub fn open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, Ope
 
 fn try_open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, OpenError> {
     let mut connection = Connection::open(path)?;
+    // SQLite falls back to read-only when it cannot write the file; say so
+    // now rather than at the first write, half-way through a command.
+    if connection.is_readonly(rusqlite::MAIN_DB)? {
+        return Err(OpenError::ReadOnly);
+    }
     connection.busy_timeout(BUSY_TIMEOUT)?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "NORMAL")?;

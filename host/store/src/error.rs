@@ -40,7 +40,8 @@ impl HasErrorCode for StoreError {
     fn code(&self) -> ErrorCode {
         match self {
             StoreError::Open {
-                source: occopus_sqlite::OpenError::NewerSchema { .. },
+                source:
+                    occopus_sqlite::OpenError::NewerSchema { .. } | occopus_sqlite::OpenError::ReadOnly,
                 ..
             } => ErrorCode::BadConfiguration,
             StoreError::Fenced { .. } => ErrorCode::Conflict,
