@@ -137,6 +137,19 @@ impl Service {
 
     /// Records a job for `infra_id`, stopping the one it replaces.
     fn start_job(&self, infra_id: &str, operation: Operation) -> Running {
+        self.replace_job(infra_id, operation, |_| true)
+            .expect("an unconditional replacement always happens")
+    }
+
+    /// Records a job for `infra_id` if the job there now passes `replaces`
+    /// (checked under the same lock, so nothing slips in between), stopping
+    /// the one it replaces.
+    fn replace_job(
+        &self,
+        infra_id: &str,
+        operation: Operation,
+        replaces: impl FnOnce(Option<Operation>) -> bool,
+    ) -> Option<Running> {
         let (stop, signal) = StopHandle::new();
         let (finished_tx, finished) = tokio::sync::watch::channel(());
         let job = Job {
@@ -144,20 +157,22 @@ impl Service {
             stop,
             finished,
         };
-        let previous = self
+        let mut jobs = self
             .jobs
             .lock()
-            .ok()
-            .and_then(|mut jobs| jobs.insert(infra_id.to_owned(), job))
-            .map(|previous| {
-                previous.stop.stop();
-                previous.finished
-            });
-        Running {
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !replaces(jobs.get(infra_id).map(|j| j.operation)) {
+            return None;
+        }
+        let previous = jobs.insert(infra_id.to_owned(), job).map(|previous| {
+            previous.stop.stop();
+            previous.finished
+        });
+        Some(Running {
             stop: signal,
             _finished: finished_tx,
             previous,
-        }
+        })
     }
 
     fn end_job(&self, infra_id: &str, operation: Operation) {
@@ -221,13 +236,17 @@ impl Service {
                 }
                 Err(error) => tracing::warn!(infra = %infra_id, %error, "build failed"),
             }
-            if stop.is_stopped() {
+            // Maintain it next, unless a delete replaced this build meanwhile
+            // (checked and done under the jobs' lock: a delete that comes a
+            // moment later replaces the maintenance instead).
+            let Some(next) = service.replace_job(&infra_id, Operation::Maintaining, |now| {
+                now == Some(Operation::Building) && !stop.is_stopped()
+            }) else {
                 return;
-            }
+            };
             service.record(&infra_id, &description, "maintain");
-            service.end_job(&infra_id, Operation::Building);
             drop(running);
-            service.spawn_maintenance(infra_id);
+            service.spawn_maintenance_as(infra_id, next);
         });
     }
 
@@ -236,7 +255,12 @@ impl Service {
     /// is retried, any other ends the maintenance (logged; the infra stays
     /// listed until it is deleted).
     fn spawn_maintenance(self: &Arc<Self>, infra_id: String) {
-        let mut running = self.start_job(&infra_id, Operation::Maintaining);
+        let running = self.start_job(&infra_id, Operation::Maintaining);
+        self.spawn_maintenance_as(infra_id, running);
+    }
+
+    /// The maintenance loop of `infra_id`, as the job `running`.
+    fn spawn_maintenance_as(self: &Arc<Self>, infra_id: String, mut running: Running) {
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
