@@ -210,6 +210,15 @@ impl Occopus {
         String::from_utf8(output.stdout).unwrap()
     }
 
+    /// Writes `infra.yaml` and `nodes.yaml` into the test's directory;
+    /// returns their paths.
+    pub fn describe(&self, infra: &str, nodes: &str) -> [String; 2] {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("infra.yaml"), infra).unwrap();
+        std::fs::write(dir.join("nodes.yaml"), nodes).unwrap();
+        ["infra.yaml", "nodes.yaml"].map(|f| dir.join(f).display().to_string())
+    }
+
     /// The local cloud these runs use.
     pub fn local_cloud(&self) -> LocalCloud {
         open_local_cloud(&self.dir.path().join("local-cloud")).unwrap()
@@ -239,6 +248,21 @@ pub fn example(path: &str) -> String {
         .join(path)
         .display()
         .to_string()
+}
+
+/// Every client token (instance id) the local cloud ever created a node for,
+/// live or destroyed, with how many times.
+pub fn created_tokens(occopus: &Occopus) -> std::collections::BTreeMap<String, usize> {
+    let db =
+        rusqlite::Connection::open(occopus.dir.path().join("local-cloud/local-cloud.db")).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    let mut statement = db
+        .prepare("SELECT client_token FROM nodes UNION ALL SELECT client_token FROM destroyed")
+        .unwrap();
+    for token in statement.query_map([], |r| r.get::<_, String>(0)).unwrap() {
+        *counts.entry(token.unwrap()).or_insert(0) += 1;
+    }
+    counts
 }
 
 /// `GET path` over a real TCP connection; the whole answer, headers included.
@@ -321,6 +345,22 @@ pub fn fill_placeholders(from: &Path, to: &Path, values: &[(&str, String)]) {
         );
         std::fs::write(target, text).unwrap();
     }
+}
+
+/// `wrapper...` running `command` (its program, arguments and environment
+/// appended), e.g. under `unshare` or a shell that pipes it.
+pub fn wrapped(wrapper: &[&str], command: &std::process::Command) -> std::process::Command {
+    let mut outer = std::process::Command::new(wrapper[0]);
+    outer
+        .args(&wrapper[1..])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .envs(
+            command
+                .get_envs()
+                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
+        );
+    outer
 }
 
 /// Runs a command, asserts it succeeded and returns its stdout.

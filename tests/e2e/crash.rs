@@ -3,7 +3,7 @@
 //! failure can be replayed), then built again and destroyed. Every run must
 //! end with no instance left and no instance id ever created twice.
 
-use crate::common::Occopus;
+use crate::common::{Occopus, created_tokens};
 
 const INFRA: &str = "infra_name: crash
 nodes:
@@ -28,21 +28,6 @@ const NODES: &str = "'node_def:sleeper':
           - exec sleep 600
     health_check: {ping: false}
 ";
-
-/// Every client token (instance id) the local cloud ever created a node for,
-/// live or destroyed, with how many times.
-fn created_tokens(occopus: &Occopus) -> std::collections::BTreeMap<String, usize> {
-    let db =
-        rusqlite::Connection::open(occopus.dir.path().join("local-cloud/local-cloud.db")).unwrap();
-    let mut counts = std::collections::BTreeMap::new();
-    let mut statement = db
-        .prepare("SELECT client_token FROM nodes UNION ALL SELECT client_token FROM destroyed")
-        .unwrap();
-    for token in statement.query_map([], |r| r.get::<_, String>(0)).unwrap() {
-        *counts.entry(token.unwrap()).or_insert(0) += 1;
-    }
-    counts
-}
 
 #[test]
 fn killing_build_at_any_moment_loses_nothing_and_duplicates_nothing() {

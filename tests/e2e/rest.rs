@@ -24,8 +24,15 @@ struct RestService {
 
 impl RestService {
     fn start(occopus: &Occopus) -> RestService {
+        RestService::start_with(occopus, &[])
+    }
+
+    /// With more `occopus serve` flags.
+    fn start_with(occopus: &Occopus, flags: &[&str]) -> RestService {
+        let mut args = vec!["serve", "--port", "0", "--maintain-interval", "0.3"];
+        args.extend_from_slice(flags);
         let mut process = occopus
-            .command(&["serve", "--port", "0", "--maintain-interval", "0.3"])
+            .command(&args)
             .env("OCCOPUS_API_TOKEN", TOKEN)
             .stderr(Stdio::piped())
             .spawn()
@@ -742,5 +749,132 @@ fn the_rest_service_name_works_and_no_token_means_loopback_only() {
     assert!(
         stderr.contains("refusing to listen on 0.0.0.0:0 without a token: set OCCOPUS_API_TOKEN"),
         "{stderr}"
+    );
+}
+
+/// Create and delete an infra 1,000 times (8 clients at once): once all are
+/// gone, their events are gone too, and the file stays small.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_delete_cycles_leave_the_database_bounded() {
+    let occopus = Occopus::new(55);
+    let service = std::sync::Arc::new(RestService::start(&occopus));
+    service
+        .call(
+            "POST",
+            "/nodedefs",
+            Some(
+                "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n"
+                    .into(),
+            ),
+        )
+        .await;
+    let infra = "infra_name: cycle\nnodes:\n  - {name: sim, type: sim, scaling: {min: 2}}\n";
+    const CYCLES: usize = 1000;
+    const CLIENTS: usize = 8;
+    let started = Instant::now();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                for _ in 0..CYCLES / CLIENTS {
+                    let (status, created) = service
+                        .call("POST", "/infrastructures/", Some(infra.into()))
+                        .await;
+                    assert_eq!(status, 200, "{created}");
+                    let id = created["infraid"].as_str().unwrap().to_owned();
+                    let path = format!("/infrastructures/{id}");
+                    let (status, answer) = service.call("DELETE", &path, None).await;
+                    assert_eq!(status, 200, "{answer}");
+                    // Wait for the destroy, so that at most CLIENTS infras live.
+                    loop {
+                        let (status, _) = service.call("GET", &path, None).await;
+                        if status == 404 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    let db = rusqlite::Connection::open(occopus.dir.path().join("state.db")).unwrap();
+    db.busy_timeout(Duration::from_secs(10)).unwrap();
+    let count = |table: &str| -> i64 {
+        db.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+            .unwrap()
+    };
+    let (events, infras, instances) = (count("events"), count("infras"), count("instances"));
+    let size = |name: &str| std::fs::metadata(occopus.dir.path().join(name)).map_or(0, |m| m.len());
+    let (file, wal) = (size("state.db"), size("state.db-wal"));
+    println!(
+        "{CYCLES} create/delete cycles in {elapsed:.1?}: {events} events, {infras} infras, \
+         {instances} instances left; state.db {} KiB, WAL {} KiB",
+        file >> 10,
+        wal >> 10
+    );
+    assert_eq!((events, infras, instances), (0, 0, 0));
+    assert!(file < 1 << 20, "state.db grew to {file} bytes");
+    assert!(wal < 8 << 20, "the WAL grew to {wal} bytes");
+    drop(db);
+}
+
+/// 200 connections that never finish their headers are closed by the
+/// header timeout while normal requests keep being answered; a 1 MB
+/// header is answered 431.
+#[test]
+fn slow_and_huge_headers_are_cut_off() {
+    use std::io::{Read, Write};
+    let occopus = Occopus::new(56);
+    let service = RestService::start_with(&occopus, &["--header-timeout", "1"]);
+    let address = service.base.trim_start_matches("http://").to_owned();
+    let mut slow: Vec<std::net::TcpStream> = (0..200)
+        .map(|_| {
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream
+                .write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    // Meanwhile, normal requests are answered.
+    for _ in 0..20 {
+        let answer = raw_request(
+            &service.base,
+            "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    // Each slow one is closed by the server (EOF), not by the test's timeout.
+    let started = Instant::now();
+    for stream in &mut slow {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let mut rest = Vec::new();
+        let read = stream.read_to_end(&mut rest);
+        assert!(
+            read.is_ok()
+                || read
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+            "a slow connection was not closed by the server: {read:?}"
+        );
+    }
+    println!(
+        "200 slow-header connections closed within {:.1?} of the last normal answer",
+        started.elapsed()
+    );
+    let huge = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let answer = raw_request(&service.base, &huge);
+    assert!(
+        answer.starts_with("HTTP/1.1 431"),
+        "a 1 MB header got: {answer:?}"
     );
 }
