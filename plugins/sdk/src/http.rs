@@ -179,8 +179,14 @@ pub fn send(request: &Request) -> Result<Response, PluginError> {
         .map(|(n, v)| (n.to_ascii_lowercase(), v.clone().into_bytes()))
         .collect();
     // A known length rather than a chunked upload: some servers (older
-    // EC2-compatible ones among them) refuse chunked request bodies.
-    if !request.body.is_empty() && !header_list.iter().any(|(n, _)| n == "content-length") {
+    // EC2-compatible ones among them) refuse chunked request bodies. An empty
+    // body too (but for GET and HEAD, which the host never sends chunked):
+    // otherwise the host may send the head before the body is finished, as
+    // chunked, and its final empty chunk may reach a server that already
+    // answered and closed; the server's TCP reset then destroys the answer.
+    let bodiless = matches!(request.method.as_str(), "GET" | "HEAD");
+    let needs_length = !request.body.is_empty() || !bodiless;
+    if needs_length && !header_list.iter().any(|(n, _)| n == "content-length") {
         header_list.push((
             "content-length".into(),
             request.body.len().to_string().into_bytes(),
