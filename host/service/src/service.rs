@@ -50,6 +50,13 @@ fn job_lease(operation: &str) -> LeasePolicy {
     }
 }
 
+/// What a restarted service does with an infra: the description it was
+/// posted with (empty: keep the stored one) and the operation to resume.
+struct Resume<'a> {
+    description: &'a str,
+    operation: &'static str,
+}
+
 /// What the service is doing to an infra.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Operation {
@@ -136,18 +143,25 @@ impl Service {
     }
 
     /// Records a job for `infra_id`, stopping the one it replaces.
-    fn start_job(&self, infra_id: &str, operation: Operation) -> Running {
-        self.replace_job(infra_id, operation, |_| true)
+    fn start_job(
+        &self,
+        infra_id: &str,
+        operation: Operation,
+        resume_as: Option<Resume>,
+    ) -> Running {
+        self.replace_job(infra_id, operation, resume_as, |_| true)
             .expect("an unconditional replacement always happens")
     }
 
-    /// Records a job for `infra_id` if the job there now passes `replaces`
-    /// (checked under the same lock, so nothing slips in between), stopping
-    /// the one it replaces.
+    /// Records a job for `infra_id` if the job there now passes `replaces`,
+    /// stopping the one it replaces, and stores `resume_as` for a restart.
+    /// All under the jobs' lock, so that neither another job nor another
+    /// record slips in between (the record always names the running job).
     fn replace_job(
         &self,
         infra_id: &str,
         operation: Operation,
+        resume_as: Option<Resume>,
         replaces: impl FnOnce(Option<Operation>) -> bool,
     ) -> Option<Running> {
         let (stop, signal) = StopHandle::new();
@@ -163,6 +177,13 @@ impl Service {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if !replaces(jobs.get(infra_id).map(|j| j.operation)) {
             return None;
+        }
+        if let Some(Resume {
+            description,
+            operation,
+        }) = resume_as
+        {
+            self.record(infra_id, description, operation);
         }
         let previous = jobs.insert(infra_id.to_owned(), job).map(|previous| {
             previous.stop.stop();
@@ -214,9 +235,12 @@ impl Service {
     /// Builds the posted `description` as `infra_id` in the background (or
     /// resumes that build), then maintains it.
     pub(crate) fn spawn_build(self: &Arc<Self>, infra_id: String, description: String) {
-        self.record(&infra_id, &description, "build");
         let sources = self.posted_sources(description.clone());
-        let mut running = self.start_job(&infra_id, Operation::Building);
+        let resume_as = Resume {
+            description: &description,
+            operation: "build",
+        };
+        let mut running = self.start_job(&infra_id, Operation::Building, Some(resume_as));
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
@@ -239,12 +263,17 @@ impl Service {
             // Maintain it next, unless a delete replaced this build meanwhile
             // (checked and done under the jobs' lock: a delete that comes a
             // moment later replaces the maintenance instead).
-            let Some(next) = service.replace_job(&infra_id, Operation::Maintaining, |now| {
-                now == Some(Operation::Building) && !stop.is_stopped()
-            }) else {
+            let resume_as = Resume {
+                description: &description,
+                operation: "maintain",
+            };
+            let handed_over =
+                service.replace_job(&infra_id, Operation::Maintaining, Some(resume_as), |now| {
+                    now == Some(Operation::Building) && !stop.is_stopped()
+                });
+            let Some(next) = handed_over else {
                 return;
             };
-            service.record(&infra_id, &description, "maintain");
             drop(running);
             service.spawn_maintenance_as(infra_id, next);
         });
@@ -255,7 +284,7 @@ impl Service {
     /// is retried, any other ends the maintenance (logged; the infra stays
     /// listed until it is deleted).
     fn spawn_maintenance(self: &Arc<Self>, infra_id: String) {
-        let running = self.start_job(&infra_id, Operation::Maintaining);
+        let running = self.start_job(&infra_id, Operation::Maintaining, None);
         self.spawn_maintenance_as(infra_id, running);
     }
 
@@ -288,8 +317,11 @@ impl Service {
 
     /// Destroys `infra_id` in the background, after stopping its other job.
     pub(crate) fn spawn_destroy(self: &Arc<Self>, infra_id: String) {
-        self.record(&infra_id, "", "destroy");
-        let mut running = self.start_job(&infra_id, Operation::Destroying);
+        let resume_as = Resume {
+            description: "",
+            operation: "destroy",
+        };
+        let mut running = self.start_job(&infra_id, Operation::Destroying, Some(resume_as));
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
