@@ -824,12 +824,15 @@ async fn create_delete_cycles_leave_the_database_bounded() {
 
 /// 200 connections that never finish their headers are closed by the
 /// header timeout while normal requests keep being answered; a 1 MB
-/// header is answered 431.
+/// header is answered 431; a body that never finishes arriving, 408.
 #[test]
 fn slow_and_huge_headers_are_cut_off() {
     use std::io::{Read, Write};
     let occopus = Occopus::new(56);
-    let service = RestService::start_with(&occopus, &["--header-timeout", "1"]);
+    let service = RestService::start_with(
+        &occopus,
+        &["--header-timeout", "1", "--request-timeout", "1"],
+    );
     let address = service.base.trim_start_matches("http://").to_owned();
     let mut slow: Vec<std::net::TcpStream> = (0..200)
         .map(|_| {
@@ -876,5 +879,14 @@ fn slow_and_huge_headers_are_cut_off() {
     assert!(
         answer.starts_with("HTTP/1.1 431"),
         "a 1 MB header got: {answer:?}"
+    );
+    let trickle = format!(
+        "POST /validate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Length: 100\r\n\r\ninfra_name"
+    );
+    let answer = raw_request(&service.base, &trickle);
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains("--request-timeout"),
+        "a body that never ends got: {answer:?}"
     );
 }

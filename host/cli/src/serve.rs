@@ -54,7 +54,6 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
     let maintain_interval = positive_seconds("--maintain-interval", args.maintain_interval)?;
     let limits = ServerLimits {
         header_read_timeout: positive_seconds("--header-timeout", args.header_timeout)?,
-        request_timeout: positive_seconds("--request-timeout", args.request_timeout)?,
         max_header_bytes: args.max_header_bytes,
         max_connections: args.max_connections,
     };
@@ -72,6 +71,7 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         Service::new(occopus, settings),
         address,
         limits,
+        positive_seconds("--request-timeout", args.request_timeout)?,
         |bound| errln!("occopus REST service listening on http://{bound}"),
         async move { stop.stopped().await },
     )

@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use occopus_http::ServerLimits;
 use serde_json::json;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -54,7 +55,9 @@ pub async fn serve(
     }
     let listener = tokio::net::TcpListener::bind(address).await?;
     bound(listener.local_addr()?);
-    axum::serve(listener, router(cloud)).await
+    let forever = std::future::pending();
+    occopus_http::serve(listener, router(cloud), ServerLimits::default(), forever).await;
+    Ok(())
 }
 
 /// A [`LocalCloudError`] as an HTTP answer.

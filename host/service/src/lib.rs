@@ -6,18 +6,18 @@
 //! - `error.rs`: the one JSON error shape every failure answers with;
 //! - `service.rs`: the service's settings and its background jobs (a build,
 //!   a destroy or the maintenance loop of each infra it manages);
-//! - `server.rs`: listening, resuming, serving;
-//! - `connections.rs`: the accept loop and its limits (timeouts, header
-//!   size, connection count).
+//! - `server.rs`: listening, resuming, serving (through `occopus-http`'s
+//!   accept loop and its limits);
+//! - `time_limit.rs`: 408 for a request that takes too long.
 
-mod connections;
 mod error;
 mod routes;
 mod server;
 mod service;
+mod time_limit;
 
-pub use connections::ServerLimits;
 pub use error::HttpError;
+pub use occopus_http::ServerLimits;
 pub use routes::router;
 pub use server::{ServeError, serve};
 pub use service::{Operation, Service, ServiceSettings};

@@ -1,9 +1,10 @@
 //! Listening: the token rule for addresses off loopback, resuming what a
 //! previous run of the service was doing, then serving until shutdown.
 
-use crate::connections::{ServerLimits, serve_connections};
 use crate::routes::router;
 use crate::service::Service;
+use crate::time_limit::time_limit;
+use occopus_http::ServerLimits;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -21,12 +22,14 @@ pub enum ServeError {
     },
 }
 
-/// Serves the API on `address` under `limits` until `shutdown` completes;
-/// `bound` learns the address actually bound (port 0 picks one).
+/// Serves the API on `address` under `limits` (and `request_timeout` per
+/// request) until `shutdown` completes; `bound` learns the address actually
+/// bound (port 0 picks one).
 pub async fn serve(
     service: Arc<Service>,
     address: SocketAddr,
     limits: ServerLimits,
+    request_timeout: std::time::Duration,
     bound: impl FnOnce(SocketAddr),
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -41,7 +44,11 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { address, source })?;
     bound(local);
     service.resume();
-    serve_connections(listener, router(service), limits, shutdown).await;
+    let router = router(service).layer(axum::middleware::from_fn_with_state(
+        request_timeout,
+        time_limit,
+    ));
+    occopus_http::serve(listener, router, limits, shutdown).await;
     Ok(())
 }
 

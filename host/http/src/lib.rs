@@ -1,13 +1,12 @@
-//! The HTTP/1 accept loop, with the limits that keep slow or hostile clients
-//! from holding the service (axum's own `serve` has none of them):
+//! The HTTP/1 accept loop of occopus's servers (the REST service, the local
+//! cloud), with the limits that keep slow or hostile clients from holding
+//! them (axum's own `serve` has none of them):
 //!
 //! - a request head (request line and headers) must arrive within
 //!   [`ServerLimits::header_read_timeout`], which also closes a keep-alive
 //!   connection idle that long (hyper's header-read timer runs while it
 //!   waits for the next request);
 //! - a head larger than [`ServerLimits::max_header_bytes`] is answered 431;
-//! - a request must be answered within [`ServerLimits::request_timeout`]
-//!   (body upload included), or it gets 408; the event stream is exempt;
 //! - at most [`ServerLimits::max_connections`] connections are open; one
 //!   more is closed at once, so a flood cannot exhaust file descriptors.
 //!
@@ -17,9 +16,6 @@
 //! TCP reset that closing on unread data causes.
 
 use axum::Router;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
@@ -31,21 +27,17 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
-use crate::error::HttpError;
-
 /// How long a closing connection's unread input is drained, and how much.
 const LINGER: Duration = Duration::from_secs(2);
 const LINGER_BYTES: usize = 4 << 20;
 /// How long shutdown waits for requests in flight (an event stream never ends).
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The limits of [`serve_connections`]; `occopus serve` has a flag for each.
+/// The limits of [`serve`]; `occopus serve` has a flag for each.
 #[derive(Debug, Clone, Copy)]
 pub struct ServerLimits {
     /// Time a client has to send a request's head.
     pub header_read_timeout: Duration,
-    /// Time from a request's head to its response (the event stream exempt).
-    pub request_timeout: Duration,
     /// The largest request head, in bytes.
     pub max_header_bytes: usize,
     /// Connections open at once.
@@ -56,7 +48,6 @@ impl Default for ServerLimits {
     fn default() -> Self {
         ServerLimits {
             header_read_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
             max_header_bytes: 64 << 10,
             max_connections: 512,
         }
@@ -65,16 +56,12 @@ impl Default for ServerLimits {
 
 /// Serves `router` on `listener` under `limits` until `shutdown` completes,
 /// then gives requests in flight [`SHUTDOWN_GRACE`] to finish.
-pub(crate) async fn serve_connections(
+pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let router = router.layer(axum::middleware::from_fn_with_state(
-        limits.request_timeout,
-        time_limit,
-    ));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
@@ -113,26 +100,6 @@ pub(crate) async fn serve_connections(
         });
     }
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown()).await;
-}
-
-/// Answers 408 when a request takes longer than `limit`.
-async fn time_limit(State(limit): State<Duration>, request: Request, next: Next) -> Response {
-    if request.uri().path().ends_with("/events") {
-        return next.run(request).await;
-    }
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => HttpError::new(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            "request-timeout",
-            format!(
-                "the request took longer than {} s; send it faster (or start \
-                 `occopus serve` with a longer --request-timeout)",
-                limit.as_secs_f64()
-            ),
-        )
-        .into_response(),
-    }
 }
 
 /// A connection that closes lingering (see the module's header).
