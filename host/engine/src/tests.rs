@@ -695,8 +695,16 @@ async fn a_build_that_loses_its_lease_stops_creating_and_says_so() {
     let model = harness.model(INFRA, NODES, "v1");
     let build = harness.engine.build(model, options("i1"));
     let breaker = async {
-        // db is booting (2 s); app waits for it.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Once db is created: it boots for 2 s, and app waits for it. (Not
+        // a fixed sleep: the paused clock jumps ahead while the build waits
+        // for the store's committer thread, so a timer may fire first.)
+        let db_created = || {
+            let calls = harness.cloud.driver.calls();
+            calls.iter().any(|c| matches!(c, Call::Create(_)))
+        };
+        while !db_created() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         crate::lease::unlock(harness.engine.store(), "i1", true)
             .unwrap()
             .unwrap()
