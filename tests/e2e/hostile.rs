@@ -2,7 +2,7 @@
 //! address-space limit, and a dummy build whose default checks must stay on
 //! loopback.
 
-use crate::common::{Occopus, example, wrapped};
+use crate::common::{KillOnDrop, Occopus, example, wrapped};
 use std::process::Stdio;
 
 /// A dummy infra with no health_check section: Occopus's default check
@@ -90,7 +90,8 @@ fn every_command_works_under_a_4_gib_address_space_limit() {
     let occopus = Occopus::new(88);
     let [infra, nodes] = dummy_infra(&occopus);
     let hello = example("hello/infra.yaml");
-    let limited = |args: &[&str]| {
+    // `occopus ARGS` whose address space is capped at 4 GiB.
+    let under_limit = |args: &[&str]| {
         let mut command = occopus.command(args);
         // SAFETY: setrlimit is async-signal-safe and touches no memory of
         // the parent.
@@ -104,7 +105,10 @@ fn every_command_works_under_a_4_gib_address_space_limit() {
                     .map_err(std::io::Error::from)
             });
         }
-        let output = command.output().unwrap();
+        command
+    };
+    let limited = |args: &[&str]| {
+        let output = under_limit(args).output().unwrap();
         assert!(
             output.status.success(),
             "{args:?} under ulimit -v 4194304: {}",
@@ -124,4 +128,22 @@ fn every_command_works_under_a_4_gib_address_space_limit() {
     let id = limited(&["build", &hello]);
     limited(&["local-cloud", "ls"]);
     limited(&["destroy", "-i", id.trim()]);
+    limited(&["import", &nodes]);
+    limited(&["unlock", "-i", "limited"]);
+    // The service starts, loads its plugins and answers.
+    let mut serve = under_limit(&["serve", "--port", "0"]);
+    let mut service = KillOnDrop(serve.stderr(Stdio::piped()).spawn().unwrap());
+    let stderr = std::io::BufReader::new(service.0.stderr.take().unwrap());
+    let address = std::io::BufRead::lines(stderr)
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("occopus REST service listening on http://")
+                .map(str::to_owned)
+        })
+        .expect("the service under the limit never listened");
+    let (host, port) = address.rsplit_once(':').unwrap();
+    let answer = crate::common::http_get_path(host, port.parse().unwrap(), "/healthz");
+    assert!(answer.ends_with("ok"), "{answer}");
+    let answer = crate::common::http_get_path(host, port.parse().unwrap(), "/infrastructures");
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
 }
