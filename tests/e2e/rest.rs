@@ -808,6 +808,7 @@ async fn create_delete_cycles_leave_the_database_bounded() {
             .unwrap()
     };
     let (events, infras, instances) = (count("events"), count("infras"), count("instances"));
+    let managed = count("service_infras");
     let size = |name: &str| std::fs::metadata(occopus.dir.path().join(name)).map_or(0, |m| m.len());
     let (file, wal) = (size("state.db"), size("state.db-wal"));
     println!(
@@ -816,7 +817,18 @@ async fn create_delete_cycles_leave_the_database_bounded() {
         file >> 10,
         wal >> 10
     );
-    assert_eq!((events, infras, instances), (0, 0, 0));
+    let left: Vec<String> = db
+        .prepare(
+            "SELECT 'infra ' || id || ' ' || status FROM infras \
+             UNION ALL SELECT 'event ' || infra_id || ': ' || message FROM events",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!((events, infras, instances), (0, 0, 0), "{left:#?}");
+    assert_eq!(managed, 0, "infras the service still thinks it manages");
     assert!(file < 1 << 20, "state.db grew to {file} bytes");
     assert!(wal < 8 << 20, "the WAL grew to {wal} bytes");
     drop(db);

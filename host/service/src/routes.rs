@@ -204,8 +204,9 @@ async fn report(
     let id = path(id)?;
     match service.occopus.info(Some(&id)) {
         Ok(infos) => Ok(axum::Json(infos[0].occopus_report())),
-        // Accepted, and the build has not recorded it yet.
-        Err(_) if service.operation(&id) == Some(Operation::Building) => Ok(axum::Json(json!({}))),
+        // Accepted, and its build has not recorded it yet (or was stopped
+        // first by a delete, whose destroy is still to run): not gone yet.
+        Err(_) if service.operation(&id).is_some() => Ok(axum::Json(json!({}))),
         Err(error) => Err(error.into()),
     }
 }

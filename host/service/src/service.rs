@@ -2,12 +2,13 @@
 //! (a build, a destroy or the maintenance loop of each infra it manages),
 //! recorded in the store so that a restarted service resumes them.
 
-use occopus::Occopus;
 use occopus::engine::{
-    BuildOptions, DestroyOptions, ErrorPolicy, LeasePolicy, StopHandle, StopSignal, Upkeep,
+    BuildOptions, DestroyOptions, EngineError, ErrorPolicy, LeasePolicy, StopHandle, StopSignal,
+    Upkeep,
 };
 use occopus::model::Sources;
 use occopus::model::yaml::Imports;
+use occopus::{ApiError, Occopus};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -335,7 +336,8 @@ impl Service {
                 .destroy(&infra_id, auth.as_deref(), options)
                 .await
             {
-                Ok(_) => {
+                // Unknown: its build was stopped before it recorded anything.
+                Ok(_) | Err(ApiError::Engine(EngineError::UnknownInfra(_))) => {
                     tracing::info!(infra = %infra_id, "destroyed");
                     let store = service.occopus.orchestrator().store();
                     if let Err(error) = store.forget_service_infra(&infra_id) {
