@@ -55,11 +55,6 @@ pub struct Lease {
 }
 
 impl Lease {
-    /// The lease as granted.
-    pub fn record(&self) -> &LeaseRecord {
-        &self.record
-    }
-
     /// Fires when `also` does or when the lease is lost: what the operation
     /// under the lease watches before starting anything new.
     pub fn stop_signal(&self, also: &StopSignal) -> StopSignal {
