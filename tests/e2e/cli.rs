@@ -115,3 +115,31 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
         "{stderr}"
     );
 }
+
+/// A description's problems are printed once with their place, by `build`
+/// as by `validate` (not `error: FILE:LINE: error: ...`); a byte-order mark
+/// at the start of a file is no problem.
+#[test]
+fn a_broken_description_reads_the_same_from_build_and_validate() {
+    let occopus = crate::common::Occopus::new(89);
+    let [infra, nodes] = occopus.describe(
+        "\u{feff}infra_name: x\nnodes:\n  - {name: a, type: nope}\n",
+        "\u{feff}'node_def:sim':\n  - resource: {type: dummy}\n",
+    );
+    let built = occopus.run(&["build", &infra, "--nodes", &nodes]);
+    let validated = occopus.run(&["validate", &infra, "--nodes", &nodes]);
+    for output in [&built, &validated] {
+        assert_eq!(output.status.code(), Some(4));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let first = stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("{infra}:3:")) && first.contains("type `nope`"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("error: error:"), "{stderr}");
+        assert!(
+            !stderr.contains("unknown key"),
+            "the BOM was read as a key: {stderr}"
+        );
+    }
+}

@@ -115,7 +115,11 @@ pub fn run() -> ExitCode {
     match runtime.block_on(execute(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            errln!("error: {error}");
+            // A description's problems carry their own `FILE:LINE: error:`.
+            match &error {
+                CliError::Api(occopus::ApiError::Invalid(diagnostics)) => errln!("{diagnostics}"),
+                _ => errln!("error: {error}"),
+            }
             error.exit_code()
         }
     }

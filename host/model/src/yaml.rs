@@ -277,6 +277,9 @@ fn load_nested(
         root: None,
         aborted: false,
     };
+    // A UTF-8 byte-order mark (some editors write one) is no content:
+    // PyYAML, the original's parser, skips it too.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
         let location = marker_location(&file, e.marker());
@@ -729,6 +732,16 @@ mod tests {
         assert_eq!(c.value, Value::Bool(true));
         assert_eq!((c.location.line, c.location.column), (4, 9));
         assert_eq!(yaml.key_location("b").line, 2);
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped() {
+        let (yaml, diagnostics) = load("\u{feff}infra_name: x\n");
+        assert!(diagnostics.is_empty(), "{diagnostics}");
+        let yaml = yaml.unwrap();
+        let name = yaml.get("infra_name").unwrap();
+        assert_eq!(name.value, Value::String("x".into()));
+        assert_eq!(yaml.key_location("infra_name").line, 1);
     }
 
     #[test]
