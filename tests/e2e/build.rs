@@ -173,6 +173,7 @@ fn ctrl_c_stops_gracefully_and_the_build_resumes() {
         stderr.contains("build stopped: 0 of 2 instances ready"),
         "{stderr}"
     );
+    assert!(!stderr.contains("error: build stopped"), "{stderr}");
     let report = occopus.report("slow");
     assert_eq!(
         instances(&report, "slow").len(),

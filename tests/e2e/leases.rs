@@ -284,11 +284,12 @@ fn destroy_during_maintain_names_it_and_destroys_once_it_stops() {
             let waiting = spawn(&occopus, &["destroy", "-i", &id, "--wait=120"]);
             std::thread::sleep(Duration::from_millis(300));
             crate::common::signal(maintain.0.id(), rustix::process::Signal::INT);
+            // An intended stop: exit 130, said without "error".
             let maintained = finish(maintain);
-            assert!(
-                maintained.status.code().is_some(),
-                "maintain did not end on Ctrl-C"
-            );
+            let said = String::from_utf8_lossy(&maintained.stderr);
+            assert_eq!(maintained.status.code(), Some(130), "{said}");
+            assert!(said.contains("stopped; run maintain again"), "{said}");
+            assert!(!said.contains("error"), "{said}");
             succeeded(&finish(waiting), "the waiting destroy");
             ends_with(&occopus, cloud, &id, 0);
         }

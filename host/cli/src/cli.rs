@@ -116,8 +116,13 @@ pub fn run() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             // A description's problems carry their own `FILE:LINE: error:`.
+            // An intended stop (Ctrl-C) is no error.
             match &error {
                 CliError::Api(occopus::ApiError::Invalid(diagnostics)) => errln!("{diagnostics}"),
+                CliError::Ended {
+                    code: occopus::types::ErrorCode::Interrupted,
+                    message,
+                } => errln!("{message}"),
                 _ => errln!("error: {error}"),
             }
             error.exit_code()

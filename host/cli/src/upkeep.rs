@@ -128,7 +128,7 @@ pub async fn maintain(
     if signal.is_stopped() {
         return Err(CliError::ended(
             ErrorCode::Interrupted,
-            "maintenance stopped; run maintain again to go on",
+            "stopped; run maintain again to go on",
         ));
     }
     Ok(())
