@@ -745,10 +745,34 @@ fn the_rest_service_name_works_and_no_token_means_loopback_only() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success());
+    assert_eq!(
+        output.status.code(),
+        Some(3),
+        "a configuration error: {stderr}"
+    );
     assert!(
         stderr.contains("refusing to listen on 0.0.0.0:0 without a token: set OCCOPUS_API_TOKEN"),
         "{stderr}"
+    );
+    // The help names the variable; on loopback without one, a warning.
+    let help = occopus.ok(&["serve", "--help"]);
+    assert!(help.contains("OCCOPUS_API_TOKEN"), "{help}");
+    let mut service = KillOnDrop(
+        occopus
+            .command(&["serve", "--port", "0"])
+            .env_remove("OCCOPUS_API_TOKEN")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let lines: Vec<String> = BufReader::new(service.0.stderr.take().unwrap())
+        .lines()
+        .take(2)
+        .map(Result::unwrap)
+        .collect();
+    assert!(
+        lines[1].starts_with("warning: no OCCOPUS_API_TOKEN is set"),
+        "{lines:?}"
     );
 }
 

@@ -73,7 +73,13 @@ pub enum Command {
     },
     /// Run the REST service (Occopus's occopus-rest-service): build, report,
     /// scale, maintain and destroy over HTTP.
-    #[command(visible_alias = "rest-service")]
+    #[command(
+        visible_alias = "rest-service",
+        after_help = "Authentication: set the bearer token in the OCCOPUS_API_TOKEN environment \
+                      variable (never on the command line, where other users could read it). \
+                      Without one the service answers anyone who can reach it, so it then \
+                      listens on a loopback address only."
+    )]
     Serve(serve::ServeArgs),
     /// List and inspect the installed plugins.
     #[command(subcommand)]

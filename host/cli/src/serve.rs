@@ -15,7 +15,7 @@ use std::path::PathBuf;
 /// `occopus serve` arguments.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// The address to listen on; another than loopback needs a token.
+    /// The address to listen on; another than loopback needs a token (OCCOPUS_API_TOKEN).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: IpAddr,
     /// The port to listen on (0: any free one; the address is printed).
@@ -57,8 +57,10 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         max_header_bytes: args.max_header_bytes,
         max_connections: args.max_connections,
     };
+    let token = environment::api_token();
+    let no_token = token.is_none();
     let settings = ServiceSettings {
-        token: environment::api_token(),
+        token,
         auth_data: args.auth_data.path(),
         import_dir: args.import_dir,
         max_body_bytes: args.max_body_bytes,
@@ -72,7 +74,15 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         address,
         limits,
         positive_seconds("--request-timeout", args.request_timeout)?,
-        |bound| errln!("occopus REST service listening on http://{bound}"),
+        |bound| {
+            errln!("occopus REST service listening on http://{bound}");
+            if no_token {
+                errln!(
+                    "warning: no OCCOPUS_API_TOKEN is set: anyone who can reach {bound} (every \
+                     user and process of this machine) may change its infrastructures"
+                );
+            }
+        },
         async move { stop.stopped().await },
     )
     .await?;
