@@ -321,7 +321,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some(deep.clone()),
             400,
-            "recursion limit exceeded",
+            "nested deeper than 255 levels",
         ),
         (
             "POST",

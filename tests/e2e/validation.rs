@@ -167,6 +167,14 @@ fn cases() -> Vec<(&'static str, String, String, &'static str)> {
             "infra.yaml:6:20: `min` of the scaling of node `a` must be a whole number, not a string",
         ),
         (
+            "min out of range",
+            i(infra(
+                "    type: web\n  - &B",
+                "    type: web\n    scaling: {min: 200000}\n  - &B",
+            )),
+            "infra.yaml:6:20: `min` of the scaling of node `a` is 200000; it must be between 0 and 100000",
+        ),
+        (
             "unknown scaling key",
             i(infra(
                 "    type: web\n  - &B",
@@ -197,7 +205,7 @@ fn cases() -> Vec<(&'static str, String, String, &'static str)> {
         (
             "unknown alias",
             i(infra("  - [*B, *A]", "  - [*B, *C]")),
-            "infra.yaml:10:10: invalid YAML: while parsing node, found unknown anchor",
+            "infra.yaml:10:10: the alias `*C` names an anchor `&C` that is not defined before it",
         ),
         (
             "duplicate key",

@@ -101,7 +101,12 @@ impl<'a> Fields<'a> {
             Value::Int(i) => {
                 diagnostics.error(
                     &value.location,
-                    format!("`{key}` of the {} is {i}, outside {range:?}", self.what),
+                    format!(
+                        "`{key}` of the {} is {i}; it must be between {} and {}",
+                        self.what,
+                        range.start(),
+                        range.end()
+                    ),
                     format!("use a value from {} to {}", range.start(), range.end()),
                 );
                 None

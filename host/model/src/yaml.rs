@@ -283,11 +283,10 @@ fn load_nested(
     let mut parser = Parser::new_from_str(text);
     if let Err(e) = parser.load(&mut builder, false) {
         let location = marker_location(&file, e.marker());
-        builder.diagnostics.push(Diagnostic::error(
-            Some(location),
-            format!("invalid YAML: {}", e.info()),
-            "fix the YAML syntax here (indentation, quotes, a missing ':' or '-')",
-        ));
+        let (message, help) = describe_syntax_error(text, e.marker(), e.info());
+        builder
+            .diagnostics
+            .push(Diagnostic::error(Some(location), message, help));
         return None;
     }
     if builder.aborted {
@@ -297,6 +296,38 @@ fn load_nested(
         value: Value::Null,
         location: Location::start_of(file),
     }))
+}
+
+/// The deepest nesting of `[ ]` and `{ }` the parser takes.
+const MAX_FLOW_NESTING: u32 = u8::MAX as u32;
+
+/// What a parse error says, in the user's terms: the limit and its value,
+/// the alias and its anchor, or the parser's own words.
+fn describe_syntax_error(text: &str, marker: &Marker, info: &str) -> (String, &'static str) {
+    if info == "recursion limit exceeded" {
+        return (
+            format!(
+                "`[ ]` and `{{ }}` are nested deeper than {MAX_FLOW_NESTING} levels, the YAML \
+                 parser's limit"
+            ),
+            "flatten the structure: no description needs that much nesting",
+        );
+    }
+    if info.ends_with("unknown anchor") {
+        let name: String = text
+            .chars()
+            .skip(marker.index() + 1)
+            .take_while(|c| !c.is_whitespace() && !matches!(c, ',' | ']' | '}'))
+            .collect();
+        return (
+            format!("the alias `*{name}` names an anchor `&{name}` that is not defined before it"),
+            "define the anchor (`&name`) before its first alias (`*name`), or fix the spelling",
+        );
+    }
+    (
+        format!("invalid YAML: {info}"),
+        "fix the YAML syntax here (indentation, quotes, a missing ':' or '-')",
+    )
 }
 
 fn marker_location(file: &Arc<Path>, marker: &Marker) -> Location {
@@ -732,6 +763,21 @@ mod tests {
         assert_eq!(c.value, Value::Bool(true));
         assert_eq!((c.location.line, c.location.column), (4, 9));
         assert_eq!(yaml.key_location("b").line, 2);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_limit_and_the_anchor() {
+        let deep = format!("a: {}{}\n", "[".repeat(300), "]".repeat(300));
+        let (_, diagnostics) = load(&deep);
+        let said = diagnostics.to_string();
+        assert!(said.contains("deeper than 255 levels"), "{said}");
+        let (_, diagnostics) = load("a: &one 1\nb: *onee\n");
+        let said = diagnostics.to_string();
+        assert!(
+            said.contains("`*onee`") && said.contains("`&onee`"),
+            "{said}"
+        );
+        assert!(said.contains("t.yaml:2:4"), "{said}");
     }
 
     #[test]
