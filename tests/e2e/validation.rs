@@ -438,3 +438,48 @@ async fn a_description_given_as_text_validates_with_its_import_policy() {
         "{bad}"
     );
 }
+
+/// A node definition that exists but cannot be read is reported once, for
+/// what is wrong with it: its nodes are not also said to have a type "no node
+/// definition defines".
+#[tokio::test]
+async fn a_broken_node_definition_is_its_only_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let occopus = open(dir.path()).await;
+    let broken = [
+        (
+            "yaml error",
+            NODES.replacen("  - resource:", "  - resource:\n   bad", 1),
+        ),
+        (
+            "missing import",
+            format!("{NODES}'node_def:x': !yaml_import {{url: 'file://nowhere.yaml'}}\n"),
+        ),
+        (
+            "no resource",
+            NODES.replacen(
+                "  - resource:\n      type: dummy\n",
+                "  - health_check: {ping: false}\n",
+                1,
+            ),
+        ),
+        (
+            "not a list",
+            NODES.replacen(
+                "  - resource:\n      type: dummy",
+                "    resource:\n      type: dummy",
+                1,
+            ),
+        ),
+    ];
+    for (case, nodes) in broken {
+        let found = errors(&occopus, dir.path(), INFRA, &nodes).await;
+        assert!(!found.is_empty(), "{case}: no error");
+        assert!(
+            found
+                .iter()
+                .all(|e| !e.contains("which no node definition defines")),
+            "{case}: {found:#?}"
+        );
+    }
+}

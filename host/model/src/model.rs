@@ -86,8 +86,11 @@ impl Model {
         };
         let mut definitions = imported;
         for path in sources.node_files() {
-            if let Some(yaml) = yaml::load_file(&path, limits.clone(), &mut diagnostics) {
-                definitions.extend(NodeDefinitions::from_yaml(&yaml, &mut diagnostics));
+            match yaml::load_file(&path, limits.clone(), &mut diagnostics) {
+                Some(yaml) => {
+                    definitions.extend(NodeDefinitions::from_yaml(&yaml, &mut diagnostics))
+                }
+                None => definitions.incomplete = true,
             }
         }
         let auth = match &sources.auth_data {
@@ -139,6 +142,9 @@ fn choose_implementations(
     let mut chosen = BTreeMap::new();
     for node in &infra.nodes {
         let Some(implementations) = definitions.types.get(&node.node_type) else {
+            if !definitions.is_undefined(&node.node_type) {
+                continue;
+            }
             let known: Vec<&str> = definitions.types.keys().map(String::as_str).collect();
             diagnostics.error(
                 &node.type_location,

@@ -7,7 +7,7 @@ use crate::fields::Fields;
 use crate::location::Location;
 use crate::yaml::{Value, Yaml};
 use serde_json::{Map, Value as Json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 const IMPLEMENTATION_KEYS: &[&str] = &[
@@ -25,6 +25,12 @@ pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(600);
 pub struct NodeDefinitions {
     /// Type name (without `node_def:`) -> implementations.
     pub types: BTreeMap<String, Vec<Implementation>>,
+    /// Types defined, but whose every implementation was refused (its
+    /// problems are reported): a node of one is not also "undefined".
+    pub broken: BTreeSet<String>,
+    /// Whether a file of definitions could not be read at all (its problem
+    /// is reported): any type may be defined there, so none is "undefined".
+    pub incomplete: bool,
 }
 
 /// One way to make a node of a type.
@@ -121,6 +127,7 @@ impl NodeDefinitions {
                         format!("`node_def:{type_name}` must be a list of implementations"),
                         "put `-` before `resource:` (one list item per implementation)",
                     );
+                    definitions.broken.insert(type_name.to_string());
                     continue;
                 }
                 _ => {
@@ -132,10 +139,12 @@ impl NodeDefinitions {
                         ),
                         "write `- resource: {type: ...}` items under it",
                     );
+                    definitions.broken.insert(type_name.to_string());
                     continue;
                 }
             };
             if implementations.is_empty() {
+                definitions.broken.insert(type_name.to_string());
                 continue;
             }
             definitions
@@ -148,6 +157,14 @@ impl NodeDefinitions {
     /// Adds (or replaces) the types of `other`.
     pub fn extend(&mut self, other: NodeDefinitions) {
         self.types.extend(other.types);
+        self.broken.extend(other.broken);
+        self.incomplete |= other.incomplete;
+    }
+
+    /// Whether a node of `node_type` has nothing to be made from for a
+    /// reason not reported yet.
+    pub fn is_undefined(&self, node_type: &str) -> bool {
+        !self.types.contains_key(node_type) && !self.broken.contains(node_type) && !self.incomplete
     }
 }
 
