@@ -236,9 +236,15 @@ fn scaling_up_down_and_a_chosen_instance_within_the_limits() {
     let why = refused(&occopus, &["scale", "-i", "sc", "-n", "web", "-c", "+1"]);
     assert!(
         why.contains("node `web` may have between 1 and 3 instances")
-            && why.contains("its target is 3, so +1 would make 4"),
+            && why.contains(
+                "its target is 3 (counting queued requests of +2 that maintain has not applied \
+                 yet), so +1 would make 4"
+            ),
         "{why}"
     );
+    // A count is said as a count.
+    let why = refused(&occopus, &["scale", "-i", "sc", "-n", "web", "-s", "4"]);
+    assert!(why.ends_with("4 is not between them\n"), "{why}");
     let report = occopus.report("sc");
     assert_eq!(
         report["web"]["scaling"]["target"], 1,
@@ -286,9 +292,19 @@ fn scaling_up_down_and_a_chosen_instance_within_the_limits() {
     );
     occopus.ok(&["scale", "-i", "sc", "-n", "web", "-f", &address]);
     let why = refused(&occopus, &["scale", "-i", "sc", "-n", "web", "-c", "-1"]);
-    assert!(why.contains("its target is 1, so -1 would make 0"), "{why}");
+    assert!(
+        why.contains("its target is 1 (counting queued requests of -1 "),
+        "{why}"
+    );
+    assert!(why.contains("so -1 would make 0"), "{why}");
     pass(&occopus, "sc");
     assert_eq!(ready_ids(&occopus, "sc"), [second]);
+    // At the minimum, an instance that is not there is still the answer.
+    let why = refused(
+        &occopus,
+        &["scale", "-i", "sc", "-n", "web", "-f", "no-such-instance"],
+    );
+    assert!(why.contains("no live instance"), "{why}");
     let why = refused(&occopus, &["scale", "-i", "sc", "-n", "nope", "-c", "+1"]);
     assert!(why.contains("has no node `nope`; its nodes: web"), "{why}");
 

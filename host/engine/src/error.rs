@@ -90,15 +90,18 @@ pub enum ScaleError {
     #[error("node `{node}` already has a target of {target}: nothing to change")]
     NothingToChange { node: String, target: u32 },
     #[error(
-        "node `{node}` may have between {min} and {max} instances (its scaling in the description); \
-         its target is {current}, so {change:+} would make {wanted}"
+        "node `{node}` may have between {min} and {max} instances (its scaling in the description); {}",
+        outside_limits(*.current, *.queued, .asked, *.wanted)
     )]
     OutsideLimits {
         node: String,
         min: u32,
         max: u32,
+        /// The target the request starts from, queued requests included.
         current: u32,
-        change: i64,
+        /// The change of the requests queued before this one, in `current`.
+        queued: i64,
+        asked: ScaleAsk,
         wanted: i64,
     },
     #[error(
@@ -111,6 +114,32 @@ pub enum ScaleError {
     },
     #[error("instance `{chosen}` is already going")]
     AlreadyGoing { chosen: String },
+}
+
+/// What a scaling request asked for, in the user's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScaleAsk {
+    /// `+N` or `-N` instances.
+    Change(i64),
+    /// Exactly N instances.
+    Set(u32),
+    /// This instance to go.
+    Remove(String),
+}
+
+/// The second half of [`ScaleError::OutsideLimits`]: what the request would
+/// do, said as it was asked.
+fn outside_limits(current: u32, queued: i64, asked: &ScaleAsk, wanted: i64) -> String {
+    let would = match asked {
+        ScaleAsk::Set(count) => return format!("{count} is not between them"),
+        ScaleAsk::Remove(chosen) => format!("removing `{chosen}` would leave {wanted}"),
+        ScaleAsk::Change(change) => format!("{change:+} would make {wanted}"),
+    };
+    let counting = match queued {
+        0 => String::new(),
+        n => format!(" (counting queued requests of {n:+} that maintain has not applied yet)"),
+    };
+    format!("its target is {current}{counting}, so {would}")
 }
 
 /// Why one instance failed.
@@ -219,18 +248,26 @@ mod tests {
             detail: None,
         };
         assert_eq!(gone.to_string(), "the cloud reports it shut down");
-        let refused = ScaleError::OutsideLimits {
+        let refused = |queued, asked| ScaleError::OutsideLimits {
             node: "web".into(),
             min: 1,
             max: 3,
             current: 3,
-            change: 1,
+            queued,
+            asked,
             wanted: 4,
         };
+        let said = refused(0, ScaleAsk::Change(1)).to_string();
         assert!(
-            refused
-                .to_string()
-                .ends_with("its target is 3, so +1 would make 4")
+            said.ends_with("its target is 3, so +1 would make 4"),
+            "{said}"
+        );
+        let said = refused(0, ScaleAsk::Set(4)).to_string();
+        assert!(said.ends_with("; 4 is not between them"), "{said}");
+        let said = refused(2, ScaleAsk::Change(1)).to_string();
+        assert!(
+            said.contains("its target is 3 (counting queued requests of +2"),
+            "{said}"
         );
     }
 }

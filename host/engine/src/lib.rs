@@ -49,7 +49,7 @@ pub use build::BuildOptions;
 pub use config::EngineConfig;
 pub use destroy::{DestroyOptions, DestroyReport};
 pub use endpoints::{EndpointError, EndpointResolver, NoEndpoints};
-pub use error::{EngineError, InstanceFailure, ScaleError};
+pub use error::{EngineError, InstanceFailure, ScaleAsk, ScaleError};
 pub use events::{Event, Phase};
 pub use lease::{Lease, LeasePolicy};
 pub use maintain::PassReport;

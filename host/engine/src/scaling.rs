@@ -2,7 +2,7 @@
 //! check against the node's limits (counting the requests already queued),
 //! applied by the next maintenance pass after the same check.
 
-use crate::error::{EngineError, ScaleError};
+use crate::error::{EngineError, ScaleAsk, ScaleError};
 use crate::orchestrator::Orchestrator;
 use occopus_model::Model;
 use occopus_store::{InstanceRecord, NodeTarget};
@@ -75,16 +75,18 @@ impl Orchestrator {
             .map(|r| r.change)
             .sum();
         let current = (i64::from(stored) + queued).max(0) as u32;
-        let change = match (by, instance) {
-            (ScaleBy::Change(-1), Some(_)) => -1,
+        let (change, asked) = match (by, instance) {
+            (ScaleBy::Change(-1), Some(chosen)) => (-1, ScaleAsk::Remove(chosen.to_string())),
             (_, Some(chosen)) => {
                 return Err(ScaleError::ChosenIsOne {
                     chosen: chosen.to_string(),
                 }
                 .into());
             }
-            (ScaleBy::Change(change), None) => change,
-            (ScaleBy::To(count), None) => i64::from(count) - i64::from(current),
+            (ScaleBy::Change(change), None) => (change, ScaleAsk::Change(change)),
+            (ScaleBy::To(count), None) => {
+                (i64::from(count) - i64::from(current), ScaleAsk::Set(count))
+            }
         };
         if change == 0 {
             return Err(ScaleError::NothingToChange {
@@ -93,7 +95,7 @@ impl Orchestrator {
             }
             .into());
         }
-        let target = check_limits(node_name, node.scaling, current, change)?;
+        // An instance that is not there is the first thing to say.
         if let Some(chosen) = instance {
             let known = store
                 .instances(infra_id)?
@@ -108,6 +110,7 @@ impl Orchestrator {
                 .into());
             }
         }
+        let target = check_limits(node_name, node.scaling, current, queued, asked)?;
         let seq = store.queue_scale_request(infra_id, node_name, change, instance)?;
         Ok(ScaleQueued {
             seq,
@@ -147,7 +150,11 @@ impl Orchestrator {
                     }
                 };
                 let current = node.scaling.target(targets[index].target);
-                let wanted = check_limits(&node.name, node.scaling, current, request.change)?;
+                let asked = match &request.instance {
+                    Some(chosen) => ScaleAsk::Remove(chosen.clone()),
+                    None => ScaleAsk::Change(request.change),
+                };
+                let wanted = check_limits(&node.name, node.scaling, current, 0, asked)?;
                 if let Some(chosen) = &request.instance {
                     let record = records
                         .iter()
@@ -185,14 +192,20 @@ impl Orchestrator {
     }
 }
 
-/// The target `change` leads to from `current`, or why it is refused.
+/// The target `asked` leads to from `current` (which counts `queued`
+/// changes not applied yet), or why it is refused.
 fn check_limits(
     node: &str,
     scaling: Scaling,
     current: u32,
-    change: i64,
+    queued: i64,
+    asked: ScaleAsk,
 ) -> Result<u32, ScaleError> {
-    let wanted = i64::from(current) + change;
+    let wanted = match &asked {
+        ScaleAsk::Change(change) => i64::from(current) + change,
+        ScaleAsk::Set(count) => i64::from(*count),
+        ScaleAsk::Remove(_) => i64::from(current) - 1,
+    };
     let (min, max) = (scaling.min, scaling.max);
     if wanted < i64::from(min) || wanted > i64::from(max) {
         return Err(ScaleError::OutsideLimits {
@@ -200,7 +213,8 @@ fn check_limits(
             min,
             max,
             current,
-            change,
+            queued,
+            asked,
             wanted,
         });
     }
