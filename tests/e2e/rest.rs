@@ -926,3 +926,31 @@ fn slow_and_huge_headers_are_cut_off() {
         "a body that never ends got: {answer:?}"
     );
 }
+
+/// An infra built with the command line on the service's state file is
+/// listed, not managed: a scale-up of it is refused (409) saying how, since
+/// no maintenance of the service would ever apply it.
+#[tokio::test]
+async fn scaling_an_infra_the_service_does_not_manage_is_refused_saying_how() {
+    let occopus = Occopus::new(57);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: cli\nnodes:\n  - {name: sim, type: sim, scaling: {min: 1, max: 3}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n",
+    );
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "by-cli"]);
+    let service = RestService::start(&occopus);
+    let (status, list) = service.call("GET", "/infrastructures/", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["infrastructures"], serde_json::json!(["by-cli"]));
+    assert_eq!(list["managed"], serde_json::json!([]));
+    let (status, answer) = service
+        .call("POST", "/infrastructures/by-cli/scaleup/sim", None)
+        .await;
+    assert_eq!(status, 409, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("not managed by this service")
+            && message.contains("occopus maintain -i by-cli"),
+        "{answer}"
+    );
+}

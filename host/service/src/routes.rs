@@ -176,8 +176,14 @@ async fn list(State(service): State<Arc<Service>>) -> Answer {
         .into_iter()
         .map(|i| i.infra.id)
         .collect();
+    // Which of them this service builds, maintains or destroys (the others
+    // are the command line's: it reports them, but does not change them).
+    let managed: Vec<&String> = ids
+        .iter()
+        .filter(|id| service.operation(id).is_some())
+        .collect();
     Ok(axum::Json(
-        json!({"infrastructures": ids, "infrastuctures": ids}),
+        json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
     ))
 }
 
@@ -238,16 +244,29 @@ async fn scale(
     by: ScaleBy,
     instance: Option<&str>,
 ) -> Result<(), HttpError> {
-    if service.operation(id) == Some(Operation::Destroying) {
-        return Err(HttpError::conflict(format!(
-            "infrastructure `{id}` is being destroyed"
-        )));
+    match service.operation(id) {
+        Some(Operation::Destroying) => {
+            return Err(HttpError::conflict(format!(
+                "infrastructure `{id}` is being destroyed"
+            )));
+        }
+        // Queued, the request would wait for a maintenance that never comes.
+        None => {
+            service.occopus.info(Some(id))?;
+            return Err(HttpError::conflict(format!(
+                "infrastructure `{id}` is not managed by this service (it was built with the \
+                 command line, or its maintenance ended): nothing here would apply a scaling \
+                 request; scale it with `occopus scale -i {id} ...` and keep it alive with \
+                 `occopus maintain -i {id}`"
+            )));
+        }
+        Some(Operation::Building | Operation::Maintaining) => {}
     }
     service.occopus.scale(id, node, by, instance)?;
     Ok(())
 }
 
-#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, count: 1}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, count: 1}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed, or not managed by this service (built with the command line)"), (status = 422, description = "outside the node's limits")))]
 async fn scale_up_one(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -259,7 +278,7 @@ async fn scale_up_one(
     ))
 }
 
-#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleup/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed, or not managed by this service (built with the command line)"), (status = 422, description = "outside the node's limits")))]
 async fn scale_up(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, u32)>, PathRejection>,
@@ -278,7 +297,7 @@ async fn scale_up(
     ))
 }
 
-#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, nodeid: null}`; the youngest goes"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
+#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name")), responses((status = 200, description = "`{method, infraid, nodename, nodeid: null}`; the youngest goes"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed, or not managed by this service (built with the command line)"), (status = 422, description = "outside the node's limits")))]
 async fn scale_down_youngest(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String)>, PathRejection>,
@@ -290,7 +309,7 @@ async fn scale_down_youngest(
     ))
 }
 
-#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}/{instance}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("instance" = String, Path, description = "the instance id or address to remove")), responses((status = 200, description = "`{method, infraid, nodename, nodeid}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits or no such instance")))]
+#[utoipa::path(post, path = "/infrastructures/{id}/scaledown/{node}/{instance}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("instance" = String, Path, description = "the instance id or address to remove")), responses((status = 200, description = "`{method, infraid, nodename, nodeid}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed, or not managed by this service (built with the command line)"), (status = 422, description = "outside the node's limits or no such instance")))]
 async fn scale_down(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, String)>, PathRejection>,
@@ -302,7 +321,7 @@ async fn scale_down(
     ))
 }
 
-#[utoipa::path(post, path = "/infrastructures/{id}/scaleto/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed"), (status = 422, description = "outside the node's limits")))]
+#[utoipa::path(post, path = "/infrastructures/{id}/scaleto/{node}/{count}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id"), ("node" = String, Path, description = "the node name"), ("count" = u32, Path, description = "how many instances")), responses((status = 200, description = "`{method, infraid, nodename, count}`; queued"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure"), (status = 409, description = "being destroyed, or not managed by this service (built with the command line)"), (status = 422, description = "outside the node's limits")))]
 async fn scale_to(
     State(service): State<Arc<Service>>,
     p: Result<Path<(String, String, u32)>, PathRejection>,
