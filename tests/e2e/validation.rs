@@ -175,6 +175,14 @@ fn cases() -> Vec<(&'static str, String, String, &'static str)> {
             "infra.yaml:6:20: `min` of the scaling of node `a` is 200000; it must be between 0 and 100000",
         ),
         (
+            "min of 0",
+            i(infra(
+                "    type: web\n  - &B",
+                "    type: web\n    scaling: {min: 0, max: 0}\n  - &B",
+            )),
+            "infra.yaml:6:20: `min` of the scaling of node `a` is 0, but every node has at least one instance",
+        ),
+        (
             "unknown scaling key",
             i(infra(
                 "    type: web\n  - &B",
@@ -482,4 +490,22 @@ async fn a_broken_node_definition_is_its_only_error() {
             "{case}: {found:#?}"
         );
     }
+}
+
+/// `{min: 0, max: 0}` is one problem (min), not also "max below min".
+#[tokio::test]
+async fn a_min_of_zero_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let occopus = open(dir.path()).await;
+    let infra = INFRA.replacen(
+        "    type: web\n  - &B",
+        "    type: web\n    scaling: {min: 0, max: 0}\n  - &B",
+        1,
+    );
+    let found = errors(&occopus, dir.path(), &infra, NODES).await;
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].contains("is 0, but every node has at least one instance"),
+        "{found:#?}"
+    );
 }

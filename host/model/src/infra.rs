@@ -299,12 +299,22 @@ fn scaling(node: &Fields<'_>, name: &str, diagnostics: &mut Diagnostics) -> Scal
     let max = fields
         .integer("max", 0..=100_000, diagnostics)
         .map(|v| v as u32);
-    // Occopus clamps min to >= 1 and max to >= min; an explicit max below an
-    // explicit min is a mistake worth reporting rather than silently fixing.
+    // Occopus silently made a `min` of 0 into 1; a node with no instance is
+    // not supported here either, so it is refused rather than changed. An
+    // explicit max below an explicit min is a mistake worth reporting too.
+    let min_is_zero = min == Some(0);
+    if min_is_zero {
+        diagnostics.error(
+            &yaml.get("min").map_or(&yaml.location, |v| &v.location).clone(),
+            format!("`min` of the scaling of node `{name}` is 0, but every node has at least one instance"),
+            "set `min: 1`, or leave the node out of the description until it is needed",
+        );
+    }
     let min = min.unwrap_or(1).max(1);
     if let Some(max) = max
         && max < min
         && yaml.get("min").is_some()
+        && !min_is_zero
     {
         diagnostics.error(
             &yaml.key_location("max").clone(),
