@@ -29,6 +29,12 @@ fn hello_builds_reports_and_destroys() {
     let listed = occopus.local_cloud().list(Some(&infra_id)).unwrap();
     assert_eq!(listed.len(), 2);
 
+    // The README's scale command, as written, then a pass applies it.
+    occopus.ok(&["scale", "-i", &infra_id, "-n", "web", "-c", "+1"]);
+    occopus.ok(&["maintain", "-i", &infra_id, "--once"]);
+    let report = occopus.report(&infra_id);
+    assert_eq!(report["web"]["scaling"]["actual"], 2, "{report:#}");
+
     let table = occopus.ok(&["info"]);
     assert!(
         table.contains(&infra_id) && table.contains("hello") && table.contains("ready"),
