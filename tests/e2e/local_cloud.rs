@@ -146,11 +146,21 @@ fn failing_boot_steps_fail_the_node() {
     let _cleanup = DestroyNodesOnDrop(root.path().to_owned());
     let cloud = open_cloud(root.path(), "127.77.3.0/24", 8);
     let cases = [
-        ("#cloud-config\nbootcmd: [exit 3]\n", "exit code 3"),
-        ("#cloud-config\nruncmd: [exit 4]\n", "exit code 4"),
+        (
+            "#cloud-config\nbootcmd: [exit 3]\n",
+            "boot step bootcmd `sh -c exit 3` exited with code 3",
+        ),
+        (
+            "#cloud-config\nruncmd: [exit 4]\n",
+            "the node's service (runcmd `sh -c exit 4`) exited with code 4",
+        ),
+        (
+            "#cloud-config\nruncmd: ['kill -9 $$']\n",
+            "was killed by signal 9 (SIGKILL)",
+        ),
         (
             "#cloud-config\nwrite_files: [{path: ../../escape.txt, content: x}]\n",
-            "exit code -1",
+            "escape",
         ),
     ];
     for (i, (user_data, detail)) in cases.iter().enumerate() {

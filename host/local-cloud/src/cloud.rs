@@ -313,10 +313,7 @@ impl LocalCloud {
         let alive = pid.is_some_and(|pid| supervisor_alive(pid, control.dir()));
         let starting = now_ms() - record.created_ms < START_GRACE.as_millis() as i64;
         let (state, detail) = match (pid, control.state(), alive) {
-            (_, Some(BootState::Failed(code)), _) => (
-                NodeState::Failed,
-                Some(format!("a boot step failed with exit code {code}")),
-            ),
+            (_, Some(BootState::Failed(why)), _) => (NodeState::Failed, Some(why)),
             // Not recorded yet, or forked but not yet running `boot-node` (its
             // command line is still its parent's) and so not yet writing state.
             (None, _, _) | (Some(_), None, false) if starting => (NodeState::Pending, None),

@@ -31,8 +31,8 @@ pub enum BootState {
     Pending,
     /// `runcmd` started.
     Running,
-    /// A step failed with this exit code (or -1 when it could not start).
-    Failed(i32),
+    /// A boot step or the node's service failed; why, in words.
+    Failed(String),
 }
 
 impl ControlFiles {
@@ -67,8 +67,11 @@ impl ControlFiles {
         match (words.next(), words.next()) {
             (Some("pending"), _) => Some(BootState::Pending),
             (Some("running"), _) => Some(BootState::Running),
-            (Some("failed"), code) => Some(BootState::Failed(
-                code.and_then(|c| c.parse().ok()).unwrap_or(-1),
+            (Some("failed"), _) => Some(BootState::Failed(
+                text.trim_start()
+                    .trim_start_matches("failed")
+                    .trim()
+                    .to_owned(),
             )),
             _ => None,
         }
@@ -79,7 +82,7 @@ impl ControlFiles {
         let text = match state {
             BootState::Pending => "pending".to_owned(),
             BootState::Running => "running".to_owned(),
-            BootState::Failed(code) => format!("failed {code}"),
+            BootState::Failed(why) => format!("failed {why}"),
         };
         let temp = self.dir.join("state.tmp");
         std::fs::write(&temp, text)?;
@@ -157,13 +160,36 @@ impl ControlFiles {
     }
 }
 
+/// How a command ended, in words: its exit code, or the signal that killed it.
+fn ended(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with code {code}"),
+        (None, Some(signal)) => {
+            let name = match signal {
+                1 => " (SIGHUP)",
+                2 => " (SIGINT)",
+                3 => " (SIGQUIT)",
+                6 => " (SIGABRT)",
+                9 => " (SIGKILL)",
+                11 => " (SIGSEGV)",
+                13 => " (SIGPIPE)",
+                15 => " (SIGTERM)",
+                _ => "",
+            };
+            format!("was killed by signal {signal}{name}")
+        }
+        (None, None) => format!("ended ({status})"),
+    }
+}
+
 /// Boots a node: the body of the settings' runner (`occopus local-cloud
 /// boot-node`). Returns the exit code of the supervisor (it only returns when
 /// a step failed).
 pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
     let fail = |code: i32, why: &str| {
         eprintln!("occopus: node failed: {why}");
-        let _ = control.set_state(&BootState::Failed(code));
+        let _ = control.set_state(&BootState::Failed(why.to_owned()));
         code
     };
     let _supervision = match control.claim_supervision() {
@@ -188,7 +214,12 @@ pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
     for line in &plan.not_applied {
         eprintln!("occopus: {line}");
     }
+    // `bootcmd` steps boot the node; `runcmd` commands are its service.
     let run = |stage: &str, commands: &[Command]| -> Result<(), i32> {
+        let what = |command: &Command| match stage {
+            "runcmd" => format!("the node's service (runcmd `{}`)", command.join(" ")),
+            _ => format!("boot step {stage} `{}`", command.join(" ")),
+        };
         for command in commands {
             eprintln!("occopus: {stage}: {}", command.join(" "));
             let status = std::process::Command::new(&command[0])
@@ -201,16 +232,10 @@ pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
                 Ok(s) if s.success() => {}
                 Ok(s) => {
                     let code = s.code().unwrap_or(-1);
-                    return Err(fail(
-                        code,
-                        &format!("{stage} `{}` exited with {s}", command.join(" ")),
-                    ));
+                    return Err(fail(code, &format!("{} {}", what(command), ended(s))));
                 }
                 Err(e) => {
-                    return Err(fail(
-                        -1,
-                        &format!("{stage} `{}` could not start: {e}", command[0]),
-                    ));
+                    return Err(fail(-1, &format!("{} could not start: {e}", what(command))));
                 }
             }
         }
