@@ -143,3 +143,58 @@ fn a_broken_description_reads_the_same_from_build_and_validate() {
         );
     }
 }
+
+/// Occopus's own command names work as symlinks to `occopus`, with their
+/// original flags; a file given as the command gets the command to use.
+#[test]
+fn the_original_command_names_work_and_a_file_is_not_a_command() {
+    let occopus = crate::common::Occopus::new(90);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: named\nnodes:\n  - {name: a, type: sim, scaling: {min: 1, max: 2}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    let bin = occopus.dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    for name in ["build", "destroy", "import", "maintain", "scale"] {
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_occopus"),
+            bin.join(format!("occopus-{name}")),
+        )
+        .unwrap();
+    }
+    let original = |name: &str, args: &[&str]| {
+        // The same command, run by the symlink's name.
+        let command = occopus.command(args);
+        let output = std::process::Command::new(bin.join(format!("occopus-{name}")))
+            .args(command.get_args())
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "occopus-{name} {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    original("import", &[&nodes]);
+    original("build", &[&infra, "--infra_id", "named"]);
+    original(
+        "scale",
+        &["--infra_id", "named", "-n", "a", "--changescale", "+1"],
+    );
+    original("maintain", &["--infra_id", "named", "--once"]);
+    assert_eq!(
+        crate::common::instances(&occopus.report("named"), "a").len(),
+        2
+    );
+    original("destroy", &["--infra_id", "named"]);
+
+    let output = occopus.run(&[&infra]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("occopus build {infra}")),
+        "{stderr}"
+    );
+}

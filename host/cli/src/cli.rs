@@ -7,7 +7,7 @@ use crate::args::StateArgs;
 use crate::environment;
 use crate::error::CliError;
 use crate::{infra, local_cloud, plugins, serve, upkeep};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -94,22 +94,59 @@ pub enum Command {
     },
 }
 
-/// The command line, with `serve` added when the binary is called by
-/// Occopus's name for it (a symlink `occopus-rest-service -> occopus`).
+/// Occopus's own command names, each a symlink to `occopus` away (see the
+/// README), and the subcommand each stands for. Their flags are accepted as
+/// Occopus spelt them (`--infra_id`, `--changescale`, ...).
+const ORIGINAL_NAMES: &[(&str, &str)] = &[
+    ("occopus-build", "build"),
+    ("occopus-destroy", "destroy"),
+    ("occopus-import", "import"),
+    ("occopus-maintain", "maintain"),
+    ("occopus-scale", "scale"),
+    ("occopus-rest-service", "serve"),
+];
+
+/// The command line, with the subcommand added when the binary is called by
+/// one of Occopus's names for it (a symlink `occopus-build -> occopus`).
 fn arguments(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     let called = args
         .first()
         .and_then(|a| std::path::Path::new(a).file_name())
-        .is_some_and(|name| name == "occopus-rest-service");
-    if called {
-        args.insert(1, "serve".into());
+        .and_then(|name| {
+            ORIGINAL_NAMES
+                .iter()
+                .find(|(original, _)| name == *original)
+        });
+    if let Some((_, subcommand)) = called {
+        args.insert(1, subcommand.into());
     }
     args
 }
 
+/// When the first argument is a file rather than a command (`occopus
+/// infra.yaml`), what the user most likely meant.
+fn file_given_as_command(args: &[std::ffi::OsString]) -> Option<String> {
+    let first = std::path::Path::new(args.get(1)?);
+    let is_command = Cli::command().get_subcommands().any(|c| {
+        c.get_name() == first.as_os_str() || c.get_all_aliases().any(|a| a == first.as_os_str())
+    });
+    (!is_command && first.is_file()).then(|| {
+        format!(
+            "error: `{0}` is a file, not a command; to deploy it: occopus build {0} \
+             (or check it first: occopus validate {0})",
+            first.display()
+        )
+    })
+}
+
 /// Parses the command line, runs the command and returns the exit code.
 pub fn run() -> ExitCode {
-    let cli = Cli::parse_from(arguments(std::env::args_os().collect()));
+    let args = arguments(std::env::args_os().collect());
+    if let Some(hint) = file_given_as_command(&args) {
+        errln!("{hint}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(args);
     init_logging(cli.verbose);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
