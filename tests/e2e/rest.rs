@@ -192,6 +192,11 @@ async fn occopus_flow_over_http() {
         .await;
     assert_eq!(status, 422, "{answer}");
     assert_eq!(answer["status_code"], 422);
+    let (status, answer) = service
+        .call("POST", &format!("/infrastructures/{id}/scaleup/nope"), None)
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["error"]["code"], "unknown-node", "{answer}");
 
     let (status, answer) = service
         .call(
@@ -377,7 +382,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             None,
             400,
-            "many",
+            "`many` is not a count: give a whole number from 1 to 4294967295",
         ),
         (
             "GET",

@@ -46,6 +46,7 @@ impl CliError {
             ErrorCode::Conflict => 5,
             ErrorCode::Interrupted => 130,
             ErrorCode::UnknownInfra
+            | ErrorCode::UnknownNode
             | ErrorCode::ScaleRefused
             | ErrorCode::PluginUnavailable
             | ErrorCode::CloudCallFailed

@@ -66,6 +66,7 @@ impl HasErrorCode for EngineError {
             }
             EngineError::Store(e) => e.code(),
             EngineError::UnknownInfra(_) => ErrorCode::UnknownInfra,
+            EngineError::ScaleRefused(ScaleError::UnknownNode { .. }) => ErrorCode::UnknownNode,
             EngineError::ScaleRefused(_) => ErrorCode::ScaleRefused,
             EngineError::Held { .. }
             | EngineError::LeaseLost { .. }

@@ -69,7 +69,7 @@ impl HttpError {
 fn status_of(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::InvalidDescription => StatusCode::BAD_REQUEST,
-        ErrorCode::UnknownInfra => StatusCode::NOT_FOUND,
+        ErrorCode::UnknownInfra | ErrorCode::UnknownNode => StatusCode::NOT_FOUND,
         ErrorCode::ScaleRefused => StatusCode::UNPROCESSABLE_ENTITY,
         ErrorCode::Conflict => StatusCode::CONFLICT,
         ErrorCode::CloudCallFailed => StatusCode::BAD_GATEWAY,

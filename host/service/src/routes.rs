@@ -148,8 +148,27 @@ fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
 }
 
 fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, HttpError> {
+    use axum::extract::path::ErrorKind;
     path.map(|Path(p)| p).map_err(|rejection| {
-        HttpError::new(StatusCode::BAD_REQUEST, "bad-path", rejection.body_text())
+        // The only typed part of a path is a count: say so in those words,
+        // not in the deserialiser's ("Cannot parse value at index 2 ...").
+        let unparsable = match &rejection {
+            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
+                ErrorKind::ParseError { value, .. }
+                | ErrorKind::ParseErrorAtIndex { value, .. }
+                | ErrorKind::ParseErrorAtKey { value, .. } => Some(value.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        let message = match unparsable {
+            Some(value) => format!(
+                "`{value}` is not a count: give a whole number from 1 to {}",
+                u32::MAX
+            ),
+            None => rejection.body_text(),
+        };
+        HttpError::new(StatusCode::BAD_REQUEST, "bad-path", message)
     })
 }
 

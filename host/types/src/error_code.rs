@@ -20,6 +20,8 @@ pub enum ErrorCode {
     BadConfiguration,
     /// No infrastructure with that id is recorded.
     UnknownInfra,
+    /// The infrastructure has no node of that name.
+    UnknownNode,
     /// A scaling request asks for what the node's limits (or its instances)
     /// do not allow.
     ScaleRefused,
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::InvalidDescription => "invalid-description",
             ErrorCode::BadConfiguration => "bad-configuration",
             ErrorCode::UnknownInfra => "unknown-infra",
+            ErrorCode::UnknownNode => "unknown-node",
             ErrorCode::ScaleRefused => "scaling-refused",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PluginUnavailable => "plugin-unavailable",
