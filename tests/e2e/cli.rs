@@ -198,3 +198,35 @@ fn the_original_command_names_work_and_a_file_is_not_a_command() {
         "{stderr}"
     );
 }
+
+/// Small answers: an empty `info` says so (no lone header), instance rows
+/// have a header, and `local-cloud destroy` says what it did.
+#[test]
+fn info_and_local_cloud_destroy_say_what_they_found() {
+    let occopus = crate::common::Occopus::new(91);
+    let empty = occopus.run(&["info"]);
+    assert!(empty.status.success());
+    assert!(empty.stdout.is_empty(), "{empty:?}");
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no infrastructure is recorded"));
+
+    let [infra, nodes] = occopus.describe(
+        "infra_name: small\nnodes:\n  - {name: a, type: sim}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "small"]);
+    let shown = occopus.ok(&["info", "-i", "small"]);
+    let header = shown
+        .lines()
+        .position(|l| l.trim_start().starts_with("INSTANCE"));
+    let row = shown
+        .lines()
+        .position(|l| l.trim_start().starts_with("a-1-"));
+    assert!(header.is_some() && header < row, "{shown}");
+
+    let said = |args: &[&str]| {
+        let output = occopus.run(args);
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(said(&["local-cloud", "destroy", "local-99"]).contains("no node local-99"));
+}

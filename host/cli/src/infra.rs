@@ -253,6 +253,13 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
                 .collect();
             outln!("{:#}", serde_json::json!({ "infrastructures": list }));
         }
+        (false, false) if infos.is_empty() => {
+            let file = state.state_file().map(|f| f.display().to_string());
+            errln!(
+                "no infrastructure is recorded in {}",
+                file.as_deref().unwrap_or("the state database")
+            );
+        }
         (false, false) => {
             outln!(
                 "{:<38} {:<24} {:<14} {:<9} CHANGED BY",
@@ -331,6 +338,15 @@ fn print_infra(info: &InfraInfo) {
             node.scaling.min,
             node.scaling.max
         );
+        if !instances.is_empty() {
+            outln!(
+                "  {:<28} {:<10} {:<16} {:<24} HEALTH",
+                "INSTANCE",
+                "STATE",
+                "ADDRESS",
+                "CLOUD ID"
+            );
+        }
         for i in instances {
             let health = match (i.health.status, &i.health.detail) {
                 (HealthStatus::Failing, Some(why)) => format!("failing ({why})"),

@@ -1,6 +1,6 @@
 //! `occopus local-cloud ...`: the built-in cloud of local process nodes.
 
-use crate::output::{out, outln};
+use crate::output::{errln, out, outln};
 
 use crate::environment;
 use crate::error::CliError;
@@ -128,6 +128,17 @@ pub async fn run(command: LocalCloudCommand, config: &LocalCloudConfig) -> Resul
             out!("{}", open(config)?.logs(&node)?);
             Ok(())
         }
-        LocalCloudCommand::Destroy { node } => Ok(open(config)?.destroy(&node)?),
+        LocalCloudCommand::Destroy { node } => {
+            let cloud = open(config)?;
+            // Destroying is idempotent; say which case it was.
+            let existed = cloud.list(None)?.iter().any(|n| n.record.id == node);
+            cloud.destroy(&node)?;
+            if existed {
+                errln!("node {node} destroyed (its processes, directory and record)");
+            } else {
+                errln!("no node {node} in the local cloud: nothing to destroy");
+            }
+            Ok(())
+        }
     }
 }
