@@ -959,3 +959,32 @@ async fn scaling_an_infra_the_service_does_not_manage_is_refused_saying_how() {
         "{answer}"
     );
 }
+
+/// With `--import-dir DIR`, a posted document's relative imports resolve
+/// in DIR, as the refusal's help recommends (`file://ci_db.yaml`).
+#[tokio::test]
+async fn posted_node_definitions_import_relative_to_the_import_dir() {
+    let occopus = Occopus::new(58);
+    let shared = occopus.dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::write(shared.join("ci_db.yaml"), "- resource: {type: dummy}\n").unwrap();
+    let service = RestService::start_with(&occopus, &["--import-dir", shared.to_str().unwrap()]);
+    let (status, answer) = service
+        .call(
+            "POST",
+            "/nodedefs",
+            Some("'node_def:db': !yaml_import {url: 'file://ci_db.yaml'}\n".into()),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["imported"], serde_json::json!(["db"]), "{answer}");
+    // Outside the directory is still refused.
+    let (status, answer) = service
+        .call(
+            "POST",
+            "/nodedefs",
+            Some("'node_def:db': !yaml_import {url: 'file://../state.db'}\n".into()),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+}

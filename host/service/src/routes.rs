@@ -404,10 +404,11 @@ async fn import_definitions(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let text = body_text(body)?;
+    let name = service.posted_file("posted-node-definitions");
     let imported =
         service
             .occopus
-            .import_text(&text, "posted-node-definitions", service.imports())?;
+            .import_text(&text, &name.to_string_lossy(), service.imports())?;
     Ok(axum::Json(json!({"imported": imported})))
 }
 

@@ -111,18 +111,21 @@ impl Service {
     /// The sources of a posted description: its imports confined to the
     /// operator's directory (or refused), the service's credentials.
     pub(crate) fn posted_sources(&self, text: String) -> Sources {
-        // Named inside the import directory, so that its relative imports
-        // resolve there.
-        let infra = match &self.settings.import_dir {
-            Some(dir) => dir.join("posted-description.yaml"),
-            None => PathBuf::from("posted-description"),
-        };
         Sources {
-            infra,
+            infra: self.posted_file("posted-description"),
             infra_text: Some(text),
             imports: self.imports(),
             auth_data: self.settings.auth_data.clone(),
             ..Sources::default()
+        }
+    }
+
+    /// The name a posted document goes by: inside the import directory, so
+    /// that its relative imports resolve there.
+    pub(crate) fn posted_file(&self, name: &str) -> PathBuf {
+        match &self.settings.import_dir {
+            Some(dir) => dir.join(format!("{name}.yaml")),
+            None => PathBuf::from(name),
         }
     }
 
