@@ -178,7 +178,12 @@ fn the_original_command_names_work_and_a_file_is_not_a_command() {
         String::from_utf8(output.stdout).unwrap()
     };
     original("import", &[&nodes]);
-    original("build", &[&infra, "--infra_id", "named"]);
+    original("build", &[&infra, "--infra_id", "named", "--parallelize"]);
+    let help = original("build", &["--help"]);
+    assert!(
+        help.contains("--parallelize") && help.contains("the default here"),
+        "{help}"
+    );
     original(
         "scale",
         &["--infra_id", "named", "-n", "a", "--changescale", "+1"],

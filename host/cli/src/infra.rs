@@ -28,9 +28,9 @@ pub struct BuildArgs {
     /// On failure, destroy what this run created (Occopus's behaviour).
     #[arg(long)]
     pub rollback: bool,
-    /// Accepted for Occopus compatibility: independent nodes are always
-    /// created in parallel.
-    #[arg(long, hide = true)]
+    /// Occopus's flag to create independent nodes in parallel: the default
+    /// here (accepted, changes nothing).
+    #[arg(long)]
     pub parallelize: bool,
     #[command(flatten)]
     pub wait: WaitArg,
