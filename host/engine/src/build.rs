@@ -55,14 +55,11 @@ impl Orchestrator {
             .clone()
             .or_else(|| model.infra.id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let lease = self
-            .take_lease(&infra_id, &options.lease, &options.stop)
+        let mut report = self
+            .under_lease(&infra_id, &options.lease, &options.stop, |stop| {
+                self.build_leased(model, &infra_id, options.rollback, stop)
+            })
             .await?;
-        let stop = lease.stop_signal(&options.stop);
-        let outcome = self
-            .build_leased(model, &infra_id, options.rollback, stop)
-            .await;
-        let mut report = lease.settle(outcome)?;
         report.elapsed_ms = started.elapsed().as_millis() as u64;
         Ok(report)
     }

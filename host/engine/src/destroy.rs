@@ -42,12 +42,10 @@ impl Orchestrator {
         options: DestroyOptions,
     ) -> Result<DestroyReport, EngineError> {
         self.recorded_infra(infra_id)?;
-        let lease = self
-            .take_lease(infra_id, &options.lease, &options.stop)
-            .await?;
-        let stop = lease.stop_signal(&options.stop);
-        let outcome = self.destroy_leased(infra_id, auth, stop).await;
-        lease.settle(outcome)
+        self.under_lease(infra_id, &options.lease, &options.stop, |stop| {
+            self.destroy_leased(infra_id, auth, stop)
+        })
+        .await
     }
 
     async fn destroy_leased(

@@ -205,6 +205,24 @@ impl Orchestrator {
         })
     }
 
+    /// Runs `operation` holding the lease on `infra_id` (taken as `policy`
+    /// allows): it gets a stop signal that also fires when the lease is lost,
+    /// and its outcome is settled against the lease.
+    pub(crate) async fn under_lease<T, F>(
+        &self,
+        infra_id: &str,
+        policy: &LeasePolicy,
+        stop: &StopSignal,
+        operation: impl FnOnce(StopSignal) -> F,
+    ) -> Result<T, EngineError>
+    where
+        F: Future<Output = Result<T, EngineError>>,
+    {
+        let lease = self.take_lease(infra_id, policy, stop).await?;
+        let outcome = operation(lease.stop_signal(stop)).await;
+        lease.settle(outcome)
+    }
+
     /// Logs, with the infra's events, that `command` took its lease over.
     fn log_takeover(
         &self,

@@ -58,12 +58,10 @@ impl Orchestrator {
         upkeep: &Upkeep,
     ) -> Result<PassReport, EngineError> {
         self.recorded_infra(infra_id)?;
-        let lease = self
-            .take_lease(infra_id, &upkeep.lease, &upkeep.stop)
-            .await?;
-        let stop = lease.stop_signal(&upkeep.stop);
-        let outcome = self.pass(infra_id, auth, upkeep.interval, stop).await;
-        lease.settle(outcome)
+        self.under_lease(infra_id, &upkeep.lease, &upkeep.stop, |stop| {
+            self.pass(infra_id, auth, upkeep.interval, stop)
+        })
+        .await
     }
 
     /// Maintains `infra_id`, holding its lease, until `upkeep.stop` fires
