@@ -294,7 +294,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("nodes: [unclosed".into()),
             400,
-            "posted-description:",
+            "<posted description>:",
         ),
         (
             "POST",
@@ -302,7 +302,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("infra_name: 5\nnodes: {}\n".into()),
             400,
-            "posted-description:",
+            "<posted description>:",
         ),
         (
             "POST",
@@ -350,7 +350,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("'node_def:x': 5\n".into()),
             400,
-            "posted-node-definitions",
+            "<posted node definitions>",
         ),
         (
             "GET",
@@ -478,7 +478,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("[1, 2]\n".into()),
             400,
-            "posted-description",
+            "<posted description>",
         ),
         (
             "POST",
@@ -494,7 +494,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("infra_name: x\nnodes: 5\n".into()),
             400,
-            "posted-description:2",
+            "<posted description>:2",
         ),
         (
             "POST",
@@ -505,7 +505,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
                     .into(),
             ),
             400,
-            "posted-description:4",
+            "<posted description>:4",
         ),
         (
             "POST",
@@ -527,7 +527,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
                     .into(),
             ),
             400,
-            "posted-description:3",
+            "<posted description>:3",
         ),
         (
             "POST",
@@ -535,7 +535,7 @@ async fn bad_requests_get_the_right_status_and_a_clear_message() {
             Some(TOKEN),
             Some("infra_name: x\nnodes:\n\t- {name: a}\n".into()),
             400,
-            "posted-description:3",
+            "<posted description>:3",
         ),
         (
             "POST",
@@ -987,4 +987,31 @@ async fn posted_node_definitions_import_relative_to_the_import_dir() {
         )
         .await;
     assert_eq!(status, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["details"][0]["location"], "<posted node definitions>:1:35",
+        "{answer}"
+    );
+    // A posted description names no directory: a `nodes/node_definitions.yaml`
+    // in the import directory is not read behind the user's back, and its
+    // problems are placed in "<posted description>".
+    std::fs::create_dir(shared.join("nodes")).unwrap();
+    std::fs::write(
+        shared.join("nodes/node_definitions.yaml"),
+        "'node_def:web': [{resource: {type: dummy}}]\n",
+    )
+    .unwrap();
+    let (status, answer) = service
+        .call(
+            "POST",
+            "/infrastructures/",
+            Some("infra_name: x\nnodes:\n  - {name: w, type: web}\n".into()),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let details = answer["error"]["details"].to_string();
+    assert!(
+        details.contains("<posted description>:3:")
+            && details.contains("which no node definition defines"),
+        "{answer}"
+    );
 }

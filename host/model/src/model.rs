@@ -16,7 +16,8 @@ pub struct Sources {
     pub infra: PathBuf,
     /// Node definition files. When empty, `nodes/node_definitions.yaml` next
     /// to the infra file is used if it exists (the layout of Occopus's
-    /// tutorials), besides the imported definitions.
+    /// tutorials), besides the imported definitions; a posted description
+    /// (`infra_text`) has no directory, so only imported definitions serve it.
     pub nodes: Vec<PathBuf>,
     /// The credentials file, if any.
     pub auth_data: Option<PathBuf>,
@@ -31,7 +32,7 @@ pub struct Sources {
 impl Sources {
     /// The node definition files that will be read.
     pub fn node_files(&self) -> Vec<PathBuf> {
-        if !self.nodes.is_empty() {
+        if !self.nodes.is_empty() || self.infra_text.is_some() {
             return self.nodes.clone();
         }
         let beside = self

@@ -223,12 +223,28 @@ fn is_within(path: &Path, root: &Path) -> bool {
     }
 }
 
+/// The directory of `file`, where its relative imports resolve.
+fn beside(file: &Path) -> Arc<Path> {
+    Arc::from(file.parent().unwrap_or(Path::new(".")))
+}
+
 /// Loads a YAML file with its imports. Every problem is added to `diagnostics`;
 /// `None` when the file could not be read or parsed at all.
 pub fn load_file(path: &Path, limits: LoadLimits, diagnostics: &mut Diagnostics) -> Option<Yaml> {
     let file: Arc<Path> = Arc::from(path);
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, file, limits, diagnostics),
+        Ok(text) => {
+            let mut budget = limits.max_values;
+            load_nested(
+                &text,
+                file,
+                beside(path),
+                limits,
+                &mut budget,
+                &mut Vec::new(),
+                diagnostics,
+            )
+        }
         Err(e) => {
             diagnostics.push(Diagnostic::error(
                 None,
@@ -240,17 +256,25 @@ pub fn load_file(path: &Path, limits: LoadLimits, diagnostics: &mut Diagnostics)
     }
 }
 
-/// Loads YAML text that claims to come from `file` (imports resolve against it).
+/// Loads YAML text that came from no file (posted to the REST service),
+/// named `name` in messages (say `<posted description>`, as compilers say
+/// `<stdin>`). Its relative imports resolve against the one directory imports
+/// are confined to, if any, else against `name`'s directory.
 pub fn load_str(
     text: &str,
-    file: Arc<Path>,
+    name: Arc<Path>,
     limits: LoadLimits,
     diagnostics: &mut Diagnostics,
 ) -> Option<Yaml> {
+    let base: Arc<Path> = match &limits.imports {
+        Imports::Within(root) => root.clone(),
+        _ => beside(&name),
+    };
     let mut budget = limits.max_values;
     load_nested(
         text,
-        file,
+        name,
+        base,
         limits,
         &mut budget,
         &mut Vec::new(),
@@ -258,9 +282,11 @@ pub fn load_str(
     )
 }
 
+/// Loads `text` named `file`, its relative imports resolving against `base`.
 fn load_nested(
     text: &str,
     file: Arc<Path>,
+    base: Arc<Path>,
     limits: LoadLimits,
     budget: &mut usize,
     import_chain: &mut Vec<PathBuf>,
@@ -268,6 +294,7 @@ fn load_nested(
 ) -> Option<Yaml> {
     let mut builder = TreeBuilder {
         file: file.clone(),
+        base,
         limits,
         budget,
         import_chain,
@@ -350,6 +377,8 @@ struct Frame {
 /// Builds a [`Yaml`] tree from the parser's events.
 struct TreeBuilder<'a> {
     file: Arc<Path>,
+    /// Where relative imports resolve.
+    base: Arc<Path>,
     limits: LoadLimits,
     budget: &'a mut usize,
     import_chain: &'a mut Vec<PathBuf>,
@@ -524,8 +553,7 @@ impl TreeBuilder<'_> {
             );
             return None;
         };
-        let base = self.file.parent().unwrap_or(Path::new("."));
-        let path = base.join(relative);
+        let path = self.base.join(relative);
         if let Imports::Within(root) = &self.limits.imports
             && !is_within(&path, root)
         {
@@ -575,10 +603,12 @@ impl TreeBuilder<'_> {
                 })
             }
             ImportKind::Yaml => {
+                let base = beside(&path);
                 self.import_chain.push(path);
                 let loaded = load_nested(
                     &text,
                     file,
+                    base,
                     self.limits.clone(),
                     self.budget,
                     self.import_chain,

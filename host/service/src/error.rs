@@ -50,7 +50,7 @@ impl HttpError {
             ..HttpError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidDescription.as_str(),
-                format!("the description has problems:\n{diagnostics}"),
+                format!("the posted YAML has problems:\n{diagnostics}"),
             )
         }
     }

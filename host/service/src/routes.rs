@@ -404,7 +404,7 @@ async fn import_definitions(
     body: Result<Bytes, BytesRejection>,
 ) -> Answer {
     let text = body_text(body)?;
-    let name = service.posted_file("posted-node-definitions");
+    let name = crate::service::posted_name("posted node definitions");
     let imported =
         service
             .occopus

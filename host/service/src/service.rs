@@ -91,6 +91,13 @@ impl Running {
     }
 }
 
+/// The name a posted document goes by in messages (`<posted description>`,
+/// as compilers say `<stdin>`): it is no file. Its relative imports resolve
+/// against the import directory.
+pub(crate) fn posted_name(what: &str) -> PathBuf {
+    PathBuf::from(format!("<{what}>"))
+}
+
 /// The running service: the library, its settings and its jobs.
 pub struct Service {
     pub(crate) occopus: Occopus,
@@ -112,20 +119,11 @@ impl Service {
     /// operator's directory (or refused), the service's credentials.
     pub(crate) fn posted_sources(&self, text: String) -> Sources {
         Sources {
-            infra: self.posted_file("posted-description"),
+            infra: posted_name("posted description"),
             infra_text: Some(text),
             imports: self.imports(),
             auth_data: self.settings.auth_data.clone(),
             ..Sources::default()
-        }
-    }
-
-    /// The name a posted document goes by: inside the import directory, so
-    /// that its relative imports resolve there.
-    pub(crate) fn posted_file(&self, name: &str) -> PathBuf {
-        match &self.settings.import_dir {
-            Some(dir) => dir.join(format!("{name}.yaml")),
-            None => PathBuf::from(name),
         }
     }
 
