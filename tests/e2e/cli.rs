@@ -228,6 +228,25 @@ fn info_and_local_cloud_destroy_say_what_they_found() {
         .position(|l| l.trim_start().starts_with("a-1-"));
     assert!(header.is_some() && header < row, "{shown}");
 
+    // A unique start of an id names it, as in git; a start of several is
+    // refused with them listed.
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "smaller"]);
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "other-one"]);
+    assert!(occopus.ok(&["info", "-i", "oth"]).contains("other-one"));
+    let ambiguous = occopus.run(&["info", "-i", "sma"]);
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert_eq!(ambiguous.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`sma` is the start of 2 infrastructure ids (small, smaller)"),
+        "{stderr}"
+    );
+    assert!(occopus.ok(&["info", "-i", "small"]).contains("small "));
+    let destroyed = occopus.run(&["destroy", "-i", "other"]);
+    assert!(
+        String::from_utf8_lossy(&destroyed.stderr).contains("infrastructure other-one destroyed"),
+        "{destroyed:?}"
+    );
+
     let said = |args: &[&str]| {
         let output = occopus.run(args);
         assert!(output.status.success(), "{output:?}");

@@ -10,7 +10,7 @@ use crate::signals::stop_on_ctrl_c;
 use clap::Args;
 use occopus::engine::{BuildOptions, DestroyOptions, Phase, lease};
 use occopus::graph::graph_dot;
-use occopus::info::{info as recorded, open_state};
+use occopus::info::{complete_infra_id, info as recorded, open_state};
 use occopus::model::{LoadLimits, Model, NodeDefinitions, Severity};
 use occopus::store::{HealthStatus, InstanceState, Liveness};
 use occopus::types::{ErrorCode, now_ms};
@@ -210,11 +210,10 @@ pub async fn destroy(
         lease: args.wait.lease("occopus destroy")?,
     };
     let occopus = Occopus::open(state.options(config)).await?;
+    let infra_id = occopus.complete_infra_id(&args.infra_id.infra_id)?;
     let progress = Progress::start(occopus.subscribe());
     let auth = args.auth_data.path();
-    let result = occopus
-        .destroy(&args.infra_id.infra_id, auth.as_deref(), options)
-        .await;
+    let result = occopus.destroy(&infra_id, auth.as_deref(), options).await;
     progress.finish().await;
     let report = result?;
     if report.failed.is_empty() {
@@ -242,8 +241,12 @@ pub async fn destroy(
 
 /// `occopus info`: reads the state database only (no plugin is loaded).
 pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
-    let infra_id = args.infra_id.infra_id;
     let store = open_state(state.state_file(), true)?;
+    let infra_id = args
+        .infra_id
+        .infra_id
+        .map(|given| complete_infra_id(&store, &given))
+        .transpose()?;
     let infos = recorded(&store, infra_id.as_deref())?;
     match (infra_id.is_some(), args.json) {
         (false, true) => {
@@ -292,8 +295,8 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
 /// `occopus unlock`: frees the lease of a holder that is gone (or, with
 /// `--force`, of a live one).
 pub fn unlock(args: UnlockArgs, state: &StateArgs) -> Result<(), CliError> {
-    let infra_id = &args.infra_id.infra_id;
     let store = open_state(state.state_file(), false)?;
+    let infra_id = &complete_infra_id(&store, &args.infra_id.infra_id)?;
     match lease::unlock(&store, infra_id, args.force)? {
         None => errln!("infrastructure {infra_id} has no lease: nothing to unlock"),
         Some((lease, liveness)) => {

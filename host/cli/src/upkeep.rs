@@ -97,7 +97,7 @@ pub async fn maintain(
     let interval = positive_seconds("--interval", args.interval)?;
     let occopus = Occopus::open(state.options(config)).await?;
     let auth = args.auth_data.path();
-    let infra_id = &args.infra_id.infra_id;
+    let infra_id = &occopus.complete_infra_id(&args.infra_id.infra_id)?;
     let print = |report: &PassReport| {
         if args.json {
             outln!("{}", serde_json::to_string(report).unwrap_or_default());
@@ -186,7 +186,7 @@ fn time_of_day() -> String {
 /// `occopus scale`: queues the request; `maintain` applies it.
 pub async fn scale(args: ScaleArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     let occopus = Occopus::open(state.options(config)).await?;
-    let infra_id = &args.infra_id.infra_id;
+    let infra_id = &occopus.complete_infra_id(&args.infra_id.infra_id)?;
     let by = match (args.change, args.set) {
         (Some(change), _) => ScaleBy::Change(change),
         (None, Some(count)) => ScaleBy::To(count),
@@ -206,7 +206,12 @@ pub async fn scale(args: ScaleArgs, config: &Config, state: &StateArgs) -> Resul
 /// `occopus plan`: what `build` would change, touching nothing.
 pub async fn plan(args: PlanArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     let occopus = Occopus::open(state.read_only_options(config)).await?;
-    let plan = occopus.plan(&args.files.sources(), args.infra_id.infra_id.as_deref())?;
+    let infra_id = args
+        .infra_id
+        .infra_id
+        .map(|given| occopus.complete_infra_id(&given))
+        .transpose()?;
+    let plan = occopus.plan(&args.files.sources(), infra_id.as_deref())?;
     if args.json {
         outln!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
     } else if plan.is_empty() {

@@ -3,7 +3,7 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::files::load_auth_or_default;
-use crate::info::{InfraInfo, info, open_state};
+use crate::info::{InfraInfo, complete_infra_id, info, open_state};
 use crate::local_endpoint::LocalCloudEndpoint;
 use crate::plugins::load_plugins;
 use occopus_engine::check::{self, Strictness};
@@ -194,6 +194,12 @@ impl Occopus {
         Ok(self
             .orchestrator
             .request_scale(infra_id, node, by, instance)?)
+    }
+
+    /// The recorded infra id that `given` names: itself, or the one id it is
+    /// the start of (see [`complete_infra_id`]).
+    pub fn complete_infra_id(&self, given: &str) -> Result<String, ApiError> {
+        complete_infra_id(self.orchestrator.store(), given)
     }
 
     /// The recorded infrastructures (all, or the one named).

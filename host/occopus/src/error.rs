@@ -31,6 +31,15 @@ pub enum ApiError {
     NoLocalCloudRoot,
     #[error("{path}: {problem}")]
     BadResource { path: String, problem: String },
+    #[error(
+        "`{given}` is the start of {} infrastructure ids ({}): give more of the id",
+        candidates.len(),
+        candidates.join(", ")
+    )]
+    AmbiguousInfraId {
+        given: String,
+        candidates: Vec<String>,
+    },
 }
 
 impl From<EngineError> for ApiError {
@@ -52,6 +61,7 @@ impl HasErrorCode for ApiError {
             ApiError::Engine(e) => e.code(),
             ApiError::LocalCloud(e) => e.code(),
             ApiError::NoStateLocation | ApiError::NoLocalCloudRoot => ErrorCode::BadConfiguration,
+            ApiError::AmbiguousInfraId { .. } => ErrorCode::UnknownInfra,
         }
     }
 }

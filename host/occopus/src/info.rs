@@ -81,6 +81,29 @@ pub fn open_state(state: Option<PathBuf>, read_only: bool) -> Result<StateStore,
     })
 }
 
+/// The recorded infra id that `given` names: itself when recorded (or when
+/// nothing matches, so that the caller's "unknown infrastructure" names what
+/// the user typed), else the one id it is the start of, as git completes a
+/// commit's prefix. A prefix of several ids is refused with them listed.
+pub fn complete_infra_id(store: &StateStore, given: &str) -> Result<String, ApiError> {
+    if given.is_empty() || store.infra(given)?.is_some() {
+        return Ok(given.to_string());
+    }
+    let mut matching: Vec<String> = store
+        .infra_ids()?
+        .into_iter()
+        .filter(|id| id.starts_with(given))
+        .collect();
+    match matching.len() {
+        0 => Ok(given.to_string()),
+        1 => Ok(matching.remove(0)),
+        _ => Err(ApiError::AmbiguousInfraId {
+            given: given.to_string(),
+            candidates: matching,
+        }),
+    }
+}
+
 /// The infrastructures recorded in `store` (all, or the one named). Needs no
 /// plugin, so reporting stays cheap.
 pub fn info(store: &StateStore, infra_id: Option<&str>) -> Result<Vec<InfraInfo>, ApiError> {
