@@ -130,6 +130,28 @@ fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
     assert_eq!(left, ["good"], "the instance from the first run stays");
     occopus.ok(&["destroy", "-i", "broken"]);
     assert!(occopus.local_cloud().list(None).unwrap().is_empty());
+
+    // A fresh build rolled back: the final table shows what it destroyed as
+    // destroyed, not as the phase it had reached.
+    let output = occopus.run(&[
+        "build",
+        &infra,
+        "--nodes",
+        &nodes,
+        "-i",
+        "rolled",
+        "--rollback",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let good = stderr
+        .lines()
+        .find(|l| l.trim_start().starts_with("good ") && l.contains("good-1-"))
+        .unwrap_or_else(|| panic!("no row for good: {stderr}"));
+    assert!(
+        good.contains(" destroyed ") && good.ends_with("destroyed by --rollback"),
+        "{good}"
+    );
+    assert!(occopus.local_cloud().list(None).unwrap().is_empty());
 }
 
 #[test]

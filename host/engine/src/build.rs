@@ -117,14 +117,16 @@ impl Orchestrator {
                 .map(|i| i.instance_id.clone())
                 .filter(|id| !before.contains(id))
                 .collect();
-            self.destroy_instances(
-                infra_id,
-                &model.auth,
-                |r| mine.contains(&r.id),
-                StopSignal::never(),
-            )
-            .await?;
+            let destroyed = self
+                .destroy_instances(
+                    infra_id,
+                    &model.auth,
+                    |r| mine.contains(&r.id),
+                    StopSignal::never(),
+                )
+                .await?;
             report.rolled_back = true;
+            report.note_rollback(&mine, &destroyed.failed);
         }
         Ok(report)
     }

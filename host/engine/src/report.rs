@@ -3,6 +3,7 @@
 
 use crate::events::Phase;
 use occopus_types::InstanceAddresses;
+use std::collections::HashSet;
 
 /// What a build did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -43,5 +44,38 @@ impl BuildReport {
     /// The failed instances.
     pub fn failures(&self) -> impl Iterator<Item = &InstanceOutcome> {
         self.instances.iter().filter(|i| i.phase == Phase::Failed)
+    }
+
+    /// Records that `rolled_back` were destroyed, but for `not_destroyed`
+    /// (instance id, why): the report must not show them as still up. A failed
+    /// one keeps its phase, so that why it failed stays in view, and one never
+    /// created (waiting, stopped) had nothing to destroy.
+    pub(crate) fn note_rollback(
+        &mut self,
+        rolled_back: &HashSet<String>,
+        not_destroyed: &[(String, String)],
+    ) {
+        for instance in &mut self.instances {
+            if !rolled_back.contains(&instance.instance_id) {
+                continue;
+            }
+            match not_destroyed
+                .iter()
+                .find(|(id, _)| *id == instance.instance_id)
+            {
+                Some((_, why)) => {
+                    instance.detail = Some(format!("rollback could not destroy it: {why}"))
+                }
+                None if matches!(
+                    instance.phase,
+                    Phase::Creating | Phase::Pending | Phase::Checking | Phase::Ready
+                ) =>
+                {
+                    instance.phase = Phase::Destroyed;
+                    instance.detail = Some("destroyed by --rollback".to_string());
+                }
+                None => {}
+            }
+        }
     }
 }

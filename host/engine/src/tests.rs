@@ -292,6 +292,40 @@ async fn a_failure_stops_new_creations_and_rollback_destroys_what_the_run_made()
     assert!(harness.records("i1").is_empty());
 }
 
+/// What --rollback destroyed is reported destroyed, not as it was before.
+#[tokio::test(start_paused = true)]
+async fn rolled_back_instances_are_reported_destroyed() {
+    let nodes = NODES.replace(
+        "{type: memory, boot: 1}",
+        "{type: memory, boot: 1, fail: true}",
+    );
+    let harness = Harness::new();
+    let model = harness.model(INFRA, &nodes, "v1");
+    let report = harness
+        .build(
+            &model,
+            BuildOptions {
+                rollback: true,
+                ..options("i1")
+            },
+        )
+        .await;
+    assert!(report.rolled_back);
+    let db = report.instances.iter().find(|i| i.node == "db").unwrap();
+    assert_eq!(db.phase, Phase::Destroyed);
+    assert_eq!(db.detail.as_deref(), Some("destroyed by --rollback"));
+    assert!(
+        report
+            .instances
+            .iter()
+            .filter(|i| i.node == "app")
+            .all(|app| app.phase == Phase::Failed),
+        "{:?}",
+        report.instances
+    );
+    assert!(harness.cloud.driver.live().is_empty(), "rolled back");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_stopped_build_resumes_without_making_anything_twice() {
     let nodes = NODES.replace("boot: 2", "boot: 50");
