@@ -254,3 +254,99 @@ fn info_and_local_cloud_destroy_say_what_they_found() {
     };
     assert!(said(&["local-cloud", "destroy", "local-99"]).contains("no node local-99"));
 }
+
+/// Output stays bounded whatever the infrastructure's size: a log switches
+/// to counts by phase past 100 instances, the final table counts by node,
+/// failures are grouped by reason, and on a terminal the live table fits
+/// the terminal (or honours TERM=dumb).
+#[test]
+fn output_stays_bounded_whatever_the_size() {
+    let occopus = crate::common::Occopus::new(92);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: big\nnodes:\n  - {name: web, type: sim, scaling: {min: 300, max: 300}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy, boot_time: 1}\n    health_check: {ping: false}\n\
+         'node_def:bad':\n  - resource: {type: dummy, failure_probability: 1}\n    health_check: {ping: false}\n",
+    );
+    let output = occopus.run(&["build", &infra, "--nodes", &nodes, "-i", "big"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("more than 100 instances"), "{stderr}");
+    assert!(stderr.lines().any(|l| l == "  web: 300 ready"), "{stderr}");
+    assert!(
+        stderr.lines().count() < 150,
+        "{} lines for 300 instances",
+        stderr.lines().count()
+    );
+
+    std::fs::write(
+        occopus.dir.path().join("bad.yaml"),
+        "infra_name: bad\nnodes:\n  - {name: bad, type: bad, scaling: {min: 200, max: 200}}\n",
+    )
+    .unwrap();
+    let bad = occopus.dir.path().join("bad.yaml").display().to_string();
+    let output = occopus.run(&["build", &bad, "--nodes", &nodes, "-i", "bad"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let verdict = stderr.lines().last().unwrap_or_default();
+    assert!(
+        verdict.contains(" instances (bad-") && verdict.contains(" more): "),
+        "{verdict}"
+    );
+    assert!(verdict.len() < 1000, "{} characters", verdict.len());
+    occopus.ok(&["destroy", "-i", "bad"]);
+
+    // On a terminal (a pty of 50 columns and 10 rows), every line fits.
+    let on_terminal = |term: &str, id: &str| {
+        let mut command = occopus.command(&["build", &infra, "--nodes", &nodes, "-i", id]);
+        command.env("TERM", term);
+        let output = crate::common::wrapped(
+            &[
+                "sh",
+                "-c",
+                "exec script -qec \"stty cols 50 rows 10; exec $*\" /dev/null",
+                "sh",
+            ],
+            &command,
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let drawn = on_terminal("xterm", "big-live");
+    assert!(
+        drawn.contains("\x1b["),
+        "the table is drawn in place: {drawn}"
+    );
+    // The table's rows (the closing messages may wrap, as any message).
+    for line in drawn.split(['\n', '\r']) {
+        let visible = without_escapes(line);
+        if visible.starts_with("  ") {
+            assert!(visible.chars().count() < 50, "{visible:?}");
+        }
+    }
+    assert!(drawn.contains("  web: 300 ready"), "{drawn}");
+    let dumb = on_terminal("dumb", "big-dumb");
+    assert!(!dumb.contains('\x1b'), "TERM=dumb got escapes: {dumb}");
+    assert!(dumb.contains("more than 100 instances"), "{dumb}");
+}
+
+/// `line` without its terminal escape sequences (`ESC [ digits ; letter`).
+fn without_escapes(line: &str) -> String {
+    let mut visible = String::new();
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // Skip `[`, the parameters, and the final letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            visible.push(c);
+        }
+    }
+    visible
+}

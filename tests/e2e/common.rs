@@ -354,12 +354,13 @@ pub fn wrapped(wrapper: &[&str], command: &std::process::Command) -> std::proces
     outer
         .args(&wrapper[1..])
         .arg(command.get_program())
-        .args(command.get_args())
-        .envs(
-            command
-                .get_envs()
-                .filter_map(|(k, v)| Some((k.to_owned(), v?.to_owned()))),
-        );
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => outer.env(key, value),
+            None => outer.env_remove(key),
+        };
+    }
     outer
 }
 

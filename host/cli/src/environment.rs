@@ -85,6 +85,13 @@ pub fn api_token() -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
+/// Whether progress may be drawn in place: stderr is a terminal that is not
+/// `TERM=dumb` (which cannot move the cursor).
+pub fn live_progress() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|term| term != "dumb")
+}
+
 /// How this binary supervises a local cloud node: itself, as
 /// `occopus local-cloud boot-node`.
 pub fn node_runner() -> Option<NodeRunner> {

@@ -7,8 +7,9 @@ use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs,
 use crate::error::CliError;
 use crate::progress::Progress;
 use crate::signals::stop_on_ctrl_c;
+use crate::summary::{PhaseCounts, grouped_failures};
 use clap::Args;
-use occopus::engine::{BuildOptions, DestroyOptions, Phase, lease};
+use occopus::engine::{BuildOptions, DestroyOptions, InstanceOutcome, Phase, lease};
 use occopus::graph::graph_dot;
 use occopus::info::{complete_infra_id, info as recorded, open_state};
 use occopus::model::{LoadLimits, Model, NodeDefinitions, Severity};
@@ -128,20 +129,7 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
     let result = occopus.build(&args.files.sources(), options).await;
     progress.finish().await;
     let report = result?;
-    for instance in &report.instances {
-        let address = instance.addresses.primary().unwrap_or("-");
-        let detail = instance
-            .detail
-            .as_deref()
-            .map(|d| format!("  {d}"))
-            .unwrap_or_default();
-        errln!(
-            "  {:<20} {:<28} {:<9} {address}{detail}",
-            instance.node,
-            instance.instance_id,
-            instance.phase.as_str()
-        );
-    }
+    print_outcomes(&report.instances);
     if report.succeeded() {
         errln!(
             "infrastructure {} is ready ({} instances, {:.1}s)",
@@ -152,17 +140,12 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
         outln!("{}", report.infra_id);
         return Ok(());
     }
-    let failures: Vec<String> = report
-        .failures()
-        .map(|f| {
-            format!(
-                "{} ({}): {}",
-                f.node,
-                f.instance_id,
-                f.detail.as_deref().unwrap_or("failed")
-            )
-        })
-        .collect();
+    let failures = grouped_failures(report.failures().map(|f| {
+        (
+            f.instance_id.as_str(),
+            f.detail.as_deref().unwrap_or("failed"),
+        )
+    }));
     let up = report
         .instances
         .iter()
@@ -191,11 +174,39 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
     Err(CliError::ended(
         ErrorCode::OperationFailed,
         format!(
-            "build failed: {up} of {} instances ready; failed: {}; {what}",
+            "build failed: {up} of {} instances ready; failed: {failures}; {what}",
             report.instances.len(),
-            failures.join("; ")
         ),
     ))
+}
+
+/// Instances in the build's final table before it becomes a count by phase
+/// per node (a table of 100,000 rows is read by no one).
+const FINAL_ROWS: usize = 40;
+
+/// The build's final table: a row per instance, or per node when many.
+fn print_outcomes(instances: &[InstanceOutcome]) {
+    if instances.len() > FINAL_ROWS {
+        let counts = PhaseCounts::of(instances.iter().map(|i| (i.node.as_str(), i.phase)));
+        for line in counts.lines() {
+            errln!("  {line}");
+        }
+        return;
+    }
+    for instance in instances {
+        let address = instance.addresses.primary().unwrap_or("-");
+        let detail = instance
+            .detail
+            .as_deref()
+            .map(|d| format!("  {d}"))
+            .unwrap_or_default();
+        errln!(
+            "  {:<20} {:<28} {:<9} {address}{detail}",
+            instance.node,
+            instance.instance_id,
+            instance.phase.as_str()
+        );
+    }
 }
 
 /// `occopus destroy`.
@@ -224,17 +235,17 @@ pub async fn destroy(
         );
         return Ok(());
     }
-    let failed: Vec<String> = report
-        .failed
-        .iter()
-        .map(|(id, why)| format!("{id}: {why}"))
-        .collect();
     Err(CliError::ended(
         ErrorCode::OperationFailed,
         format!(
             "{} instance(s) could not be destroyed and stay recorded: {}; run destroy again",
-            failed.len(),
-            failed.join("; ")
+            report.failed.len(),
+            grouped_failures(
+                report
+                    .failed
+                    .iter()
+                    .map(|(id, why)| (id.as_str(), why.as_str()))
+            )
         ),
     ))
 }

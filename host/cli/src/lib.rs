@@ -9,7 +9,8 @@
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
 //!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
 //!   `local_cloud.rs`: the commands;
-//! - `progress.rs` and `signals.rs`: live progress and Ctrl-C;
+//! - `progress.rs`, `summary.rs` and `signals.rs`: live progress, bounded
+//!   summaries of many instances, and Ctrl-C;
 //! - `output.rs`: printing that ends quietly when the reader goes away.
 
 mod args;
@@ -23,6 +24,7 @@ mod plugins;
 mod progress;
 mod serve;
 mod signals;
+mod summary;
 mod upkeep;
 
 pub use cli::{Cli, run};

@@ -19,7 +19,7 @@ pub struct Event {
 }
 
 /// The phases an instance goes through, as shown to the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Phase {
     /// Waiting for the nodes it depends on.
