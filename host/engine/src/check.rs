@@ -1,23 +1,16 @@
 //! The checks of a model that need the installed plugins: each resource and
 //! contextualisation section against its plugin's JSON schema (errors located
-//! at the offending key), the driver's own `validate`, and a dry render of
-//! every template of every node, with placeholder addresses. `validate` runs
-//! them leniently (a type without a plugin is a warning), `build` strictly.
+//! at the offending key), the driver's own `validate`, what this occopus does
+//! not support yet, and a dry render of every template of every node, with
+//! placeholder addresses. `validate` and `build` run the same checks: a file
+//! that validates is not refused by build for any reason knowable before the
+//! first cloud call.
 
 use crate::error::EngineError;
 use occopus_model::render::dry_render;
-use occopus_model::{Diagnostics, Implementation, Location, Model, Renderer, Yaml};
+use occopus_model::{Diagnostics, Implementation, Model, Renderer, Yaml};
 use occopus_types::Plugins;
 use std::collections::HashMap;
-
-/// How strict to be about what is not installed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Strictness {
-    /// `occopus validate`: a resource type without a driver is a warning.
-    Validate,
-    /// `occopus build`: every node needs its driver and contextualiser.
-    Build,
-}
 
 /// Config-management types occopus knows (they only add template names).
 const CONFIG_MANAGEMENT_TYPES: &[&str] = &["puppet_solo", "chef"];
@@ -27,7 +20,6 @@ pub async fn check_with_plugins(
     model: &Model,
     plugins: &dyn Plugins,
     renderer: &Renderer,
-    strictness: Strictness,
     diagnostics: &mut Diagnostics,
 ) {
     let mut schemas = SchemaCache::default();
@@ -45,16 +37,10 @@ pub async fn check_with_plugins(
             .into_iter()
             .flatten()
         {
-            check_implementation(
-                implementation,
-                plugins,
-                &mut schemas,
-                strictness,
-                diagnostics,
-            )
-            .await;
+            check_implementation(implementation, plugins, &mut schemas, diagnostics).await;
         }
     }
+    check_supported(model, diagnostics);
     dry_render(model, renderer, diagnostics);
     diagnostics.sort();
 }
@@ -63,7 +49,6 @@ async fn check_implementation(
     implementation: &Implementation,
     plugins: &dyn Plugins,
     schemas: &mut SchemaCache,
-    strictness: Strictness,
     diagnostics: &mut Diagnostics,
 ) {
     let resource = &implementation.resource;
@@ -95,13 +80,7 @@ async fn check_implementation(
                 );
             }
         }
-        Err(error) => missing(
-            strictness,
-            type_location,
-            error.to_string(),
-            "resource section",
-            diagnostics,
-        ),
+        Err(error) => diagnostics.error(type_location, error.to_string(), INSTALL_PLUGIN),
     }
     if let Some(section) = &implementation.contextualisation
         && let Some(kind) = implementation.contextualisation_type()
@@ -120,13 +99,7 @@ async fn check_implementation(
                     diagnostics,
                 );
             }
-            Err(error) => missing(
-                strictness,
-                type_location,
-                error.to_string(),
-                "contextualisation section",
-                diagnostics,
-            ),
+            Err(error) => diagnostics.error(type_location, error.to_string(), INSTALL_PLUGIN),
         }
     }
     if let Some(section) = &implementation.config_management
@@ -141,24 +114,27 @@ async fn check_implementation(
     }
 }
 
-fn missing(
-    strictness: Strictness,
-    location: &Location,
-    message: String,
-    what: &str,
-    diagnostics: &mut Diagnostics,
-) {
-    match strictness {
-        Strictness::Validate => diagnostics.warning(
-            location,
-            format!("{message}; this {what} was not checked"),
-            "install a plugin for it (see `occopus plugins list`) to check it and to build",
-        ),
-        Strictness::Build => diagnostics.error(
-            location,
-            message,
-            "install a plugin for it (see `occopus plugins list`)",
-        ),
+/// What to do about a section no installed plugin serves.
+const INSTALL_PLUGIN: &str = "install a plugin for it (see `occopus plugins list`)";
+
+/// What this occopus does not support yet, in the implementations chosen.
+fn check_supported(model: &Model, diagnostics: &mut Diagnostics) {
+    for node in &model.infra.nodes {
+        let Some(implementation) = model.implementation(&node.name) else {
+            continue;
+        };
+        if let Some(cm) = &implementation.config_management
+            && cm.get("type").and_then(Yaml::as_str) == Some("chef")
+        {
+            diagnostics.error(
+                &cm.location,
+                format!(
+                    "node `{}`: `chef` config management is not supported by this occopus yet",
+                    node.name
+                ),
+                "put the bootstrap steps in the node's cloud-init instead",
+            );
+        }
     }
 }
 
@@ -227,38 +203,15 @@ impl SchemaCache {
     }
 }
 
-/// The checks `build` insists on beyond `validate`'s.
+/// The checks `build` runs before anything is created: the same as
+/// `validate`'s.
 pub(crate) async fn check_buildable(
     model: &Model,
     plugins: &dyn Plugins,
     renderer: &Renderer,
 ) -> Result<(), EngineError> {
     let mut diagnostics = Diagnostics::default();
-    check_with_plugins(
-        model,
-        plugins,
-        renderer,
-        Strictness::Build,
-        &mut diagnostics,
-    )
-    .await;
-    for node in &model.infra.nodes {
-        let Some(implementation) = model.implementation(&node.name) else {
-            continue;
-        };
-        if let Some(cm) = &implementation.config_management
-            && cm.get("type").and_then(Yaml::as_str) == Some("chef")
-        {
-            diagnostics.error(
-                &cm.location,
-                format!(
-                    "node `{}`: `chef` config management is not supported by this occopus yet",
-                    node.name
-                ),
-                "put the bootstrap steps in the node's cloud-init instead",
-            );
-        }
-    }
+    check_with_plugins(model, plugins, renderer, &mut diagnostics).await;
     if diagnostics.has_errors() {
         return Err(EngineError::Invalid(diagnostics));
     }

@@ -5,6 +5,7 @@ use crate::auth::AuthData;
 use crate::diagnostics::Diagnostics;
 use crate::infra::InfraDescription;
 use crate::node_def::{Implementation, NodeDefinitions};
+use crate::render::implied_dependencies;
 use crate::yaml::{self, LoadLimits, Yaml};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -116,12 +117,53 @@ impl Model {
     ) -> Option<Model> {
         let infra = InfraDescription::from_yaml(infra?, diagnostics)?;
         let chosen = choose_implementations(&infra, &definitions, diagnostics);
-        Some(Model {
+        let mut model = Model {
             infra,
             definitions,
             auth,
             chosen,
-        })
+        };
+        model.add_implied_dependencies(diagnostics);
+        Some(model)
+    }
+
+    /// Makes each node wait for the nodes whose addresses its templates use
+    /// (see [`implied_dependencies`]), saying so, and refuses the cycles
+    /// that makes.
+    fn add_implied_dependencies(&mut self, diagnostics: &mut Diagnostics) {
+        if self.infra.find_cycle().is_some() {
+            return; // already reported, and the graph is not an order
+        }
+        let implied = implied_dependencies(self);
+        for edge in &implied {
+            diagnostics.warning(
+                &edge.location,
+                format!(
+                    "node `{}` uses the address of `{}` without depending on it: it will wait until `{}` is ready",
+                    edge.dependent, edge.dependency, edge.dependency
+                ),
+                format!(
+                    "say so under `dependencies:` (`- [*{}, *{}]` with anchors on the nodes)",
+                    edge.dependent, edge.dependency
+                ),
+            );
+        }
+        self.infra.dependencies.extend(implied);
+        if let Some(cycle) = self.infra.find_cycle() {
+            let location = self
+                .infra
+                .node(&cycle[0])
+                .map_or(&self.infra.location, |n| &n.location)
+                .clone();
+            diagnostics.error(
+                &location,
+                format!(
+                    "these nodes wait for one another, counting the addresses their templates use: {}",
+                    cycle.join(" -> ")
+                ),
+                "one of them must be created first: drop its use of the other's address (getip, getprivip, getipall) or that dependency",
+            );
+        }
     }
 
     /// The implementation chosen for `node`.

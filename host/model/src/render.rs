@@ -3,22 +3,38 @@
 //! undefined names and syntax errors show up before anything is created.
 
 use crate::diagnostics::Diagnostics;
-use crate::infra::NodeSpec;
+use crate::infra::{Dependency, NodeSpec};
 use crate::model::Model;
 use crate::node_def::Implementation;
 use crate::template::{AddressBook, NodeContext, Renderer, TemplateError};
 use crate::yaml::Yaml;
 use occopus_types::InstanceAddresses;
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 
-/// Addresses for a dry render: every node of the infra has one instance at a
-/// loopback address (no traffic is ever sent to it, and were a rendered
-/// script run by hand, it would not reach another machine).
-struct Placeholders(Vec<String>);
+/// Addresses for a dry render of one node: a placeholder instance for each
+/// node in `with_address` at a loopback address (no traffic is ever sent to
+/// it, and were a rendered script run by hand, it would not reach another
+/// machine); any other node of the infra has none yet. Every node asked for
+/// is noted, so that a template's use of another node's address is known.
+struct Placeholders {
+    /// Every node of the infra, in file order (a node's index gives its address).
+    nodes: Vec<String>,
+    /// The nodes that have an instance.
+    with_address: BTreeSet<String>,
+    /// The nodes whose addresses were asked for.
+    asked: Mutex<BTreeSet<String>>,
+}
 
 impl AddressBook for Placeholders {
     fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
-        let index = self.0.iter().position(|n| n == node)?;
+        let index = self.nodes.iter().position(|n| n == node)?;
+        if let Ok(mut asked) = self.asked.lock() {
+            asked.insert(node.to_string());
+        }
+        if !self.with_address.contains(node) {
+            return Some(Vec::new());
+        }
         Some(vec![InstanceAddresses {
             public: vec![format!("127.100.0.{}", 1 + index % 254)],
             private: vec![format!("127.101.0.{}", 1 + index % 254)],
@@ -26,36 +42,111 @@ impl AddressBook for Placeholders {
     }
 }
 
-/// Renders every template of every node with placeholder addresses, so that
-/// undefined names and syntax errors show up before anything is created.
+/// The nodes `node` depends on, directly or through others.
+fn dependencies(model: &Model, node: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut next = vec![node];
+    while let Some(current) = next.pop() {
+        for dependency in model.infra.dependencies_of(current) {
+            if found.insert(dependency.to_string()) {
+                next.push(dependency);
+            }
+        }
+    }
+    found
+}
+
+/// Renders every template of `node` (its sections, and its health checks
+/// with a placeholder `ip`) with addresses for `with_address`; returns the
+/// errors and the nodes whose addresses the templates asked for.
+fn render_with_placeholders(
+    model: &Model,
+    renderer: &Renderer,
+    node: &NodeSpec,
+    implementation: &Implementation,
+    with_address: BTreeSet<String>,
+) -> (Vec<TemplateError>, BTreeSet<String>) {
+    let book = Arc::new(Placeholders {
+        nodes: model.infra.nodes.iter().map(|n| n.name.clone()).collect(),
+        with_address,
+        asked: Mutex::new(BTreeSet::new()),
+    });
+    let shared: Arc<dyn AddressBook> = book.clone();
+    let context = node_context(
+        model,
+        node,
+        implementation,
+        "dry-run",
+        &format!("{}-dry-run", node.name),
+    );
+    let ip = [("ip", serde_json::Value::from("127.100.0.1"))];
+    let health = implementation
+        .health_check_yaml
+        .as_ref()
+        .map(|section| renderer.render_yaml(section, &context, shared.clone(), &ip));
+    let errors = [
+        render_sections(renderer, implementation, &context, &shared).map(drop),
+        health.map_or(Ok(()), |r| r.map(drop)),
+    ]
+    .into_iter()
+    .filter_map(Result::err)
+    .collect();
+    let asked = book.asked.lock().map(|a| a.clone()).unwrap_or_default();
+    (errors, asked)
+}
+
+/// Renders every template of every node with placeholder addresses for the
+/// nodes it depends on (only those are sure to exist when it is created), so
+/// that undefined names, syntax errors and addresses that will not exist yet
+/// show up before anything is created.
 pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnostics) {
-    let book: Arc<dyn AddressBook> = Arc::new(Placeholders(
-        model.infra.nodes.iter().map(|n| n.name.clone()).collect(),
-    ));
     for node in &model.infra.nodes {
         let Some(implementation) = model.implementation(&node.name) else {
             continue;
         };
-        let context = node_context(
-            model,
-            node,
-            implementation,
-            "dry-run",
-            &format!("{}-dry-run", node.name),
-        );
-        let ip = [("ip", serde_json::Value::from("127.100.0.1"))];
-        let health = implementation
-            .health_check_yaml
-            .as_ref()
-            .map(|section| renderer.render_yaml(section, &context, book.clone(), &ip));
-        let results = [
-            render_sections(renderer, implementation, &context, &book).map(drop),
-            health.map_or(Ok(()), |r| r.map(drop)),
-        ];
-        for error in results.into_iter().filter_map(Result::err) {
+        let with_address = dependencies(model, &node.name);
+        let (errors, _) =
+            render_with_placeholders(model, renderer, node, implementation, with_address);
+        for error in errors {
             diagnostics.error(&error.location, error.describe(), "fix the template");
         }
     }
+}
+
+/// The dependencies a node's templates imply: each other node whose address
+/// they ask for (`getip`, `getprivip`, `getipall`) that the node does not
+/// already depend on, directly or not. Occopus's tutorials rely on this
+/// (puppet-solo-wordpress renders `getip('puppet-solo-mysql')` in a node that
+/// lists no dependency: the original happened to create the nodes in file
+/// order); here the node waits for the one whose address it uses. Located at
+/// the section that asks. Templates are rendered without `cmd()` here: a
+/// `getip` after a `cmd()` call in the same string is not seen.
+pub fn implied_dependencies(model: &Model) -> Vec<Dependency> {
+    let renderer = Renderer::new(false);
+    let everyone: BTreeSet<String> = model.infra.nodes.iter().map(|n| n.name.clone()).collect();
+    let mut implied = Vec::new();
+    for node in &model.infra.nodes {
+        let Some(implementation) = model.implementation(&node.name) else {
+            continue;
+        };
+        let (_, asked) =
+            render_with_placeholders(model, &renderer, node, implementation, everyone.clone());
+        let known = dependencies(model, &node.name);
+        let location = implementation
+            .contextualisation
+            .as_ref()
+            .map_or(&implementation.location, |c| &c.location);
+        for other in asked {
+            if other != node.name && !known.contains(&other) {
+                implied.push(Dependency {
+                    dependent: node.name.clone(),
+                    dependency: other,
+                    location: location.clone(),
+                });
+            }
+        }
+    }
+    implied
 }
 
 /// The template context of an instance of `node`.

@@ -4,9 +4,9 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::files::load_auth_or_default;
 use crate::info::{InfraInfo, complete_infra_id, info, open_state};
-use crate::local_endpoint::LocalCloudEndpoint;
+use crate::local_endpoint::{LocalCloudEndpoint, check_local_cloud};
 use crate::plugins::load_plugins;
-use occopus_engine::check::{self, Strictness};
+use occopus_engine::check;
 use occopus_engine::{
     BuildOptions, BuildReport, DestroyOptions, DestroyReport, EngineError, Event, Orchestrator,
     PassReport, Plan, ScaleBy, ScaleQueued, Upkeep, Wiring,
@@ -53,6 +53,9 @@ impl Options {
 /// An open occopus: plugins loaded, state database open.
 pub struct Occopus {
     orchestrator: Orchestrator,
+    /// The local cloud, when configured: what it will refuse is checked
+    /// before anything is built.
+    local_cloud: Option<LocalCloudSettings>,
     renderer: Renderer,
     catalog: Arc<PluginCatalog>,
 }
@@ -63,18 +66,20 @@ impl Occopus {
         let catalog = Arc::new(load_plugins(&options.config.plugins).await?);
         let store = open_state(options.state.clone(), options.read_only)?;
         let renderer = Renderer::new(options.allow_template_commands);
+        let local_cloud = options.local_cloud();
         let orchestrator = Orchestrator::new(
             Wiring {
                 plugins: catalog.clone(),
                 store: Arc::new(store),
                 prober: Arc::new(HealthChecker::default()),
-                endpoints: Arc::new(LocalCloudEndpoint::new(options.local_cloud())),
+                endpoints: Arc::new(LocalCloudEndpoint::new(local_cloud.clone())),
             },
             options.config.engine.clone(),
             renderer.clone(),
         );
         Ok(Occopus {
             orchestrator,
+            local_cloud,
             renderer,
             catalog,
         })
@@ -114,10 +119,11 @@ impl Occopus {
                 &model,
                 self.orchestrator.plugins(),
                 &self.renderer,
-                Strictness::Validate,
                 &mut diagnostics,
             )
             .await;
+            check_local_cloud(self.local_cloud.as_ref(), &model, &mut diagnostics);
+            diagnostics.sort();
         }
         Ok(diagnostics)
     }
@@ -272,9 +278,13 @@ impl Occopus {
     }
 
     fn valid_model(&self, sources: &Sources) -> Result<Model, ApiError> {
-        match self.load(sources)? {
-            (Some(model), diagnostics) if !diagnostics.has_errors() => Ok(model),
-            (_, diagnostics) => Err(ApiError::Invalid(diagnostics)),
+        let (model, mut diagnostics) = self.load(sources)?;
+        if let Some(model) = &model {
+            check_local_cloud(self.local_cloud.as_ref(), model, &mut diagnostics);
+        }
+        match model {
+            Some(model) if !diagnostics.has_errors() => Ok(model),
+            _ => Err(ApiError::Invalid(diagnostics)),
         }
     }
 }

@@ -7,6 +7,7 @@
 use async_trait::async_trait;
 use occopus_engine::{EndpointError, EndpointResolver};
 use occopus_local_cloud::{LocalCloud, LocalCloudSettings, RESOURCE_TYPE, http};
+use occopus_model::{Diagnostics, Model};
 use occopus_types::{ErrorCode, HasErrorCode, ResourceSection, resource_type};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -93,4 +94,59 @@ impl EndpointResolver for LocalCloudEndpoint {
                 source: Box::new(error),
             })
     }
+}
+
+/// What the local cloud will refuse, known before any call: a `local`
+/// resource without `endpoint` when no local cloud is configured, and more
+/// nodes at once (the sum of the `scaling.min` of the nodes it serves) than
+/// `local_cloud.max_nodes`. `validate` and `build` both run it, so that what
+/// validate accepts, build does not refuse for these reasons.
+pub fn check_local_cloud(
+    settings: Option<&LocalCloudSettings>,
+    model: &Model,
+    diagnostics: &mut Diagnostics,
+) {
+    let served: Vec<_> = model
+        .infra
+        .nodes
+        .iter()
+        .filter_map(|node| Some((node, model.implementation(&node.name)?)))
+        .filter(|(_, implementation)| {
+            implementation.resource_type == RESOURCE_TYPE
+                && implementation.resource.get("endpoint").is_none()
+        })
+        .collect();
+    let Some(settings) = settings else {
+        for (node, implementation) in &served {
+            diagnostics.error(
+                &implementation.resource.location,
+                format!("node `{}`: {}", node.name, StartError::NotConfigured),
+                "name the local cloud's directory (`local_cloud.root` in the occopus config)",
+            );
+        }
+        return;
+    };
+    let needed: u64 = served
+        .iter()
+        .map(|(node, _)| u64::from(node.scaling.min))
+        .sum();
+    if needed <= settings.max_nodes as u64 {
+        return;
+    }
+    let Some((largest, _)) = served.iter().max_by_key(|(node, _)| node.scaling.min) else {
+        return;
+    };
+    let counts: Vec<String> = served
+        .iter()
+        .map(|(node, _)| format!("{} {}", node.name, node.scaling.min))
+        .collect();
+    diagnostics.error(
+        &largest.location,
+        format!(
+            "the local cloud runs at most {} nodes at once (`local_cloud.max_nodes`), and this infrastructure needs at least {needed} there ({})",
+            settings.max_nodes,
+            counts.join(", ")
+        ),
+        "lower `scaling.min`, or raise `local_cloud.max_nodes` in the occopus config",
+    );
 }
