@@ -19,6 +19,7 @@ mod loading;
 mod local_cloud;
 mod local_driver;
 mod maintain;
+mod messages;
 mod rest;
 mod sandbox;
 mod sdk_example;

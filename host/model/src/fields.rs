@@ -182,7 +182,7 @@ impl<'a> Fields<'a> {
 }
 
 /// The allowed key nearest to `name` (a typo), if any is close.
-fn closest<'k>(name: &str, allowed: &[&'k str]) -> Option<&'k str> {
+pub(crate) fn closest<'k>(name: &str, allowed: &[&'k str]) -> Option<&'k str> {
     allowed
         .iter()
         .map(|k| (edit_distance(name, k), *k))

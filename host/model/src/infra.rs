@@ -389,6 +389,8 @@ impl Dependency {
                     );
                     return None;
                 }
+                // A node (through its alias) without a name: reported as such.
+                None if end.as_map().is_some() => return None,
                 None => {
                     diagnostics.error(
                         &end.location,

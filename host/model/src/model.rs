@@ -185,7 +185,8 @@ fn choose_implementations(
     let mut chosen = BTreeMap::new();
     for node in &infra.nodes {
         let Some(implementations) = definitions.types.get(&node.node_type) else {
-            if !definitions.is_undefined(&node.node_type) {
+            // A node without `type` is reported as such.
+            if node.node_type.is_empty() || !definitions.is_undefined(&node.node_type) {
                 continue;
             }
             let known: Vec<&str> = definitions.types.keys().map(String::as_str).collect();

@@ -108,6 +108,8 @@ impl NodeDefinitions {
             let key_text = key.key_text();
             let Some(type_name) = key_text.strip_prefix("node_def:").filter(|t| !t.is_empty())
             else {
+                // A node whose type is this key is not also "undefined".
+                definitions.broken.insert(key_text.clone());
                 diagnostics.error(
                     &key.location,
                     format!("`{key_text}` is not a node definition name"),

@@ -108,7 +108,7 @@ pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnost
         let (errors, _) =
             render_with_placeholders(model, renderer, node, implementation, with_address);
         for error in errors {
-            diagnostics.error(&error.location, error.describe(), "fix the template");
+            diagnostics.error(&error.location, error.describe(), &error.help);
         }
     }
 }

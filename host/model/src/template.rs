@@ -11,6 +11,7 @@
 //! Every string of a YAML section is rendered on its own, so an error points
 //! at the file and line of that string.
 
+use crate::fields::closest;
 use crate::location::Location;
 use crate::yaml::{Value, Yaml};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
@@ -46,16 +47,18 @@ pub struct NodeContext {
 
 /// Why a template did not render.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{location}: {}", self.describe())]
+#[error("{location}: {}; {}", self.describe(), self.help)]
 pub struct TemplateError {
     /// The node being rendered.
     pub node: String,
     /// Where the error is: the template string's line plus the line inside it.
     pub location: Location,
-    /// The line inside the template, when known, as " (template line N)".
-    line: String,
-    /// What went wrong and what to do.
+    /// The line inside a template of several lines, when known.
+    line: Option<usize>,
+    /// What went wrong.
     pub message: String,
+    /// What to do about it.
+    pub help: String,
 }
 
 impl TemplateError {
@@ -63,7 +66,11 @@ impl TemplateError {
     pub fn describe(&self) -> String {
         format!(
             "template of node `{}`{}: {}",
-            self.node, self.line, self.message
+            self.node,
+            self.line
+                .map(|l| format!(" (template line {l})"))
+                .unwrap_or_default(),
+            self.message
         )
     }
 }
@@ -193,47 +200,138 @@ fn render_one(
     }
     env.render_str(text, context).map_err(|error| {
         // Block scalars and imported texts start their first line at
-        // `location`, so the template's line N is N - 1 lines below it.
+        // `location`, so the template's line N is N - 1 lines below it, and
+        // its lines start at `location`'s column.
         let line = error.line().filter(|_| text.contains('\n'));
         let mut location = location.clone();
         if let Some(line) = line {
             location.line += line.saturating_sub(1);
         }
+        let explained = explain(&error, text);
+        if let Some(column) = explained.column {
+            location.column += column - 1;
+        }
         TemplateError {
             node: node.to_string(),
             location,
-            line: line
-                .map(|l| format!(" (template line {l})"))
-                .unwrap_or_default(),
-            message: explain(&error),
+            line,
+            message: explained.message,
+            help: explained.help,
         }
     })
 }
 
+/// The names a template sees besides the node's variables.
+const NAMES: &[&str] = &[
+    "infra_id",
+    "infra_name",
+    "user_id",
+    "name",
+    "node_id",
+    "variables",
+    "resource",
+    "config_management",
+    "scaling",
+    "filter",
+    "type",
+    "puppet",
+    "ip",
+];
+
+/// Functions whose argument is a node's name.
+const NODE_FUNCTIONS: &[&str] = &["getip", "getprivip", "getipall"];
+
 /// A template error in words a user can act on.
-fn explain(error: &Error) -> String {
+struct Explained {
+    message: String,
+    help: String,
+    /// 1-based column of the culprit in its template line, when found.
+    column: Option<usize>,
+}
+
+fn explain(error: &Error, text: &str) -> Explained {
     let detail = error.detail().unwrap_or_default();
     match error.kind() {
-        ErrorKind::UndefinedError => format!(
-            "undefined name{}; the names available are infra_id, infra_name, user_id, name, node_id, variables.*, the node's sections, getip(), getprivip(), getipall(), cut(){}",
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(" ({detail})")
-            },
-            " — check the spelling, or define it under `variables:`"
-        ),
-        ErrorKind::SyntaxError => format!(
-            "template syntax error: {detail}; text for another template engine goes inside {{% raw %}}...{{% endraw %}}"
-        ),
-        _ => {
-            if detail.is_empty() {
+        ErrorKind::UndefinedError => explain_undefined(detail, error.line().unwrap_or(1), text),
+        ErrorKind::SyntaxError => Explained {
+            message: format!("template syntax error: {detail}"),
+            help: "text for another template engine goes inside {% raw %}...{% endraw %}"
+                .to_string(),
+            column: None,
+        },
+        _ => Explained {
+            message: if detail.is_empty() {
                 error.to_string()
             } else {
                 detail.to_string()
-            }
-        }
+            },
+            help: "fix the template".to_string(),
+            column: None,
+        },
     }
+}
+
+/// An undefined name: which, where in its line, and what was meant (a node
+/// name left unquoted in `getip(master)`, a typo of a known name).
+fn explain_undefined(detail: &str, line: usize, text: &str) -> Explained {
+    // minijinja says "`variables.nope` is undefined".
+    let name = detail.split('`').nth(1).unwrap_or_default();
+    let first = name.split('.').next().unwrap_or_default();
+    let line_text = text.lines().nth(line.saturating_sub(1)).unwrap_or_default();
+    let at = whole_word(line_text, first);
+    let column = at.map(|byte| line_text[..byte].chars().count() + 1);
+    let called_by = at.and_then(|byte| {
+        let before = line_text[..byte].trim_end().strip_suffix('(')?.trim_end();
+        NODE_FUNCTIONS
+            .iter()
+            .find(|function| before.ends_with(*function))
+    });
+    let (message, help) = match called_by {
+        Some(function) => (
+            format!("`{first}` is undefined: {function}() takes a node's name as a string"),
+            format!("quote the node's name: {function}('{first}')"),
+        ),
+        None if name.is_empty() => (
+            "undefined name".to_string(),
+            "check the spelling, or define it under `variables:`".to_string(),
+        ),
+        None => {
+            let known = format!(
+                "the names available are {}, getip(), getprivip(), getipall(), cut()",
+                NAMES.join(", ")
+            );
+            let help = match (first, closest(first, NAMES)) {
+                ("variables", _) => format!(
+                    "define `{}` under `variables:` (of the infra or of the node), or check its spelling",
+                    name.trim_start_matches("variables.")
+                ),
+                (_, Some(near)) if near != first => format!("did you mean `{near}`? ({known})"),
+                _ => format!(
+                    "{known}; or define it under `variables:` and write `variables.{first}`"
+                ),
+            };
+            (format!("undefined name `{name}`"), help)
+        }
+    };
+    Explained {
+        message,
+        help,
+        column,
+    }
+}
+
+/// The byte offset of `word` in `line` as a whole identifier, if there.
+fn whole_word(line: &str, word: &str) -> Option<usize> {
+    if word.is_empty() {
+        return None;
+    }
+    let is_identifier = |c: char| c.is_alphanumeric() || c == '_';
+    line.match_indices(word).map(|(at, _)| at).find(|&at| {
+        let before = line[..at].chars().next_back();
+        let after = line[at + word.len()..].chars().next();
+        !before.is_some_and(|c| is_identifier(c) || c == '.' || c == '\'' || c == '"')
+            && !after.is_some_and(is_identifier)
+    })
 }
 
 fn instances(book: &dyn AddressBook, node: &str) -> Result<Vec<InstanceAddresses>, Error> {
@@ -363,10 +461,26 @@ mod tests {
         let text = error.to_string();
         assert!(
             text.starts_with(
-                "defs.yaml:2:1: template of node `web` (template line 2): undefined name"
+                "defs.yaml:2:4: template of node `web` (template line 2): undefined name `variables.nope`; define `nope` under `variables:`"
             ),
             "{text}"
         );
+        let error = render("x {{ infra_nme }}").unwrap_err();
+        assert_eq!(error.location.column, 6);
+        assert_eq!(error.message, "undefined name `infra_nme`");
+        assert!(
+            error.help.starts_with("did you mean `infra_name`?"),
+            "{}",
+            error.help
+        );
+        // Occopus's cqueue tutorial wrote the node's name unquoted.
+        let error = render("a: {{ getip(master) }}").unwrap_err();
+        assert_eq!(error.location.column, 13);
+        assert_eq!(
+            error.message,
+            "`master` is undefined: getip() takes a node's name as a string"
+        );
+        assert_eq!(error.help, "quote the node's name: getip('master')");
         let error = render("{{ getip('lb') }}").unwrap_err().to_string();
         assert!(
             error.contains("node `lb` has no instance with an address yet"),

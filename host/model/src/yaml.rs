@@ -47,7 +47,7 @@ impl Yaml {
     /// A short name of the value's kind, for messages.
     pub fn kind(&self) -> &'static str {
         match self.value {
-            Value::Null => "null",
+            Value::Null => "empty (null)",
             Value::Bool(_) => "a boolean",
             Value::Int(_) => "an integer",
             Value::Float(_) => "a number",
@@ -429,8 +429,16 @@ impl TreeBuilder<'_> {
         style: TScalarStyle,
         anchor: usize,
         tag: Option<Tag>,
-        loc: Location,
+        mut loc: Location,
     ) {
+        // A quoted scalar's place is its first character, not its quote, so
+        // that a column inside it (a template's error) counts from there.
+        if matches!(
+            style,
+            TScalarStyle::SingleQuoted | TScalarStyle::DoubleQuoted
+        ) {
+            loc.column += 1;
+        }
         let value = match tag.as_ref().map(tag_name) {
             Some(TagName::Str) => Value::String(text),
             Some(TagName::Import(kind)) => {
@@ -938,7 +946,7 @@ mod tests {
         assert!(load_file(&main, LoadLimits::default(), &mut d).is_none());
         assert!(
             d.to_string()
-                .contains("main.yaml:1:23: error: `!yaml_import` supports only file:// URLs"),
+                .contains("main.yaml:1:24: error: `!yaml_import` supports only file:// URLs"),
             "{d}"
         );
     }
