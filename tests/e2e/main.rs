@@ -20,6 +20,7 @@ mod local_cloud;
 mod local_driver;
 mod maintain;
 mod messages;
+mod readme;
 mod rest;
 mod sandbox;
 mod sdk_example;
