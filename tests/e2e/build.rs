@@ -224,3 +224,29 @@ fn ctrl_c_stops_gracefully_and_the_build_resumes() {
     );
     occopus.ok(&["destroy", "-i", "slow"]);
 }
+
+/// A local node whose only command fails at once (no health checks) fails
+/// the build: it is never reported ready first.
+#[test]
+fn a_service_that_fails_at_once_is_never_ready() {
+    let occopus = Occopus::new(96);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: quick\nnodes:\n  - {name: q, type: quick}\n",
+        "'node_def:quick':\n  - resource: {type: local}\n    contextualisation: {type: cloudinit, context_template: \"#cloud-config\\nruncmd:\\n  - exit 3\\n\"}\n    health_check: {ping: false}\n",
+    );
+    let output = occopus.run(&["build", &infra, "--nodes", &nodes, "-i", "quick"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    // `[   0.025s] q q-1-ID PHASE ...`: never `ready`.
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with('[') && l.split_whitespace().nth(4) == Some("ready")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the node's service (runcmd `sh -c exit 3`) exited with code 3"),
+        "{stderr}"
+    );
+    occopus.ok(&["destroy", "-i", "quick"]);
+}

@@ -167,9 +167,19 @@ fn failing_boot_steps_fail_the_node() {
         let node = cloud
             .create(&request(&format!("t{i}"), "infra-c", "n", user_data))
             .unwrap();
-        // A failing runcmd is `running` until it fails.
-        let node = wait_until(&cloud, &node.record.id, |state| state == NodeState::Failed);
+        // A service that fails at once fails the node before it is ever
+        // running (only one that fails later was running first).
+        let seen = std::cell::RefCell::new(Vec::new());
+        let node = wait_until(&cloud, &node.record.id, |state| {
+            seen.borrow_mut().push(state);
+            state == NodeState::Failed
+        });
         assert_eq!(node.state, NodeState::Failed, "{user_data}");
+        assert!(
+            !seen.borrow().contains(&NodeState::Running),
+            "{user_data}: {:?}",
+            seen.borrow()
+        );
         assert!(node.detail.as_deref().unwrap().contains(detail), "{node:?}");
         cloud.destroy(&node.record.id).unwrap();
     }

@@ -3,8 +3,9 @@
 //!
 //! It applies the node's user-data in cloud-init's order and records the
 //! node's state in its control directory as it goes: `pending` while `bootcmd`
-//! runs and files are written, `running` once `runcmd` starts, `failed CODE`
-//! when a step fails. After the last `runcmd` entry it stays alive, so that the
+//! runs and files are written, `running` once its service (`runcmd`) has
+//! settled (every entry finished, or one still runs after half a second),
+//! `failed WHY` when a step fails. After the last `runcmd` entry it stays alive, so that the
 //! node (and anything its commands started in the background) lives until it is
 //! destroyed: destroy kills the whole process group.
 
@@ -12,6 +13,10 @@ use crate::user_data::{BootPlan, Command};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
 use std::path::{Path, PathBuf};
+
+/// How long a `runcmd` entry may run before the node counts as running (its
+/// service is up); one that fails sooner fails the node instead.
+const SERVICE_SETTLE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// How often a new supervisor tries to take a node's lock before it
 /// concludes that another supervisor holds it (5 ms apart).
@@ -187,9 +192,17 @@ fn ended(status: std::process::ExitStatus) -> String {
 /// boot-node`). Returns the exit code of the supervisor (it only returns when
 /// a step failed).
 pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
+    // Whether the node's state is settled (running, or failed): the timer
+    // that marks a service running and a failure write it one at a time.
+    let settled = std::sync::Mutex::new(false);
     let fail = |code: i32, why: &str| {
         eprintln!("occopus: node failed: {why}");
+        let mut guard = settled.lock().ok();
+        if let Some(settled) = guard.as_mut() {
+            **settled = true;
+        }
         let _ = control.set_state(&BootState::Failed(why.to_owned()));
+        drop(guard);
         code
     };
     let _supervision = match control.claim_supervision() {
@@ -250,11 +263,37 @@ pub fn boot(control: &ControlFiles, node_dir: &Path, address: &str) -> i32 {
     if let Err(why) = written {
         return fail(-1, &why);
     }
-    if control.set_state(&BootState::Running).is_err() {
-        return fail(-1, "cannot write the node's state");
-    }
-    if let Err(code) = run("runcmd", &plan.runcmd) {
+    // The node is running once its service has settled: every `runcmd`
+    // entry finished, or one still runs after SERVICE_SETTLE (a server). A
+    // service that fails at once fails the node before it is ever running,
+    // so that a node is never reported ready only to fail a moment later.
+    let running = || -> bool {
+        let Ok(mut settled) = settled.lock() else {
+            return false;
+        };
+        if !*settled {
+            *settled = true;
+            return control.set_state(&BootState::Running).is_ok();
+        }
+        true
+    };
+    let outcome = std::thread::scope(|scope| {
+        let (finished, wait) = std::sync::mpsc::channel::<()>();
+        scope.spawn(|| {
+            let wait = wait;
+            if wait.recv_timeout(SERVICE_SETTLE).is_err() {
+                running();
+            }
+        });
+        let outcome = run("runcmd", &plan.runcmd);
+        let _ = finished.send(());
+        outcome
+    });
+    if let Err(code) = outcome {
         return code;
+    }
+    if !running() {
+        return fail(-1, "cannot write the node's state");
     }
     eprintln!("occopus: user-data applied; the node stays up until it is destroyed");
     loop {
