@@ -129,6 +129,22 @@ async fn occopus_flow_over_http() {
     assert_eq!(status, 200, "{created}");
     let id = created["infraid"].as_str().unwrap().to_owned();
 
+    // Watch the infra's story from its build to its end.
+    let mut events = service
+        .client
+        .get(format!("{}/infrastructures/{id}/events", service.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(events.headers().contains_key("x-request-id"));
+    let mut seen = String::new();
+    read_events_until(&mut events, &mut seen, |seen| {
+        seen.contains("event: infra-built")
+    })
+    .await;
+
     let report = service
         .report_until(&id, "ready", |r| ready_count(r) == 1)
         .await;
@@ -148,17 +164,6 @@ async fn occopus_flow_over_http() {
     assert_eq!(list["infrastructures"], serde_json::json!([id]));
     assert_eq!(list["infrastuctures"], list["infrastructures"]);
 
-    // Watch the infra's events while it scales up.
-    let mut events = service
-        .client
-        .get(format!("{}/infrastructures/{id}/events", service.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(events.status(), 200);
-    assert!(events.headers().contains_key("x-request-id"));
-
     let (status, answer) = service
         .call(
             "POST",
@@ -174,18 +179,12 @@ async fn occopus_flow_over_http() {
     service
         .report_until(&id, "scaled up to 3", |r| ready_count(r) == 3)
         .await;
-    let mut seen = String::new();
-    while seen.matches("event: ready").count() < 2 {
-        let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
-            .await
-            .expect("no ready events within 30 s")
-            .unwrap()
-            .expect("the event stream ended");
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-    }
+    read_events_until(&mut events, &mut seen, |seen| {
+        seen.matches("event: ready").count() >= 3
+    })
+    .await;
     assert!(seen.contains("event: creating"), "{seen}");
     assert!(seen.contains(&format!("\"infra_id\":\"{id}\"")), "{seen}");
-    drop(events);
 
     let (status, answer) = service
         .call("POST", &format!("/infrastructures/{id}/scaleup/web"), None)
@@ -229,6 +228,32 @@ async fn occopus_flow_over_http() {
         }
         assert!(Instant::now() < deadline, "never destroyed: {report:#}");
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The stream's last event is `infra-destroyed`, then it ends.
+    read_events_until(&mut events, &mut seen, |seen| {
+        seen.contains("event: infra-destroyed")
+    })
+    .await;
+    let rest = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+        .await
+        .expect("the stream stays open after `infra-destroyed`")
+        .unwrap();
+    assert_eq!(rest, None, "{seen}");
+}
+
+/// Reads Server-Sent Events into `seen` until `enough` (30 s at most).
+async fn read_events_until(
+    events: &mut reqwest::Response,
+    seen: &mut String,
+    enough: impl Fn(&str) -> bool,
+) {
+    while !enough(seen) {
+        let chunk = tokio::time::timeout(Duration::from_secs(30), events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no such event within 30 s: {seen}"))
+            .unwrap()
+            .unwrap_or_else(|| panic!("the event stream ended: {seen}"));
+        seen.push_str(&String::from_utf8_lossy(&chunk));
     }
 }
 
@@ -958,6 +983,25 @@ async fn scaling_an_infra_the_service_does_not_manage_is_refused_saying_how() {
             && message.contains("occopus maintain -i by-cli"),
         "{answer}"
     );
+
+    // Destroyed by the command line: the service's event stream sees it
+    // gone, says so last, and ends.
+    let mut events = service
+        .client
+        .get(format!("{}/infrastructures/by-cli/events", service.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    occopus.ok(&["destroy", "-i", "by-cli"]);
+    let mut seen = String::new();
+    read_events_until(&mut events, &mut seen, |seen| {
+        seen.contains("event: infra-destroyed")
+    })
+    .await;
+    assert!(seen.contains("no longer recorded"), "{seen}");
+    assert_eq!(events.chunk().await.unwrap(), None, "{seen}");
 }
 
 /// With `--import-dir DIR`, a posted document's relative imports resolve

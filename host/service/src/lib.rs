@@ -4,6 +4,7 @@
 //! - `routes.rs`: the paths (Occopus's own, plus validation and node
 //!   definitions) and their handlers;
 //! - `error.rs`: the one JSON error shape every failure answers with;
+//! - `events.rs`: an infra's event stream, ending with its last outcome;
 //! - `service.rs`: the service's settings and its background jobs (a build,
 //!   a destroy or the maintenance loop of each infra it manages);
 //! - `server.rs`: listening, resuming, serving (through `occopus-http`'s
@@ -11,6 +12,7 @@
 //! - `time_limit.rs`: 408 for a request that takes too long.
 
 mod error;
+mod events;
 mod routes;
 mod server;
 mod service;

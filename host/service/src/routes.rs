@@ -9,7 +9,7 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use occopus::engine::ScaleBy;
@@ -354,36 +354,19 @@ async fn scale_to(
 
 /// `GET /infrastructures/ID/events`: the infra's instance state changes as
 /// Server-Sent Events (event name: the phase; data: the event as JSON), from
-/// now on; `lagged` says how many a slow reader missed.
+/// now on, then the outcome of the service's operations; the stream ends
+/// with `destroyed` (see `events.rs`).
 #[utoipa::path(get, path = "/infrastructures/{id}/events", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "Server-Sent Events: event name = the phase, data = the event as JSON", content_type = "text/event-stream"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure")))]
 async fn events(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, HttpError>
 {
-    use tokio::sync::broadcast::error::RecvError;
     let id = path(id)?;
     if service.operation(&id).is_none() {
         service.occopus.info(Some(&id))?;
     }
-    let receiver = service.occopus.subscribe();
-    let stream = futures::stream::unfold((receiver, id), |(mut receiver, id)| async move {
-        loop {
-            let event = match receiver.recv().await {
-                Ok(event) if event.infra_id == id => SseEvent::default()
-                    .event(event.phase.as_str())
-                    .json_data(&event)
-                    .unwrap_or_default(),
-                Ok(_) => continue,
-                Err(RecvError::Lagged(missed)) => {
-                    SseEvent::default().event("lagged").data(missed.to_string())
-                }
-                Err(RecvError::Closed) => return None,
-            };
-            return Some((Ok(event), (receiver, id)));
-        }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(crate::events::stream(service, id)).keep_alive(crate::events::keep_alive()))
 }
 
 /// `POST /validate`: every problem of a description, without building it.

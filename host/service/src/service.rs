@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::broadcast;
+
+use crate::events::Outcome;
 
 /// How the service runs.
 #[derive(Debug, Clone)]
@@ -103,6 +106,8 @@ pub struct Service {
     pub(crate) occopus: Occopus,
     pub(crate) settings: ServiceSettings,
     jobs: Mutex<HashMap<String, Job>>,
+    /// How the jobs ended, for the event streams.
+    outcomes: broadcast::Sender<Outcome>,
 }
 
 impl Service {
@@ -112,7 +117,32 @@ impl Service {
             occopus,
             settings,
             jobs: Mutex::new(HashMap::new()),
+            outcomes: broadcast::channel(256).0,
         })
+    }
+
+    /// How the service's jobs end, from now on.
+    pub(crate) fn outcomes(&self) -> broadcast::Receiver<Outcome> {
+        self.outcomes.subscribe()
+    }
+
+    /// Tells the event streams how a job on `infra_id` ended.
+    fn tell(&self, infra_id: &str, event: &'static str, detail: Option<String>) {
+        // No stream listening is no error.
+        let _ = self.outcomes.send(Outcome {
+            infra_id: infra_id.to_string(),
+            event,
+            detail,
+        });
+    }
+
+    /// Whether `infra_id` is gone: no job of this service and no record.
+    pub(crate) fn is_gone(&self, infra_id: &str) -> bool {
+        self.operation(infra_id).is_none()
+            && matches!(
+                self.occopus.info(Some(infra_id)),
+                Err(ApiError::Engine(EngineError::UnknownInfra(_)))
+            )
     }
 
     /// The sources of a posted description: its imports confined to the
@@ -256,11 +286,22 @@ impl Service {
             match service.occopus.build(&sources, options).await {
                 Ok(report) if report.succeeded() => {
                     tracing::info!(infra = %infra_id, "built");
+                    service.tell(&infra_id, "infra-built", None);
                 }
-                Ok(_) => {
-                    tracing::warn!(infra = %infra_id, "built with failures; maintenance heals them")
+                Ok(report) if report.stopped => service.tell(&infra_id, "infra-stopped", None),
+                Ok(report) => {
+                    tracing::warn!(infra = %infra_id, "built with failures; maintenance heals them");
+                    let failed = report.failures().count();
+                    let why = format!(
+                        "{failed} of {} instances failed; maintenance heals them",
+                        report.instances.len()
+                    );
+                    service.tell(&infra_id, "infra-failed", Some(why));
                 }
-                Err(error) => tracing::warn!(infra = %infra_id, %error, "build failed"),
+                Err(error) => {
+                    tracing::warn!(infra = %infra_id, %error, "build failed");
+                    service.tell(&infra_id, "infra-failed", Some(error.to_string()));
+                }
             }
             // Maintain it next, unless a delete replaced this build meanwhile
             // (checked and done under the jobs' lock: a delete that comes a
@@ -337,6 +378,15 @@ impl Service {
                 .destroy(&infra_id, auth.as_deref(), options)
                 .await
             {
+                Ok(report) if !report.failed.is_empty() => {
+                    let why = format!(
+                        "{} instance(s) could not be destroyed and stay recorded; DELETE again",
+                        report.failed.len()
+                    );
+                    tracing::warn!(infra = %infra_id, "{why}");
+                    service.end_job(&infra_id, Operation::Destroying);
+                    service.tell(&infra_id, "infra-destroy-failed", Some(why));
+                }
                 // Unknown: its build was stopped before it recorded anything.
                 Ok(_) | Err(ApiError::Engine(EngineError::UnknownInfra(_))) => {
                     tracing::info!(infra = %infra_id, "destroyed");
@@ -344,10 +394,15 @@ impl Service {
                     if let Err(error) = store.forget_service_infra(&infra_id) {
                         tracing::error!(infra = %infra_id, %error, "cannot forget the infra");
                     }
+                    service.end_job(&infra_id, Operation::Destroying);
+                    service.tell(&infra_id, "infra-destroyed", None);
                 }
-                Err(error) => tracing::warn!(infra = %infra_id, %error, "destroy failed"),
+                Err(error) => {
+                    tracing::warn!(infra = %infra_id, %error, "destroy failed");
+                    service.end_job(&infra_id, Operation::Destroying);
+                    service.tell(&infra_id, "infra-destroy-failed", Some(error.to_string()));
+                }
             }
-            service.end_job(&infra_id, Operation::Destroying);
         });
     }
 }

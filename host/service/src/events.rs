@@ -1,0 +1,129 @@
+//! `GET /infrastructures/ID/events`: an infra's story as Server-Sent Events.
+//! Each instance state change is an event named after its phase; the
+//! service's own operations end with an event of their outcome, named apart
+//! from the instances' phases: `infra-built`, `infra-failed`,
+//! `infra-stopped`, `infra-destroyed`, `infra-destroy-failed`. Once the infra
+//! is gone (`infra-destroyed`, by this service or, seen within
+//! [`GONE_CHECK`], by anyone), that is the last event and the stream closes. A comment line
+//! (`: keep-alive`) every [`KEEP_ALIVE`] keeps proxies from closing a quiet
+//! stream.
+
+use crate::service::Service;
+use axum::response::sse::{Event as SseEvent, KeepAlive};
+use occopus::engine::Event;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+/// How often a quiet stream sends a keep-alive comment.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// How often a stream checks that its infra still exists (it may be
+/// destroyed by a command line on the same state database).
+pub const GONE_CHECK: Duration = Duration::from_secs(5);
+
+/// How one of the service's operations on an infra ended.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// The infra.
+    pub infra_id: String,
+    /// `infra-built`, `infra-failed`, `infra-stopped`, `infra-destroyed` or
+    /// `infra-destroy-failed`.
+    pub event: &'static str,
+    /// Why, when it did not go as asked.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    /// Whether the infra is gone: nothing more will happen to it.
+    fn is_last(&self) -> bool {
+        self.event == "infra-destroyed"
+    }
+
+    fn sse(&self) -> SseEvent {
+        SseEvent::default()
+            .event(self.event)
+            .json_data(self)
+            .unwrap_or_default()
+    }
+}
+
+/// The keep-alive of every event stream.
+pub fn keep_alive() -> KeepAlive {
+    KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")
+}
+
+/// What a stream listens to.
+struct Watch {
+    service: Arc<Service>,
+    infra_id: String,
+    events: broadcast::Receiver<Event>,
+    outcomes: broadcast::Receiver<Outcome>,
+    check: tokio::time::Interval,
+    ended: bool,
+}
+
+/// The events of `infra_id` from now on, until it is gone.
+pub fn stream(
+    service: Arc<Service>,
+    infra_id: String,
+) -> impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>> {
+    let watch = Watch {
+        events: service.occopus.subscribe(),
+        outcomes: service.outcomes(),
+        check: tokio::time::interval_at(tokio::time::Instant::now() + GONE_CHECK, GONE_CHECK),
+        service,
+        infra_id,
+        ended: false,
+    };
+    futures::stream::unfold(watch, |mut watch| async move {
+        if watch.ended {
+            return None;
+        }
+        let event = watch.next().await?;
+        Some((Ok(event), watch))
+    })
+}
+
+impl Watch {
+    /// The next event to send; `None` when the service is going away.
+    async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            tokio::select! {
+                event = self.events.recv() => match event {
+                    Ok(event) if event.infra_id == self.infra_id => {
+                        return Some(
+                            SseEvent::default()
+                                .event(event.phase.as_str())
+                                .json_data(&event)
+                                .unwrap_or_default(),
+                        );
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(missed)) => {
+                        return Some(SseEvent::default().event("lagged").data(missed.to_string()));
+                    }
+                    Err(RecvError::Closed) => return None,
+                },
+                outcome = self.outcomes.recv() => match outcome {
+                    Ok(outcome) if outcome.infra_id == self.infra_id => {
+                        self.ended = outcome.is_last();
+                        return Some(outcome.sse());
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => {}
+                    Err(RecvError::Closed) => return None,
+                },
+                _ = self.check.tick() => {
+                    if self.service.is_gone(&self.infra_id) {
+                        self.ended = true;
+                        let outcome = Outcome {
+                            infra_id: self.infra_id.clone(),
+                            event: "infra-destroyed",
+                            detail: Some("it is no longer recorded".to_string()),
+                        };
+                        return Some(outcome.sse());
+                    }
+                }
+            }
+        }
+    }
+}
