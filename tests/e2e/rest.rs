@@ -82,6 +82,19 @@ impl RestService {
         )
     }
 
+    /// The infra's event stream, opened (200 asserted).
+    async fn events(&self, infra_id: &str) -> reqwest::Response {
+        let events = self
+            .client
+            .get(format!("{}/infrastructures/{infra_id}/events", self.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(events.status(), 200);
+        events
+    }
+
     async fn call(&self, method: &str, path: &str, body: Option<String>) -> (u16, Value) {
         self.send(method, path, Some(TOKEN), body).await
     }
@@ -130,14 +143,7 @@ async fn occopus_flow_over_http() {
     let id = created["infraid"].as_str().unwrap().to_owned();
 
     // Watch the infra's story from its build to its end.
-    let mut events = service
-        .client
-        .get(format!("{}/infrastructures/{id}/events", service.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(events.status(), 200);
+    let mut events = service.events(&id).await;
     assert!(events.headers().contains_key("x-request-id"));
     let mut seen = String::new();
     read_events_until(&mut events, &mut seen, |seen| {
@@ -986,14 +992,7 @@ async fn scaling_an_infra_the_service_does_not_manage_is_refused_saying_how() {
 
     // Destroyed by the command line: the service's event stream sees it
     // gone, says so last, and ends.
-    let mut events = service
-        .client
-        .get(format!("{}/infrastructures/by-cli/events", service.base))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(events.status(), 200);
+    let mut events = service.events("by-cli").await;
     occopus.ok(&["destroy", "-i", "by-cli"]);
     let mut seen = String::new();
     read_events_until(&mut events, &mut seen, |seen| {
