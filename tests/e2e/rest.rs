@@ -1031,7 +1031,7 @@ async fn posted_node_definitions_import_relative_to_the_import_dir() {
         .await;
     assert_eq!(status, 400, "{answer}");
     assert_eq!(
-        answer["error"]["details"][0]["location"], "<posted node definitions>:1:35",
+        answer["error"]["details"][0]["location"], "<posted node definitions>:1:36",
         "{answer}"
     );
     // A posted description names no directory: a `nodes/node_definitions.yaml`
