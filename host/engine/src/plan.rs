@@ -138,6 +138,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         plan.targets.insert(node.name.clone(), target);
         let limits = format!("[{}, {}]", node.scaling.min, node.scaling.max);
         let fingerprint = model.fingerprint(node);
+        let as_recorded_before = model.fingerprint_with_every_variable(node);
         let mine = || input.records.iter().filter(|r| r.node_name == node.name);
 
         // Asked to go, then above the target (youngest first), then kept.
@@ -157,7 +158,11 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
             ));
         }
         for record in &live {
-            if let Some(old) = record.fingerprint.as_ref().filter(|f| **f != fingerprint) {
+            if let Some(old) = record
+                .fingerprint
+                .as_ref()
+                .filter(|f| **f != fingerprint && **f != as_recorded_before)
+            {
                 plan.changes.push(Change {
                     action: Action::Replace,
                     node: node.name.clone(),

@@ -5,9 +5,10 @@
 //! The stored form is the description and the definitions of the node types
 //! it uses, as JSON with imports resolved (credentials are never stored: they
 //! come from `auth_data.yaml` on every run). Each node also gets a
-//! *fingerprint*: a digest of everything that shapes its instances (type,
-//! merged variables, filter, chosen implementation), recorded on each
-//! instance, so an instance made from an older description is recognised.
+//! *fingerprint*: a digest of everything that shapes its instances (type, the
+//! merged variables its templates read, filter, chosen implementation),
+//! recorded on each instance, so an instance made from an older description
+//! is recognised, and one whose node does not use a changed variable is not.
 
 use crate::auth::AuthData;
 use crate::diagnostics::Diagnostics;
@@ -15,6 +16,7 @@ use crate::infra::NodeSpec;
 use crate::location::Location;
 use crate::model::Model;
 use crate::node_def::NodeDefinitions;
+use crate::template::variables_used;
 use crate::yaml::Yaml;
 use serde_json::{Value as Json, json};
 use sha2::{Digest, Sha256};
@@ -67,20 +69,59 @@ impl Model {
         }
     }
 
-    /// Everything that shapes `node`'s instances, as JSON: its type, merged
-    /// variables, filter and chosen implementation.
+    /// Everything that shapes `node`'s instances, as JSON: its type, the
+    /// merged variables its templates read (all, when they may read any),
+    /// filter and chosen implementation.
     pub fn node_basis(&self, node: &NodeSpec) -> Json {
+        let implementation = self.implementation(&node.name).map(|i| i.to_json());
+        let mut texts = Vec::new();
+        if let Some(implementation) = &implementation {
+            strings_in(implementation, &mut texts);
+        }
+        let variables = match variables_used(texts.into_iter()) {
+            Some(used) => Json::Object(
+                node.variables
+                    .iter()
+                    .filter(|(key, _)| used.contains(*key))
+                    .map(|(key, value)| (key.clone(), value.clone()))
+                    .collect(),
+            ),
+            None => Json::Object(node.variables.clone()),
+        };
         json!({
             "type": node.node_type,
-            "variables": node.variables,
+            "variables": variables,
             "filter": node.filter,
-            "implementation": self.implementation(&node.name).map(|i| i.to_json()),
+            "implementation": implementation,
         })
     }
 
     /// A digest of [`Model::node_basis`].
     pub fn fingerprint(&self, node: &NodeSpec) -> String {
         fingerprint_of(&self.node_basis(node))
+    }
+
+    /// The fingerprint occopus recorded on instances before it counted only
+    /// the variables a node's templates read (all merged variables): an
+    /// instance recorded with it is as current as one with
+    /// [`Model::fingerprint`], so an upgrade replaces nothing.
+    pub fn fingerprint_with_every_variable(&self, node: &NodeSpec) -> String {
+        fingerprint_of(&json!({
+            "type": node.node_type,
+            "variables": node.variables,
+            "filter": node.filter,
+            "implementation": self.implementation(&node.name).map(|i| i.to_json()),
+        }))
+    }
+}
+
+/// Every string in `json`, for the templates among them.
+fn strings_in<'a>(json: &'a Json, found: &mut Vec<&'a str>) {
+    match json {
+        Json::String(text) => found.push(text),
+        Json::Array(items) => items.iter().for_each(|item| strings_in(item, found)),
+        Json::Object(map) => map.values().for_each(|value| strings_in(value, found)),
+        _ => {}
     }
 }
 

@@ -17,6 +17,7 @@ use crate::yaml::{Value, Yaml};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use occopus_types::InstanceAddresses;
 use serde_json::{Map, Value as Json};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 /// Where templates look up other nodes' addresses.
@@ -73,6 +74,27 @@ impl TemplateError {
             self.message
         )
     }
+}
+
+/// The variables (`variables.NAME`) that `templates` read, or `None` when
+/// they may read any: one reads `variables` as a whole (a loop over it, a
+/// computed key) or does not parse. What a node's instances are made from
+/// depends on these only, so a change to another variable leaves them be.
+pub fn variables_used<'a>(templates: impl Iterator<Item = &'a str>) -> Option<BTreeSet<String>> {
+    let env = Environment::new();
+    let mut used = BTreeSet::new();
+    for text in templates.filter(|t| t.contains("{{") || t.contains("{%")) {
+        let template = env.template_from_str(text).ok()?;
+        for name in template.undeclared_variables(true) {
+            if name == "variables" {
+                return None;
+            }
+            if let Some(key) = name.strip_prefix("variables.") {
+                used.insert(key.split('.').next().unwrap_or(key).to_string());
+            }
+        }
+    }
+    Some(used)
 }
 
 /// Renders templates; cheap to clone.
