@@ -388,7 +388,7 @@ dependencies:
         plan,
         format!(
             "- b {b}: node `b` is no longer in the description\n\
-             ~ a {a}: changed: variables.version\n\
+             ~ a {a}: changed: variables.version (rolling)\n\
              + c (new instance): new node, 2 instance(s) (scaling [2, 2])\n\
              + c (new instance): new node, 2 instance(s) (scaling [2, 2])\n\
              Plan: 2 to create, 1 to destroy, 1 to replace.\n"
@@ -414,6 +414,14 @@ dependencies:
             .all(|(_, state, _)| state == "ready")
     );
     assert_eq!(occopus.local_cloud().list(Some("rc")).unwrap().len(), 3);
+    assert_eq!(
+        occopus.ok(&["plan", &infra, "-i", "rc"]),
+        "No changes: the infrastructure matches the description.\n"
+    );
+
+    // v3: an infra variable no template reads changes nothing.
+    let v3 = format!("{v2}variables: {{colour: blue}}\n");
+    let infra = write_infra(&occopus, "v3", &v3, RECONF_NODES);
     assert_eq!(
         occopus.ok(&["plan", &infra, "-i", "rc"]),
         "No changes: the infrastructure matches the description.\n"

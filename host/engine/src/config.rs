@@ -8,6 +8,7 @@
 //!   call_attempts: 5                  # tries of a transiently failing cloud call
 //!   max_concurrent_checks: 256        # instances observed at once by `maintain`
 //!   lease_ttl_secs: 30                # an operation's lease lapses this long after its last heartbeat
+//!   replace_batch: 1                  # instances of a changed node replaced at a time (rolling)
 //! ```
 
 use serde::Deserialize;
@@ -32,6 +33,10 @@ pub struct EngineConfig {
     /// over from a holder that hangs or runs on a host that went away. A
     /// holder that died on this host is taken over at once.
     pub lease_ttl_secs: u64,
+    /// How many instances of a changed node are replaced at a time (at
+    /// least 1): each batch's new instances are ready before its old ones go,
+    /// where the node's `max` leaves room.
+    pub replace_batch: usize,
 }
 
 impl EngineConfig {
@@ -49,6 +54,7 @@ impl Default for EngineConfig {
             call_attempts: 5,
             max_concurrent_checks: 256,
             lease_ttl_secs: 30,
+            replace_batch: 1,
         }
     }
 }

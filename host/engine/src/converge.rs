@@ -1,9 +1,12 @@
 //! Bringing the instances of an infra in line with a model: what only the
 //! clouds know is destroyed, the plan's destroys run (dependents first), then
-//! every missing instance is created the moment its dependencies are ready.
+//! every missing instance is created the moment its dependencies are ready,
+//! and last the instances of changed nodes are replaced, rolling
+//! (`rolling.rs`).
 //! Builds run it following every instance; maintenance passes only new ones.
 
 use crate::error::EngineError;
+use crate::events::Phase;
 use crate::orchestrator::Orchestrator;
 use crate::plan::{self, Plan, PlanInput};
 use crate::report::InstanceOutcome;
@@ -137,31 +140,20 @@ impl Orchestrator {
             );
             let first = store.next_seq(infra_id, &node.name)?;
             for seq in (first..).take(missing) {
-                let id = format!(
-                    "{}-{seq}-{}",
-                    node.name,
-                    &uuid::Uuid::new_v4().simple().to_string()[..8]
-                );
-                tasks.push((node.name.clone(), Planned::New(seq, id)));
+                tasks.push((node.name.clone(), Planned::new_instance(&node.name, seq)));
             }
         }
-        let run = Arc::new(run);
-        let handles: Vec<_> = tasks
-            .into_iter()
-            .map(|(node, record)| {
-                let this = self.clone();
-                let run = run.clone();
-                tokio::spawn(async move { this.instance_task(&run, &node, record).await })
-            })
-            .collect();
-        let mut instances = Vec::with_capacity(handles.len());
-        for handle in handles {
-            match handle.await {
-                Ok(outcome) => instances.push(outcome),
-                Err(e) => tracing::error!(error = %e, "an instance task panicked"),
-            }
+        let mut instances = self.follow(Arc::new(run), tasks).await;
+
+        // Changed instances go last, a batch at a time, once all is well.
+        let rolling = plan.rolling();
+        let all_ready = instances.iter().all(|i| i.phase == Phase::Ready);
+        if !rolling.is_empty() && all_ready && !how.stop.is_stopped() {
+            let rolled = self.roll(model, infra_id, &rolling, &how.stop).await?;
+            instances.retain(|i| !rolled.replaced.contains(&i.instance_id));
+            instances.extend(rolled.created);
+            instances.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
         }
-        instances.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
         Ok(Converged { plan, instances })
     }
 

@@ -6,8 +6,8 @@
 //! tests do).
 //!
 //! - [`orchestrator`]: what every operation shares, and [`Wiring`];
-//! - [`build`] (with `converge.rs`, `lifecycle.rs`, `probes.rs`,
-//!   `listing.rs`): a graph of node instances, each created the moment every
+//! - [`build`] (with `converge.rs`, `rolling.rs`, `lifecycle.rs`,
+//!   `probes.rs`, `listing.rs`): a graph of node instances, each created the moment every
 //!   node it depends on is ready (no waves), resumable after a crash;
 //! - [`plan`]: what bringing an infra in line with a description changes;
 //! - [`maintain`], [`scaling`] and [`upkeep`]: reconcile passes (observe,
@@ -35,6 +35,7 @@ pub mod plan;
 mod polling;
 mod probes;
 pub mod report;
+mod rolling;
 mod run;
 pub mod scaling;
 pub mod stop;

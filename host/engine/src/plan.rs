@@ -8,7 +8,8 @@
 //! is scaled, then the scaled count, always within the current
 //! `[min, max]`. The oldest instances are kept; above the target the youngest
 //! go. A kept instance made from an older version of its node (its
-//! fingerprint differs) is replaced; a failed one is replaced.
+//! fingerprint differs) is replaced after the rest, a batch at a time (a
+//! rolling replacement); a failed one is replaced at once.
 
 use occopus_model::stored::{basis_changes, fingerprint_of};
 use occopus_model::{Model, NodeSpec};
@@ -26,6 +27,10 @@ pub struct Change {
     pub instance_id: Option<String>,
     /// Why.
     pub reason: String,
+    /// A replacement of a live instance of a changed node: done after the
+    /// rest of the plan, a few at a time (`engine.replace_batch`), the new
+    /// instance ready before the old one goes where the node's `max` allows.
+    pub rolling: bool,
 }
 
 /// What happens to an instance.
@@ -61,12 +66,24 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The instances that go (destroyed or replaced).
+    /// The instances that go before anything is created (destroyed, or
+    /// replaced because they failed).
     pub fn victims(&self) -> impl Iterator<Item = &str> {
         self.changes
             .iter()
-            .filter(|c| c.action != Action::Create)
+            .filter(|c| c.action != Action::Create && !c.rolling)
             .filter_map(|c| c.instance_id.as_deref())
+    }
+
+    /// The live instances replaced one batch at a time, by node.
+    pub fn rolling(&self) -> BTreeMap<&str, Vec<&str>> {
+        let mut by_node: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for change in self.changes.iter().filter(|c| c.rolling) {
+            if let Some(id) = &change.instance_id {
+                by_node.entry(&change.node).or_default().push(id);
+            }
+        }
+        by_node
     }
 
     /// Whether nothing changes.
@@ -82,8 +99,9 @@ impl Plan {
                 Some(id) => format!("{} {id}", change.node),
                 None => format!("{} (new instance)", change.node),
             };
+            let rolling = if change.rolling { " (rolling)" } else { "" };
             text.push_str(&format!(
-                "{} {what}: {}\n",
+                "{} {what}: {}{rolling}\n",
                 change.action.sign(),
                 change.reason
             ));
@@ -121,15 +139,13 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
     // Instances of nodes no longer described.
     for record in input.records {
         if model.infra.node(&record.node_name).is_none() {
-            plan.changes.push(Change {
-                action: Action::Destroy,
-                node: record.node_name.clone(),
-                instance_id: Some(record.id.clone()),
-                reason: format!(
+            plan.changes.push(destroy(
+                record,
+                format!(
                     "node `{}` is no longer in the description",
                     record.node_name
                 ),
-            });
+            ));
         }
     }
     for node in &model.infra.nodes {
@@ -168,6 +184,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                     node: node.name.clone(),
                     instance_id: Some(record.id.clone()),
                     reason: changed_reason(input, model, node, old),
+                    rolling: true,
                 });
             }
         }
@@ -202,6 +219,7 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
                 } else {
                     format!("below the node's target of {target} (scaling {limits})")
                 },
+                rolling: false,
             });
         }
     }
@@ -215,6 +233,7 @@ fn destroy(record: &InstanceRecord, reason: String) -> Change {
         node: record.node_name.clone(),
         instance_id: Some(record.id.clone()),
         reason,
+        rolling: false,
     }
 }
 

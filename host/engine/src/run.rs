@@ -101,3 +101,12 @@ pub(crate) enum Planned {
     /// A new one: its number among the node's instances and its id.
     New(u32, String),
 }
+
+impl Planned {
+    /// Instance `seq` of `node`, new: its id is `NODE-SEQ-` and a random
+    /// suffix (never reused, so a cloud's idempotency key is never stale).
+    pub(crate) fn new_instance(node: &str, seq: u32) -> Planned {
+        let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        Planned::New(seq, format!("{node}-{seq}-{suffix}"))
+    }
+}

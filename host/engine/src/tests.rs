@@ -16,6 +16,7 @@ use crate::{
 use occopus_model::{Model, Renderer, Sources};
 use occopus_store::{InstanceRecord, InstanceState, StateStore};
 use occopus_types::{CloudTarget, CreateRequest, InstanceTags, Payload, now_ms};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -784,4 +785,92 @@ async fn the_maintenance_loop_ends_when_its_lease_is_taken() {
     let (ended, ()) = tokio::join!(maintained, breaker);
     let lost = ended.unwrap_err();
     assert!(matches!(lost, EngineError::LeaseLost { .. }), "{lost}");
+}
+
+/// The app instances' creates (`+`) and destroys (`-`) in the calls the cloud
+/// got since `since`, with how many were live after each.
+fn app_calls(harness: &Harness, since: usize) -> (String, Vec<usize>) {
+    let node_of: HashMap<String, String> = harness
+        .cloud
+        .driver
+        .instances()
+        .into_iter()
+        .map(|(cloud_id, i)| (cloud_id, i.tags.node_name))
+        .collect();
+    let mut live = live_of(&harness.cloud, "app").count();
+    let calls = harness.cloud.driver.calls();
+    // Count back from now to the live count before `since`.
+    for call in &calls[since..] {
+        match call {
+            Call::Create(id) if id.starts_with("app-") => live -= 1,
+            Call::Destroy(cloud_id) if node_of[cloud_id] == "app" => live += 1,
+            _ => {}
+        }
+    }
+    let (mut order, mut counts) = (String::new(), Vec::new());
+    for call in &calls[since..] {
+        match call {
+            Call::Create(id) if id.starts_with("app-") => {
+                live += 1;
+                order.push('+');
+            }
+            Call::Destroy(cloud_id) if node_of[cloud_id] == "app" => {
+                live -= 1;
+                order.push('-');
+            }
+            _ => continue,
+        }
+        counts.push(live);
+    }
+    (order, counts)
+}
+
+/// A changed node is replaced rolling: one instance at a time, the new one
+/// ready before the old goes where `max` leaves room, else old first; the
+/// batch size is settable.
+#[tokio::test(start_paused = true)]
+async fn a_changed_node_is_replaced_rolling() {
+    for (scaling, batch, order, counts) in [
+        ("{min: 2, max: 4}", 1, "+-+-", vec![3, 2, 3, 2]),
+        ("{min: 2, max: 2}", 1, "-+-+", vec![1, 2, 1, 2]),
+        ("{min: 2, max: 4}", 2, "++--", vec![3, 4, 3, 2]),
+    ] {
+        let harness = Harness::with(EngineConfig {
+            replace_batch: batch,
+            ..EngineConfig::default()
+        });
+        let infra = INFRA.replace("{min: 2, max: 4}", scaling);
+        let v1 = harness.model(&infra, NODES, "v1");
+        assert!(harness.build(&v1, options("i1")).await.succeeded());
+        let old: Vec<String> = harness.records("i1").into_iter().map(|r| r.id).collect();
+        let since = harness.cloud.driver.calls().len();
+
+        let v2 = harness.model(&infra, NODES, "v2");
+        let plan = harness.engine.plan(&v2, "i1").unwrap();
+        assert!(plan.render().contains("changed: variables.shop (rolling)"));
+        let report = harness.build(&v2, options("i1")).await;
+        assert!(report.succeeded(), "{:?}", report.instances);
+        let apps: Vec<_> = report
+            .instances
+            .iter()
+            .filter(|i| i.node == "app")
+            .collect();
+        assert_eq!(apps.len(), 2);
+        assert!(
+            apps.iter().all(|a| !old.contains(&a.instance_id)),
+            "{apps:?}"
+        );
+        assert_eq!(
+            app_calls(&harness, since),
+            (order.to_string(), counts),
+            "{scaling}, batch {batch}"
+        );
+        assert!(
+            live_of(&harness.cloud, "app").all(|a| a
+                .user_data
+                .as_deref()
+                .unwrap()
+                .ends_with("for v2"))
+        );
+    }
 }
