@@ -59,18 +59,36 @@ fn three_tier_balances_over_three_apps_that_read_the_database() {
     assert_eq!(instances(&report, "app").len(), 3);
     assert_eq!(report["app"]["scaling"]["min"], 3);
     assert_eq!(report["app"]["scaling"]["max"], 6);
-    let lb = address(&instances(&report, "lb")[0]);
-    let mut backends = std::collections::BTreeSet::new();
-    for _ in 0..3 {
-        let answer = http_get_path(&lb, 8080, "/");
-        assert!(answer.contains("\"records\": 3"), "{answer}");
-        let backend = answer
-            .lines()
-            .find_map(|l| l.strip_prefix("x-backend: "))
-            .unwrap();
-        backends.insert(backend.trim().to_string());
-    }
-    assert_eq!(backends.len(), 3, "requests went to {backends:?}");
+    let backends = |count: usize| {
+        let lb = address(&instances(&occopus.report("tiers"), "lb")[0]);
+        let mut backends = std::collections::BTreeSet::new();
+        for _ in 0..count {
+            let answer = http_get_path(&lb, 8080, "/");
+            assert!(answer.contains("\"records\": 3"), "{answer}");
+            let backend = answer
+                .lines()
+                .find_map(|l| l.strip_prefix("x-backend: "))
+                .unwrap();
+            backends.insert(backend.trim().to_string());
+        }
+        backends
+    };
+    let three = backends(3);
+    assert_eq!(three.len(), 3, "requests went to {three:?}");
+
+    // A fourth app: the balancer's list is out of date, the plan says so, and
+    // (`reconfigure: replace`) the next pass replaces the balancer with one
+    // that spreads requests over the four.
+    occopus.ok(&["scale", "-i", "tiers", "-n", "app", "-c", "+1"]);
+    occopus.ok(&["maintain", "-i", "tiers", "--once"]);
+    let plan = occopus.ok(&["plan", &example("three-tier/infra.yaml"), "-i", "tiers"]);
+    assert!(
+        plan.contains("its templates read the addresses of `app`, which changed since it was made (reconfigure: replace) (rolling)"),
+        "{plan}"
+    );
+    occopus.ok(&["maintain", "-i", "tiers", "--once"]);
+    let four = backends(4);
+    assert_eq!(four.len(), 4, "requests went to {four:?}");
     occopus.ok(&["destroy", "-i", "tiers"]);
     assert!(occopus.local_cloud().list(None).unwrap().is_empty());
 }

@@ -214,7 +214,7 @@ pub async fn plan(args: PlanArgs, config: &Config, state: &StateArgs) -> Result<
     let plan = occopus.plan(&args.files.sources(), infra_id.as_deref())?;
     if args.json {
         outln!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
-    } else if plan.is_empty() {
+    } else if plan.is_empty() && plan.outdated.is_empty() {
         outln!("No changes: the infrastructure matches the description.");
     } else {
         out!("{}", plan.render());

@@ -142,6 +142,8 @@ impl Orchestrator {
             previous: previous.as_ref(),
             targets: &store.node_targets(infra_id)?,
             removals: &[],
+            infra_id,
+            renderer: &self.inner.renderer,
         }))
     }
 }

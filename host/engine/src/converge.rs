@@ -72,6 +72,8 @@ impl Orchestrator {
             previous: how.previous,
             targets: &store.node_targets(infra_id)?,
             removals: how.removals,
+            infra_id,
+            renderer: &self.inner.renderer,
         });
         let events: Vec<(Option<&str>, String)> = plan
             .changes

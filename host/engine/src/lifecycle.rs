@@ -145,6 +145,7 @@ impl Orchestrator {
                     updated_ms: now_ms(),
                     fingerprint: run.nodes.get(node_name).map(|n| n.fingerprint.clone()),
                     health: Default::default(),
+                    rendered: None,
                 };
                 (record, true)
             }
@@ -159,6 +160,7 @@ impl Orchestrator {
             let rendered =
                 render::render_sections(&self.inner.renderer, implementation, &context, &book)?;
             let payload = self.contextualise(&rendered, run, node, &record.id).await?;
+            record.rendered = Some(rendered.digest());
             record.resource = rendered.resource;
             if fresh {
                 if run.halted() {

@@ -11,10 +11,13 @@
 //! fingerprint differs) is replaced after the rest, a batch at a time (a
 //! rolling replacement); a failed one is replaced at once.
 
+use occopus_model::render::{addresses_read, node_context, render_sections};
 use occopus_model::stored::{basis_changes, fingerprint_of};
-use occopus_model::{Model, NodeSpec};
+use occopus_model::{AddressBook, Model, NodeSpec, Reconfigure, Renderer};
 use occopus_store::{InfraSnapshot, InstanceRecord, InstanceState, NodeTarget};
-use std::collections::BTreeMap;
+use occopus_types::InstanceAddresses;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -63,6 +66,21 @@ pub struct Plan {
     pub changes: Vec<Change>,
     /// Each node's target.
     pub targets: BTreeMap<String, u32>,
+    /// Instances kept although their templates would now render otherwise
+    /// (the addresses they read changed), their node keeping such instances
+    /// (`reconfigure: keep`, the default).
+    pub outdated: Vec<Outdated>,
+}
+
+/// An instance whose templates would now render otherwise.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Outdated {
+    /// The node.
+    pub node: String,
+    /// The instance.
+    pub instance_id: String,
+    /// What changed, and what to do.
+    pub reason: String,
 }
 
 impl Plan {
@@ -106,6 +124,12 @@ impl Plan {
                 change.reason
             ));
         }
+        for outdated in &self.outdated {
+            text.push_str(&format!(
+                "! {} {}: {}\n",
+                outdated.node, outdated.instance_id, outdated.reason
+            ));
+        }
         let count = |action| self.changes.iter().filter(|c| c.action == action).count();
         text.push_str(&format!(
             "Plan: {} to create, {} to destroy, {} to replace.\n",
@@ -129,6 +153,11 @@ pub struct PlanInput<'a> {
     pub targets: &'a [NodeTarget],
     /// Instances asked to go (a scale-down naming them), with why.
     pub removals: &'a [(String, String)],
+    /// The infra's id (its templates' `infra_id`).
+    pub infra_id: &'a str,
+    /// Renders the templates of kept instances again, to see which would
+    /// now render otherwise.
+    pub renderer: &'a Renderer,
 }
 
 /// Computes the plan.
@@ -224,7 +253,98 @@ pub fn plan(input: &PlanInput<'_>) -> Plan {
         }
     }
     plan.changes.extend(creates);
+    reconfiguration(input, &mut plan);
     plan
+}
+
+/// Finds the kept instances whose templates would now render otherwise
+/// (the addresses they read changed, say after a scale-down of the nodes a
+/// load balancer lists): replaced, rolling, when their node says
+/// `reconfigure: replace`, else listed as out of date. The addresses are
+/// those of the ready instances the plan keeps, in creation order, as a
+/// build gives them.
+fn reconfiguration(input: &PlanInput<'_>, plan: &mut Plan) {
+    let model = input.model;
+    let going: BTreeSet<String> = plan
+        .changes
+        .iter()
+        .filter_map(|c| c.instance_id.clone())
+        .collect();
+    let kept = || {
+        input
+            .records
+            .iter()
+            .filter(|r| r.state == InstanceState::Ready && !going.contains(&r.id))
+    };
+    let mut book = KeptAddresses(
+        model
+            .infra
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), BTreeMap::new()))
+            .collect(),
+    );
+    for record in kept() {
+        if let Some(instances) = book.0.get_mut(&record.node_name) {
+            instances.insert(record.seq, record.addresses.clone());
+        }
+    }
+    let book: Arc<dyn AddressBook> = Arc::new(book);
+    for node in &model.infra.nodes {
+        let read = addresses_read(model, node);
+        let Some(implementation) = model.implementation(&node.name) else {
+            continue;
+        };
+        if read.is_empty() {
+            continue;
+        }
+        let read: Vec<String> = read.into_iter().map(|n| format!("`{n}`")).collect();
+        for record in kept().filter(|r| r.node_name == node.name) {
+            let Some(was) = &record.rendered else {
+                continue;
+            };
+            let context = node_context(model, node, implementation, input.infra_id, &record.id);
+            // One that no longer renders (a node it reads has no instance
+            // now) is left to the pass that makes one.
+            let Ok(now) = render_sections(input.renderer, implementation, &context, &book) else {
+                continue;
+            };
+            if now.digest() == *was {
+                continue;
+            }
+            let what = format!(
+                "its templates read the addresses of {}, which changed since it was made",
+                read.join(", ")
+            );
+            match node.reconfigure {
+                Reconfigure::Replace => plan.changes.push(Change {
+                    action: Action::Replace,
+                    node: node.name.clone(),
+                    instance_id: Some(record.id.clone()),
+                    reason: format!("{what} (reconfigure: replace)"),
+                    rolling: true,
+                }),
+                Reconfigure::Keep => plan.outdated.push(Outdated {
+                    node: node.name.clone(),
+                    instance_id: record.id.clone(),
+                    reason: format!(
+                        "{what}; kept as made (`reconfigure: replace` on the node replaces such instances)"
+                    ),
+                }),
+            }
+        }
+    }
+}
+
+/// The addresses of the instances a plan keeps, by node, in creation order.
+struct KeptAddresses(BTreeMap<String, BTreeMap<u32, InstanceAddresses>>);
+
+impl AddressBook for KeptAddresses {
+    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
+        self.0
+            .get(node)
+            .map(|instances| instances.values().cloned().collect())
+    }
 }
 
 fn destroy(record: &InstanceRecord, reason: String) -> Change {

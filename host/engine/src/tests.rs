@@ -874,3 +874,113 @@ async fn a_changed_node_is_replaced_rolling() {
         );
     }
 }
+
+/// A load balancer listing app's addresses with `getipall`.
+const LB_INFRA: &str = "
+infra_name: shop
+nodes:
+  - &db {name: db, type: db}
+  - &app {name: app, type: app, scaling: {min: 2, max: 4}}
+  - &lb {name: lb, type: lb, reconfigure: RECONFIGURE}
+dependencies:
+  - [*app, *db]
+  - [*lb, *app]
+";
+
+const LB_NODE: &str = "'node_def:lb':
+  - resource: {type: memory, boot: 1}
+    contextualisation:
+      type: cloudinit
+      context_template: \"backends {{ getipall('app') | join(',') }}\"
+    health_check: {ping: false}
+";
+
+/// The backends the live lb instance was made with.
+fn lb_backends(harness: &Harness) -> (String, Vec<String>) {
+    let lb = live_of(&harness.cloud, "lb").next().unwrap();
+    let backends = lb
+        .user_data
+        .unwrap()
+        .trim_start_matches("backends ")
+        .to_string();
+    (
+        lb.instance_id,
+        backends.split(',').map(str::to_string).collect(),
+    )
+}
+
+/// After app scales, lb's templates would render otherwise: `plan` says so
+/// (`reconfigure: keep`, the default), or lb is replaced, rolling, with the
+/// addresses of the app instances there are (`reconfigure: replace`).
+#[tokio::test(start_paused = true)]
+async fn dependents_whose_templates_would_render_otherwise_are_shown_or_replaced() {
+    for reconfigure in ["keep", "replace"] {
+        let harness = Harness::new();
+        let infra = LB_INFRA.replace("RECONFIGURE", reconfigure);
+        let model = harness.model(&infra, &format!("{NODES}{LB_NODE}"), "v1");
+        assert!(harness.build(&model, options("i1")).await.succeeded());
+        let (first_lb, backends) = lb_backends(&harness);
+        assert_eq!(backends.len(), 2);
+        let pass = || async {
+            harness
+                .engine
+                .maintain_pass("i1", &Default::default(), &upkeep(StopSignal::never()))
+                .await
+                .unwrap()
+        };
+
+        // Up to 3 apps, then back to 2: the youngest goes.
+        for change in [1, -1] {
+            let (lb_before, _) = lb_backends(&harness);
+            harness
+                .engine
+                .request_scale("i1", "app", ScaleBy::Change(change), None)
+                .unwrap();
+            pass().await;
+            let plan = harness.engine.plan(&model, "i1").unwrap();
+            let apps: Vec<String> = live_of(&harness.cloud, "app").map(|a| a.address).collect();
+            match reconfigure {
+                // Kept as made: out of date with 3 apps, current again with
+                // the 2 it was made with.
+                "keep" if change == 1 => {
+                    assert!(plan.is_empty(), "{}", plan.render());
+                    assert_eq!(plan.outdated.len(), 1, "{}", plan.render());
+                    assert!(
+                        plan.render().contains(&format!(
+                            "! lb {first_lb}: its templates read the addresses of `app`, which changed since it was made"
+                        )),
+                        "{}",
+                        plan.render()
+                    );
+                }
+                "keep" => assert!(plan.outdated.is_empty(), "{}", plan.render()),
+                // A new app shows once it is there: the next pass replaces
+                // lb. A removed one is known gone before the pass removes
+                // it: that same pass replaces lb.
+                _ => {
+                    if change == 1 {
+                        assert_eq!(plan.changes.len(), 1, "{}", plan.render());
+                        assert!(plan.changes[0].rolling && plan.changes[0].node == "lb");
+                        pass().await;
+                    }
+                    let (lb, backends) = lb_backends(&harness);
+                    assert_ne!(lb, lb_before, "lb was replaced");
+                    let mut backends = backends;
+                    backends.sort();
+                    let mut apps = apps;
+                    apps.sort();
+                    assert_eq!(backends, apps, "lb lists the apps there are");
+                    let plan = harness.engine.plan(&model, "i1").unwrap();
+                    assert!(
+                        plan.is_empty() && plan.outdated.is_empty(),
+                        "{}",
+                        plan.render()
+                    );
+                }
+            }
+        }
+        if reconfigure == "keep" {
+            assert_eq!(lb_backends(&harness).0, first_lb, "kept as made");
+        }
+    }
+}

@@ -20,7 +20,14 @@ const INFRA_KEYS: &[&str] = &[
     "dependencies",
 ];
 /// Keys allowed on a node.
-const NODE_KEYS: &[&str] = &["name", "type", "scaling", "filter", "variables"];
+const NODE_KEYS: &[&str] = &[
+    "name",
+    "type",
+    "scaling",
+    "filter",
+    "variables",
+    "reconfigure",
+];
 
 /// A validated infrastructure description.
 #[derive(Debug, Clone)]
@@ -55,10 +62,26 @@ pub struct NodeSpec {
     pub filter: Map<String, Json>,
     /// Infra variables deep-merged with the node's own (the node's win).
     pub variables: Map<String, Json>,
+    /// What happens to its instances when their templates would now render
+    /// otherwise (the addresses they read changed): occopus's addition.
+    pub reconfigure: Reconfigure,
     /// Where the node is described.
     pub location: Location,
     /// Where its `type` is written.
     pub type_location: Location,
+}
+
+/// A node's `reconfigure`: what happens to an instance whose templates would
+/// now render otherwise, because the addresses they read (`getip`,
+/// `getipall`, ...) changed: after a scale-down, a load balancer's list of
+/// backends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Reconfigure {
+    /// It is kept as it was made, as in Occopus; `plan` says it is out of date.
+    #[default]
+    Keep,
+    /// It is replaced, rolling, as a changed node's instances are.
+    Replace,
 }
 
 /// `dependent` is created only once `dependency` is ready.
@@ -268,7 +291,20 @@ impl NodeSpec {
         let node_type = fields.string("type", diagnostics).unwrap_or_default();
         let mut variables = infra_variables.clone();
         deep_merge(&mut variables, self::variables(&fields, diagnostics));
+        let reconfigure = match fields.string("reconfigure", diagnostics).as_deref() {
+            None | Some("keep") => Reconfigure::Keep,
+            Some("replace") => Reconfigure::Replace,
+            Some(other) => {
+                diagnostics.error(
+                    &fields.get("reconfigure")?.location,
+                    format!("`reconfigure` of node `{name}` is `{other}`"),
+                    "write `keep` (the default: out-of-date instances stay) or `replace` (they are replaced, rolling)",
+                );
+                Reconfigure::Keep
+            }
+        };
         Some(NodeSpec {
+            reconfigure,
             scaling: scaling(&fields, &name, diagnostics),
             filter: fields.object("filter", diagnostics).unwrap_or_default(),
             variables,

@@ -6,6 +6,7 @@ use crate::diagnostics::Diagnostics;
 use crate::infra::{Dependency, NodeSpec};
 use crate::model::Model;
 use crate::node_def::Implementation;
+use crate::stored::fingerprint_of;
 use crate::template::{AddressBook, NodeContext, Renderer, TemplateError};
 use crate::yaml::Yaml;
 use occopus_types::InstanceAddresses;
@@ -113,31 +114,42 @@ pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnost
     }
 }
 
+/// The other nodes whose addresses `node`'s templates read (`getip`,
+/// `getprivip`, `getipall`), found by rendering them with placeholders
+/// (without `cmd()`: a read after a `cmd()` call in the same string is not
+/// seen).
+pub fn addresses_read(model: &Model, node: &NodeSpec) -> BTreeSet<String> {
+    let Some(implementation) = model.implementation(&node.name) else {
+        return BTreeSet::new();
+    };
+    let everyone: BTreeSet<String> = model.infra.nodes.iter().map(|n| n.name.clone()).collect();
+    let (_, mut asked) =
+        render_with_placeholders(model, &Renderer::new(false), node, implementation, everyone);
+    asked.remove(&node.name);
+    asked
+}
+
 /// The dependencies a node's templates imply: each other node whose address
 /// they ask for (`getip`, `getprivip`, `getipall`) that the node does not
 /// already depend on, directly or not. Occopus's tutorials rely on this
 /// (puppet-solo-wordpress renders `getip('puppet-solo-mysql')` in a node that
 /// lists no dependency: the original happened to create the nodes in file
 /// order); here the node waits for the one whose address it uses. Located at
-/// the section that asks. Templates are rendered without `cmd()` here: a
-/// `getip` after a `cmd()` call in the same string is not seen.
+/// the section that asks.
 pub fn implied_dependencies(model: &Model) -> Vec<Dependency> {
-    let renderer = Renderer::new(false);
-    let everyone: BTreeSet<String> = model.infra.nodes.iter().map(|n| n.name.clone()).collect();
     let mut implied = Vec::new();
     for node in &model.infra.nodes {
         let Some(implementation) = model.implementation(&node.name) else {
             continue;
         };
-        let (_, asked) =
-            render_with_placeholders(model, &renderer, node, implementation, everyone.clone());
+        let asked = addresses_read(model, node);
         let known = dependencies(model, &node.name);
         let location = implementation
             .contextualisation
             .as_ref()
             .map_or(&implementation.location, |c| &c.location);
         for other in asked {
-            if other != node.name && !known.contains(&other) {
+            if !known.contains(&other) {
                 implied.push(Dependency {
                     dependent: node.name.clone(),
                     dependency: other,
@@ -216,6 +228,17 @@ pub struct RenderedSections {
     pub resource: serde_json::Map<String, serde_json::Value>,
     /// The contextualisation section, rendered.
     pub contextualisation: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl RenderedSections {
+    /// A digest of the sections: another one for the same instance means its
+    /// templates now render otherwise (the addresses they read changed).
+    pub fn digest(&self) -> String {
+        fingerprint_of(&serde_json::json!({
+            "resource": self.resource,
+            "contextualisation": self.contextualisation,
+        }))
+    }
 }
 
 /// Renders a node's resource, contextualisation and config-management

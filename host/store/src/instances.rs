@@ -9,7 +9,7 @@ use crate::state_store::StateStore;
 use occopus_types::{InstanceAddresses, now_ms};
 use rusqlite::params;
 
-const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms";
+const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms, rendered";
 
 fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String, String)> {
     Ok((
@@ -32,6 +32,7 @@ fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String
                 checked_ms: row.get(14)?,
                 failing_since_ms: row.get(15)?,
             },
+            rendered: row.get(16)?,
         },
         row.get(4)?,
         row.get(7)?,
@@ -54,8 +55,8 @@ impl StateStore {
         let record = record.clone();
         self.fenced_write(&infra_id, move |c| {
                 c.prepare_cached(
-                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8)",
+                    "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint, rendered)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
                 )?
                 .execute(params![
                     record.id,
@@ -65,7 +66,8 @@ impl StateStore {
                     resource,
                     record.state.as_str(),
                     record.created_ms,
-                    record.fingerprint
+                    record.fingerprint,
+                    record.rendered
                 ])
                 .map(drop)
             })

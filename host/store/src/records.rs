@@ -165,6 +165,10 @@ pub struct InstanceRecord {
     pub fingerprint: Option<String>,
     /// Its last health checks.
     pub health: Health,
+    /// A digest of its sections as rendered when it was made: when the same
+    /// render now gives another digest (the addresses its templates read
+    /// changed), its contextualisation is out of date.
+    pub rendered: Option<String>,
 }
 
 impl InstanceRecord {

@@ -89,4 +89,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     INSERT INTO lease_epochs (next) VALUES (1);
     DELETE FROM events WHERE infra_id NOT IN (SELECT id FROM infras);
 ",
+    // What each instance was rendered from, to see when its templates'
+    // view of other nodes changed (reconfiguration).
+    "
+    ALTER TABLE instances ADD COLUMN rendered TEXT;
+",
 ];
