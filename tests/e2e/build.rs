@@ -10,8 +10,28 @@ fn address(instance: &serde_json::Value) -> String {
 #[test]
 fn hello_builds_reports_and_destroys() {
     let occopus = Occopus::new(1);
-    let stdout = occopus.ok(&["build", &example("hello/infra.yaml")]);
-    let infra_id = stdout.lines().last().unwrap().to_string();
+    let output = occopus.run(&["build", &example("hello/infra.yaml")]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let infra_id = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    // Every `ready` progress line names the instance's address, the last
+    // ones (printed as the build ends) too.
+    let ready: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with('[') && l.split_whitespace().nth(4) == Some("ready"))
+        .collect();
+    assert_eq!(ready.len(), 2, "{stderr}");
+    assert!(
+        ready.iter().all(|l| l
+            .split_whitespace()
+            .nth(5)
+            .is_some_and(|a| a.starts_with("127.80.1."))),
+        "{stderr}"
+    );
 
     let report = occopus.report(&infra_id);
     for node in ["web", "client"] {

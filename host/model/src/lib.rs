@@ -5,7 +5,8 @@
 //! - [`infra`]: the infrastructure description;
 //! - [`node_def`]: node definitions and their health checks;
 //! - [`auth`]: `auth_data.yaml` and credential selection;
-//! - [`model`]: a description with its definitions and credentials;
+//! - [`model`]: a description with its definitions and credentials, read by
+//!   `load.rs`;
 //! - [`stored`]: the model as kept in the state database, node fingerprints;
 //! - [`template`]: Jinja2 templates with Occopus's names;
 //! - [`render`]: rendering a node's sections, and a dry render of them all;
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod diagnostics;
 mod fields;
 pub mod infra;
+mod load;
 pub mod location;
 pub mod model;
 pub mod node_def;

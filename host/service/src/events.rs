@@ -8,7 +8,7 @@
 //! (`: keep-alive`) every [`KEEP_ALIVE`] keeps proxies from closing a quiet
 //! stream.
 
-use crate::service::Service;
+use crate::service::{Outcome, Service};
 use axum::response::sse::{Event as SseEvent, KeepAlive};
 use occopus::engine::Event;
 use std::sync::Arc;
@@ -21,30 +21,12 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// destroyed by a command line on the same state database).
 pub const GONE_CHECK: Duration = Duration::from_secs(5);
 
-/// How one of the service's operations on an infra ended.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Outcome {
-    /// The infra.
-    pub infra_id: String,
-    /// `infra-built`, `infra-failed`, `infra-stopped`, `infra-destroyed` or
-    /// `infra-destroy-failed`.
-    pub event: &'static str,
-    /// Why, when it did not go as asked.
-    pub detail: Option<String>,
-}
-
-impl Outcome {
-    /// Whether the infra is gone: nothing more will happen to it.
-    fn is_last(&self) -> bool {
-        self.event == "infra-destroyed"
-    }
-
-    fn sse(&self) -> SseEvent {
-        SseEvent::default()
-            .event(self.event)
-            .json_data(self)
-            .unwrap_or_default()
-    }
+/// The event telling `outcome`.
+fn outcome_event(outcome: &Outcome) -> SseEvent {
+    SseEvent::default()
+        .event(outcome.event)
+        .json_data(outcome)
+        .unwrap_or_default()
 }
 
 /// The keep-alive of every event stream.
@@ -107,7 +89,7 @@ impl Watch {
                 outcome = self.outcomes.recv() => match outcome {
                     Ok(outcome) if outcome.infra_id == self.infra_id => {
                         self.ended = outcome.is_last();
-                        return Some(outcome.sse());
+                        return Some(outcome_event(&outcome));
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return None,
@@ -120,7 +102,7 @@ impl Watch {
                             event: "infra-destroyed",
                             detail: Some("it is no longer recorded".to_string()),
                         };
-                        return Some(outcome.sse());
+                        return Some(outcome_event(&outcome));
                     }
                 }
             }

@@ -15,8 +15,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-use crate::events::Outcome;
-
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
@@ -99,6 +97,26 @@ impl Running {
 /// against the import directory.
 pub(crate) fn posted_name(what: &str) -> PathBuf {
     PathBuf::from(format!("<{what}>"))
+}
+
+/// How one of the service's operations on an infra ended, for its event
+/// streams (`events.rs`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Outcome {
+    /// The infra.
+    pub infra_id: String,
+    /// `infra-built`, `infra-failed`, `infra-stopped`, `infra-destroyed` or
+    /// `infra-destroy-failed`.
+    pub event: &'static str,
+    /// Why, when it did not go as asked.
+    pub detail: Option<String>,
+}
+
+impl Outcome {
+    /// Whether the infra is gone: nothing more will happen to it.
+    pub(crate) fn is_last(&self) -> bool {
+        self.event == "infra-destroyed"
+    }
 }
 
 /// The running service: the library, its settings and its jobs.
