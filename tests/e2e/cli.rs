@@ -293,6 +293,14 @@ fn output_stays_bounded_whatever_the_size() {
         "{verdict}"
     );
     assert!(verdict.len() < 1000, "{} characters", verdict.len());
+    // A pass over them: its report groups too.
+    let output = occopus.run(&["maintain", "-i", "bad", "--once"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("(`occopus plan` lists every change)"),
+        "{stderr}"
+    );
+    assert!(stderr.lines().count() < 20, "{stderr}");
     occopus.ok(&["destroy", "-i", "bad"]);
 
     // On a terminal (a pty of 50 columns and 10 rows), every line fits.

@@ -7,6 +7,7 @@ use crate::args::{
 };
 use crate::error::CliError;
 use crate::signals::stop_on_ctrl_c;
+use crate::summary::grouped_failures;
 use clap::Args;
 use occopus::engine::{ErrorPolicy, PassReport, Phase, ScaleBy, Upkeep};
 use occopus::types::{ErrorCode, now_ms};
@@ -134,6 +135,11 @@ pub async fn maintain(
     Ok(())
 }
 
+/// Instances, failures or changes a pass lists one by one; more are grouped
+/// (a pass over 100,000 instances must not print 100,000 lines).
+const LISTED: usize = 20;
+
+/// A pass's report on stderr, bounded whatever the infrastructure's size.
 fn print_pass(report: &PassReport) {
     let now = time_of_day();
     let ready = report
@@ -150,25 +156,54 @@ fn print_pass(report: &PassReport) {
         report.instances.len(),
         report.elapsed_ms
     );
-    for (instance, why) in &report.found_failed {
-        errln!("  failed {instance}: {why}");
+    if report.found_failed.len() <= LISTED {
+        for (instance, why) in &report.found_failed {
+            errln!("  failed {instance}: {why}");
+        }
+    } else {
+        let failed = report.found_failed.iter();
+        let grouped = grouped_failures(failed.map(|(id, why)| (id.as_str(), why.as_str())));
+        errln!("  failed: {grouped}");
     }
     for line in &report.scaling {
         errln!("  {line}");
     }
     if !report.plan.is_empty() {
-        for line in report.plan.render().lines() {
+        let plan = report.plan.render();
+        let lines: Vec<&str> = plan.lines().collect();
+        let (shown, summary) = match lines.split_last() {
+            Some((summary, changes)) if changes.len() <= LISTED => (changes, *summary),
+            Some((summary, _)) => (&[][..], *summary),
+            None => (&[][..], ""),
+        };
+        for line in shown {
             errln!("  {line}");
         }
+        if shown.len() + 1 < lines.len() {
+            errln!("  {summary} (`occopus plan` lists every change)");
+        } else {
+            errln!("  {summary}");
+        }
     }
-    for instance in report.instances.iter().filter(|i| i.phase != Phase::Ready) {
-        errln!(
-            "  {} {}: {} {}",
-            instance.node,
-            instance.instance_id,
-            instance.phase.as_str(),
-            instance.detail.as_deref().unwrap_or_default()
-        );
+    let unready: Vec<(String, String)> = report
+        .instances
+        .iter()
+        .filter(|i| i.phase != Phase::Ready)
+        .map(|i| {
+            let detail = i.detail.as_deref().unwrap_or_default();
+            (
+                format!("{} {}", i.node, i.instance_id),
+                format!("{} {detail}", i.phase.as_str()),
+            )
+        })
+        .collect();
+    if unready.len() <= LISTED {
+        for (instance, state) in &unready {
+            errln!("  {instance}: {state}");
+        }
+    } else {
+        let grouped = grouped_failures(unready.iter().map(|(i, s)| (i.as_str(), s.as_str())));
+        errln!("  not ready: {grouped}");
     }
     for (node, retry_ms) in &report.held {
         let wait = (retry_ms - now_ms()).max(0) / 1000;
