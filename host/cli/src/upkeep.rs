@@ -190,11 +190,9 @@ fn print_pass(report: &PassReport) {
         .iter()
         .filter(|i| i.phase != Phase::Ready)
         .map(|i| {
-            let detail = i.detail.as_deref().unwrap_or_default();
-            (
-                format!("{} {}", i.node, i.instance_id),
-                format!("{} {detail}", i.phase.as_str()),
-            )
+            let detail = i.detail.as_deref().map(|d| format!(": {d}"));
+            let state = format!("{}{}", i.phase.as_str(), detail.unwrap_or_default());
+            (format!("{} {}", i.node, i.instance_id), state)
         })
         .collect();
     if unready.len() <= LISTED {
