@@ -147,15 +147,9 @@ fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
 
     // Resuming replaces the failed instance (and fails again); --rollback
     // then destroys what that run created.
-    let output = occopus.run(&[
-        "build",
-        &infra,
-        "--nodes",
-        &nodes,
-        "-i",
-        "broken",
-        "--rollback",
-    ]);
+    let rolling_back =
+        |id: &str| occopus.run(&["build", &infra, "--nodes", &nodes, "-i", id, "--rollback"]);
+    let output = rolling_back("broken");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("destroyed (--rollback)"));
     let left: Vec<String> = occopus
@@ -171,15 +165,7 @@ fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
 
     // A fresh build rolled back: the final table shows what it destroyed as
     // destroyed, not as the phase it had reached.
-    let output = occopus.run(&[
-        "build",
-        &infra,
-        "--nodes",
-        &nodes,
-        "-i",
-        "rolled",
-        "--rollback",
-    ]);
+    let output = rolling_back("rolled");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let good = stderr
         .lines()

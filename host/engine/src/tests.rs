@@ -97,6 +97,22 @@ impl Harness {
         self.engine.build(model.clone(), options).await.unwrap()
     }
 
+    /// Builds "i1" with `--rollback` where `failing`'s instances (db boots
+    /// in 2 s, app in 1 s) fail.
+    async fn build_failing_with_rollback(&self, failing: &str) -> BuildReport {
+        let boot = if failing == "db" { 2 } else { 1 };
+        let nodes = NODES.replace(
+            &format!("{{type: memory, boot: {boot}}}"),
+            &format!("{{type: memory, boot: {boot}, fail: true}}"),
+        );
+        let model = self.model(INFRA, &nodes, "v1");
+        let options = BuildOptions {
+            rollback: true,
+            ..options("i1")
+        };
+        self.build(&model, options).await
+    }
+
     fn records(&self, infra_id: &str) -> Vec<InstanceRecord> {
         self.engine.store().instances(infra_id).unwrap()
     }
@@ -252,21 +268,8 @@ async fn failing_health_checks_fail_the_instance_after_its_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_stops_new_creations_and_rollback_destroys_what_the_run_made() {
-    let nodes = NODES.replace(
-        "{type: memory, boot: 2}",
-        "{type: memory, boot: 2, fail: true}",
-    );
     let harness = Harness::new();
-    let model = harness.model(INFRA, &nodes, "v1");
-    let report = harness
-        .build(
-            &model,
-            BuildOptions {
-                rollback: true,
-                ..options("i1")
-            },
-        )
-        .await;
+    let report = harness.build_failing_with_rollback("db").await;
     assert!(!report.succeeded());
     assert!(report.rolled_back);
     let db = report.instances.iter().find(|i| i.node == "db").unwrap();
@@ -296,21 +299,8 @@ async fn a_failure_stops_new_creations_and_rollback_destroys_what_the_run_made()
 /// What --rollback destroyed is reported destroyed, not as it was before.
 #[tokio::test(start_paused = true)]
 async fn rolled_back_instances_are_reported_destroyed() {
-    let nodes = NODES.replace(
-        "{type: memory, boot: 1}",
-        "{type: memory, boot: 1, fail: true}",
-    );
     let harness = Harness::new();
-    let model = harness.model(INFRA, &nodes, "v1");
-    let report = harness
-        .build(
-            &model,
-            BuildOptions {
-                rollback: true,
-                ..options("i1")
-            },
-        )
-        .await;
+    let report = harness.build_failing_with_rollback("app").await;
     assert!(report.rolled_back);
     let db = report.instances.iter().find(|i| i.node == "db").unwrap();
     assert_eq!(db.phase, Phase::Destroyed);
