@@ -156,11 +156,8 @@ impl Service {
 
     /// Whether `infra_id` is gone: no job of this service and no record.
     pub(crate) fn is_gone(&self, infra_id: &str) -> bool {
-        self.operation(infra_id).is_none()
-            && matches!(
-                self.occopus.info(Some(infra_id)),
-                Err(ApiError::Engine(EngineError::UnknownInfra(_)))
-            )
+        let store = self.occopus.orchestrator().store();
+        self.operation(infra_id).is_none() && matches!(store.infra(infra_id), Ok(None))
     }
 
     /// The sources of a posted description: its imports confined to the
