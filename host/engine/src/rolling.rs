@@ -122,30 +122,4 @@ impl Orchestrator {
             .collect();
         Ok(self.follow(Arc::new(run), tasks).await)
     }
-
-    /// Runs an instance task for each of `tasks` and gathers their outcomes,
-    /// sorted by node and instance.
-    pub(crate) async fn follow(
-        &self,
-        run: Arc<Run>,
-        tasks: Vec<(String, Planned)>,
-    ) -> Vec<InstanceOutcome> {
-        let handles: Vec<_> = tasks
-            .into_iter()
-            .map(|(node, record)| {
-                let this = self.clone();
-                let run = run.clone();
-                tokio::spawn(async move { this.instance_task(&run, &node, record).await })
-            })
-            .collect();
-        let mut instances = Vec::with_capacity(handles.len());
-        for handle in handles {
-            match handle.await {
-                Ok(outcome) => instances.push(outcome),
-                Err(e) => tracing::error!(error = %e, "an instance task panicked"),
-            }
-        }
-        instances.sort_by(|a, b| (&a.node, &a.instance_id).cmp(&(&b.node, &b.instance_id)));
-        instances
-    }
 }
