@@ -22,11 +22,12 @@ use crate::events::Phase;
 use crate::orchestrator::Orchestrator;
 use crate::plan::Plan;
 use crate::report::InstanceOutcome;
+use crate::run::Book;
 use crate::stop::StopSignal;
 use occopus_model::render::node_context;
 use occopus_model::{AddressBook, AuthData, Model};
 use occopus_store::{InstanceRecord, InstanceState, NodeTarget};
-use occopus_types::{CloudState, InstanceAddresses, now_ms};
+use occopus_types::{CloudState, now_ms};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -133,7 +134,7 @@ impl Orchestrator {
             .filter(|r| matches!(r.state, InstanceState::Running | InstanceState::Ready))
             .filter(|r| model.infra.node(&r.node_name).is_some())
             .collect();
-        let book: Arc<dyn AddressBook> = Arc::new(RecordedAddresses(records.to_vec()));
+        let book: Arc<dyn AddressBook> = Arc::new(Book::of_ready(model, records));
         let checks = up.iter().map(|record| {
             let (limit, book) = (&limit, book.clone());
             async move {
@@ -314,21 +315,5 @@ impl Orchestrator {
         held.sort();
         held.dedup_by(|a, b| a.0 == b.0);
         Ok(held)
-    }
-}
-
-/// The addresses of the recorded ready instances, for rendering health-check
-/// URLs that name other nodes.
-struct RecordedAddresses(Vec<InstanceRecord>);
-
-impl AddressBook for RecordedAddresses {
-    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
-        Some(
-            self.0
-                .iter()
-                .filter(|r| r.node_name == node && r.state == InstanceState::Ready)
-                .map(|r| r.addresses.clone())
-                .collect(),
-        )
     }
 }

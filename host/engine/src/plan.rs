@@ -11,11 +11,11 @@
 //! fingerprint differs) is replaced after the rest, a batch at a time (a
 //! rolling replacement); a failed one is replaced at once.
 
+use crate::run::Book;
 use occopus_model::render::{addresses_read, node_context, render_sections};
 use occopus_model::stored::{basis_changes, fingerprint_of};
 use occopus_model::{AddressBook, Model, NodeSpec, Reconfigure, Renderer};
 use occopus_store::{InfraSnapshot, InstanceRecord, InstanceState, NodeTarget};
-use occopus_types::InstanceAddresses;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -276,20 +276,7 @@ fn reconfiguration(input: &PlanInput<'_>, plan: &mut Plan) {
             .iter()
             .filter(|r| r.state == InstanceState::Ready && !going.contains(&r.id))
     };
-    let mut book = KeptAddresses(
-        model
-            .infra
-            .nodes
-            .iter()
-            .map(|n| (n.name.clone(), BTreeMap::new()))
-            .collect(),
-    );
-    for record in kept() {
-        if let Some(instances) = book.0.get_mut(&record.node_name) {
-            instances.insert(record.seq, record.addresses.clone());
-        }
-    }
-    let book: Arc<dyn AddressBook> = Arc::new(book);
+    let book: Arc<dyn AddressBook> = Arc::new(Book::of_ready(model, kept()));
     for node in &model.infra.nodes {
         let read = addresses_read(model, node);
         let Some(implementation) = model.implementation(&node.name) else {
@@ -333,17 +320,6 @@ fn reconfiguration(input: &PlanInput<'_>, plan: &mut Plan) {
                 }),
             }
         }
-    }
-}
-
-/// The addresses of the instances a plan keeps, by node, in creation order.
-struct KeptAddresses(BTreeMap<String, BTreeMap<u32, InstanceAddresses>>);
-
-impl AddressBook for KeptAddresses {
-    fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
-        self.0
-            .get(node)
-            .map(|instances| instances.values().cloned().collect())
     }
 }
 

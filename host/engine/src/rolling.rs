@@ -14,7 +14,6 @@ use crate::report::InstanceOutcome;
 use crate::run::{Book, NodeTracker, Planned, Run};
 use crate::stop::StopSignal;
 use occopus_model::{Model, NodeSpec};
-use occopus_store::InstanceState;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -96,12 +95,7 @@ impl Orchestrator {
         stop: &StopSignal,
     ) -> Result<Vec<InstanceOutcome>, EngineError> {
         let store = &self.inner.store;
-        let book = Book::new(model.infra.nodes.iter().map(|n| n.name.as_str()));
-        for record in store.instances(infra_id)? {
-            if record.state == InstanceState::Ready {
-                book.add(&record.node_name, record.seq, record.addresses.clone());
-            }
-        }
+        let book = Book::of_ready(model, &store.instances(infra_id)?);
         let tracker = NodeTracker {
             target: count,
             ready: watch::channel(0).0,

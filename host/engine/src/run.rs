@@ -4,7 +4,7 @@
 
 use crate::stop::StopSignal;
 use occopus_model::{AddressBook, Model};
-use occopus_store::InstanceRecord;
+use occopus_store::{InstanceRecord, InstanceState};
 use occopus_types::InstanceAddresses;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -38,6 +38,21 @@ impl Book {
                     .collect(),
             ),
         }
+    }
+
+    /// A book of `model`'s nodes with the addresses of the ready instances
+    /// among `records`.
+    pub(crate) fn of_ready<'a>(
+        model: &Model,
+        records: impl IntoIterator<Item = &'a InstanceRecord>,
+    ) -> Book {
+        let book = Book::new(model.infra.nodes.iter().map(|n| n.name.as_str()));
+        for record in records {
+            if record.state == InstanceState::Ready {
+                book.add(&record.node_name, record.seq, record.addresses.clone());
+            }
+        }
+        book
     }
 
     /// Records the addresses of instance `seq` of `node`.
