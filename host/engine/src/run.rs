@@ -25,6 +25,16 @@ impl AddressBook for Book {
             .get(node)
             .map(|instances| instances.values().cloned().collect())
     }
+
+    fn nodes(&self) -> Vec<String> {
+        let nodes = self
+            .nodes
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut names: Vec<String> = nodes.keys().cloned().collect();
+        names.sort();
+        names
+    }
 }
 
 impl Book {

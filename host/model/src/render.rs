@@ -41,6 +41,10 @@ impl AddressBook for Placeholders {
             private: vec![format!("127.101.0.{}", 1 + index % 254)],
         }])
     }
+
+    fn nodes(&self) -> Vec<String> {
+        self.nodes.clone()
+    }
 }
 
 /// The nodes `node` depends on, directly or through others.

@@ -25,6 +25,8 @@ pub trait AddressBook: Send + Sync {
     /// The addresses of every instance of `node`, oldest first; `None` when
     /// the infra has no such node, empty when it has no instance yet.
     fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>>;
+    /// The infra's nodes, for an error that names one it has not.
+    fn nodes(&self) -> Vec<String>;
 }
 
 /// The identity of the node instance being rendered.
@@ -360,7 +362,10 @@ fn instances(book: &dyn AddressBook, node: &str) -> Result<Vec<InstanceAddresses
     book.addresses(node).ok_or_else(|| {
         Error::new(
             ErrorKind::InvalidOperation,
-            format!("there is no node named `{node}` in this infrastructure"),
+            format!(
+                "there is no node named `{node}` in this infrastructure; its nodes: {}",
+                book.nodes().join(", ")
+            ),
         )
     })
 }
@@ -428,6 +433,12 @@ mod tests {
     impl AddressBook for Book {
         fn addresses(&self, node: &str) -> Option<Vec<InstanceAddresses>> {
             self.0.get(node).cloned()
+        }
+
+        fn nodes(&self) -> Vec<String> {
+            let mut nodes: Vec<String> = self.0.keys().map(|n| n.to_string()).collect();
+            nodes.sort();
+            nodes
         }
     }
 
@@ -510,6 +521,7 @@ mod tests {
         );
         let error = render("{{ getip('ghost') }}").unwrap_err().to_string();
         assert!(error.contains("no node named `ghost`"), "{error}");
+        assert!(error.contains("its nodes: db, lb"), "{error}");
     }
 
     #[test]
