@@ -12,7 +12,7 @@
 //! rolling replacement); a failed one is replaced at once.
 
 use crate::run::Book;
-use occopus_model::render::{addresses_read, node_context, render_sections};
+use occopus_model::render::{node_context, render_sections};
 use occopus_model::stored::{basis_changes, fingerprint_of};
 use occopus_model::{AddressBook, Model, NodeSpec, Reconfigure, Renderer};
 use occopus_store::{InfraSnapshot, InstanceRecord, InstanceState, NodeTarget};
@@ -278,14 +278,17 @@ fn reconfiguration(input: &PlanInput<'_>, plan: &mut Plan) {
     };
     let book: Arc<dyn AddressBook> = Arc::new(Book::of_ready(model, kept()));
     for node in &model.infra.nodes {
-        let read = addresses_read(model, node);
+        let Some(read) = model
+            .addresses_read
+            .get(&node.name)
+            .filter(|r| !r.is_empty())
+        else {
+            continue;
+        };
         let Some(implementation) = model.implementation(&node.name) else {
             continue;
         };
-        if read.is_empty() {
-            continue;
-        }
-        let read: Vec<String> = read.into_iter().map(|n| format!("`{n}`")).collect();
+        let read: Vec<String> = read.iter().map(|n| format!("`{n}`")).collect();
         for record in kept().filter(|r| r.node_name == node.name) {
             let Some(was) = &record.rendered else {
                 continue;

@@ -8,7 +8,7 @@ use crate::diagnostics::Diagnostics;
 use crate::infra::InfraDescription;
 use crate::model::{Model, Sources};
 use crate::node_def::NodeDefinitions;
-use crate::render::implied_dependencies;
+use crate::render::{addresses_read, implied_dependencies};
 use crate::yaml::{self, LoadLimits, Yaml};
 use std::collections::BTreeMap;
 
@@ -71,7 +71,14 @@ impl Model {
             definitions,
             auth,
             chosen,
+            addresses_read: BTreeMap::new(),
         };
+        model.addresses_read = model
+            .infra
+            .nodes
+            .iter()
+            .map(|node| (node.name.clone(), addresses_read(&model, node)))
+            .collect();
         model.add_implied_dependencies(diagnostics);
         Some(model)
     }

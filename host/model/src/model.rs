@@ -5,7 +5,7 @@ use crate::auth::AuthData;
 use crate::infra::InfraDescription;
 use crate::node_def::{Implementation, NodeDefinitions};
 use crate::yaml;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The files a model is read from.
@@ -59,6 +59,11 @@ pub struct Model {
     pub auth: AuthData,
     /// The implementation chosen for each node: its index in the node type's list.
     pub chosen: BTreeMap<String, usize>,
+    /// For each node, the other nodes whose addresses its templates read
+    /// (`getip`, `getprivip`, `getipall`), found once when the model is
+    /// read: they imply dependencies, and they decide which instances a plan
+    /// renders again to see whether they are out of date.
+    pub addresses_read: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl Model {

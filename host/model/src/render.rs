@@ -146,17 +146,19 @@ pub fn implied_dependencies(model: &Model) -> Vec<Dependency> {
         let Some(implementation) = model.implementation(&node.name) else {
             continue;
         };
-        let asked = addresses_read(model, node);
+        let Some(asked) = model.addresses_read.get(&node.name) else {
+            continue;
+        };
         let known = dependencies(model, &node.name);
         let location = implementation
             .contextualisation
             .as_ref()
             .map_or(&implementation.location, |c| &c.location);
         for other in asked {
-            if !known.contains(&other) {
+            if !known.contains(other) {
                 implied.push(Dependency {
                     dependent: node.name.clone(),
-                    dependency: other,
+                    dependency: other.clone(),
                     location: location.clone(),
                 });
             }
