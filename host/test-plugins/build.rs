@@ -19,6 +19,10 @@ fn main() {
             dir: "test-fixtures/contract-next",
         },
         Package {
+            name: "occopus-test-contract-previous",
+            dir: "test-fixtures/contract-0.1.0",
+        },
+        Package {
             name: "occopus-example-restcloud",
             dir: "examples/restcloud",
         },

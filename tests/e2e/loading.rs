@@ -8,6 +8,26 @@ use occopus::types::CloudState;
 use occopus_builtin_plugins::BUILTINS;
 use serde_json::json;
 
+/// The contract's minor versions add interfaces without breaking plugins
+/// built against an earlier one (0.1.0 has no `session`).
+#[tokio::test]
+async fn a_plugin_of_the_previous_minor_contract_version_loads_and_answers() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
+    let driver = load_driver(&runtime, occopus_test_plugins::contract_previous()).await;
+    assert_eq!(driver.info().name, "previous");
+    assert_eq!(driver.load_report().contract_version, "0.1.0");
+    let status = driver
+        .status(&target(json!({"type": "previous"})), "vm-1")
+        .await
+        .unwrap();
+    assert_eq!(status.state, CloudState::Running);
+    assert_eq!(
+        status.detail.as_deref(),
+        Some("vm-1 answered by contract 0.1.0")
+    );
+}
+
 #[tokio::test]
 async fn a_plugin_of_another_contract_major_version_is_refused() {
     let cache = tempfile::tempdir().unwrap();
@@ -19,12 +39,12 @@ async fn a_plugin_of_another_contract_major_version_is_refused() {
         .expect("a 1.0.0 plugin must be refused");
     assert!(
         matches!(&error, RuntimeError::ContractMismatch { found, supported, .. }
-            if found == "1.0.0" && *supported == "0.1.0"),
+            if found == "1.0.0" && *supported == "0.1.1"),
         "{error:?}"
     );
     let message = error.to_string();
     assert!(message.contains("occopus:plugin@1.0.0"), "{message}");
-    assert!(message.contains("occopus:plugin@0.1.0"), "{message}");
+    assert!(message.contains("occopus:plugin@0.1.1"), "{message}");
     assert!(
         message.contains("occopus_test_contract_next.wasm"),
         "{message}"

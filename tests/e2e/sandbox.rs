@@ -80,7 +80,8 @@ async fn reading_a_host_file_is_refused() {
 }
 
 /// A one-shot HTTP server on loopback that counts its connections.
-async fn http_server(body: &'static str) -> (u16, Arc<AtomicUsize>) {
+async fn http_server(body: impl Into<String>) -> (u16, Arc<AtomicUsize>) {
+    let body: String = body.into();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let connections = Arc::new(AtomicUsize::new(0));
@@ -243,6 +244,23 @@ async fn plugins_see_no_environment_variables() {
 #[derive(Clone, Default)]
 struct LogBuffer(Arc<std::sync::Mutex<Vec<u8>>>);
 
+impl LogBuffer {
+    /// Captures every log line of this thread until the guard is dropped.
+    fn capture() -> (LogBuffer, tracing::subscriber::DefaultGuard) {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 impl std::io::Write for LogBuffer {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(bytes);
@@ -255,13 +273,7 @@ impl std::io::Write for LogBuffer {
 
 #[tokio::test]
 async fn credentials_never_reach_logs_or_errors() {
-    let logs = LogBuffer::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = LogBuffer::capture();
 
     let f = fixture().await;
     let mut target = target(json!({"type": "hostile"}));
@@ -273,10 +285,87 @@ async fn credentials_never_reach_logs_or_errors() {
     let contract = error.contract_error().expect("the plugin's own error");
     assert_eq!(contract.kind, ContractErrorKind::Unauthorized);
 
-    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     assert!(logs.contains("credentials: [\"***\", \"***\"]"), "{logs}");
     for shown in [error.to_string(), logs, format!("{target:?}")] {
         assert!(!shown.contains("AKIDEXAMPLE"), "{shown}");
         assert!(!shown.contains("wJalrXUtnFEMI"), "{shown}");
+    }
+}
+
+/// A cloud whose endpoint answers with a catalog naming a second service.
+async fn cloud_with_a_catalog() -> (String, String, Arc<AtomicUsize>) {
+    let (service, service_connections) = http_server("from the compute service").await;
+    let service_url = format!("http://127.0.0.1:{service}/v2.1");
+    let (endpoint, _) =
+        http_server(format!(r#"{{"catalog": [{{"url": "{service_url}"}}]}}"#)).await;
+    (
+        format!("http://127.0.0.1:{endpoint}"),
+        service_url,
+        service_connections,
+    )
+}
+
+#[tokio::test]
+async fn a_host_named_by_the_endpoint_is_reached_in_its_session_only() {
+    let f = fixture().await;
+    let (endpoint, service_url, service_connections) = cloud_with_a_catalog().await;
+    let call = async |password: &str, attack: String| {
+        let mut target = target(json!({"type": "hostile", "endpoint": endpoint}));
+        target.credentials = Credentials::new([("password".to_owned(), password.to_owned())]);
+        f.hostile.status(&target, &attack).await
+    };
+    let refused = |answer: Result<_, RuntimeError>| {
+        let message = answer.expect_err("refused").to_string();
+        assert!(
+            message.contains("did not appear in a successful answer"),
+            "{message}"
+        );
+        assert!(message.contains("plugins.allowed_hosts"), "{message}");
+    };
+    let reached = |answer: Result<occopus::types::InstanceStatus, RuntimeError>| {
+        assert_eq!(
+            answer.unwrap().detail.as_deref(),
+            Some("from the compute service")
+        );
+    };
+
+    // Claimed before the endpoint named it: refused, nothing sent.
+    refused(call("password-a", format!("discover:{service_url}")).await);
+    assert_eq!(service_connections.load(Ordering::SeqCst), 0);
+    // A URL the catalog does not name stays refused after reading it.
+    refused(call("password-a", "catalog-discover:http://127.0.0.1:9/".into()).await);
+    // Named in the endpoint's answer: reached.
+    reached(call("password-a", format!("catalog-discover:{service_url}")).await);
+    // A later call of the same session (a cached catalog) may reach it again...
+    reached(call("password-a", format!("discover:{service_url}")).await);
+    // ... but not a call with other credentials, nor a call that does not ask
+    // (the grant is per call).
+    refused(call("password-b", format!("discover:{service_url}")).await);
+    let error = call("password-a", format!("http:{service_url}"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error.violation(), Some(Violation::OutboundHost { .. })),
+        "{error}"
+    );
+    assert_eq!(service_connections.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn session_values_are_masked_like_credentials() {
+    let (logs, _guard) = LogBuffer::capture();
+
+    let f = fixture().await;
+    let target = target(json!({"type": "hostile", "endpoint": "http://127.0.0.1:9"}));
+    let error = f
+        .hostile
+        .status(&target, "session-leak:gAAAAABsecret")
+        .await
+        .unwrap_err();
+    let logs = logs.text();
+    assert!(logs.contains("token: ***"), "{logs}");
+    for shown in [error.to_string(), logs] {
+        assert!(!shown.contains("token-of-gAAAAABsecret"), "{shown}");
     }
 }

@@ -109,10 +109,19 @@ impl AllowList {
     /// `https://ec2.example.org`, `http://127.0.0.1:5000/x` or `tcp://docker:2375`.
     /// An endpoint that is not a URL adds nothing.
     pub fn with_endpoint(&self, endpoint: &str) -> AllowList {
-        let mut list = self.clone();
-        if let Some(pattern) = endpoint_pattern(endpoint) {
-            list.patterns.push(pattern);
+        match Authority::of_url(endpoint) {
+            Some(authority) => self.with(&authority),
+            None => self.clone(),
         }
+    }
+
+    /// This list plus one host and port.
+    pub fn with(&self, authority: &Authority) -> AllowList {
+        let mut list = self.clone();
+        list.patterns.push(HostPattern {
+            host: authority.host.clone(),
+            port: Some(authority.port),
+        });
         list
     }
 
@@ -129,20 +138,54 @@ impl AllowList {
     }
 }
 
-/// The host and port an endpoint URL points at.
-fn endpoint_pattern(endpoint: &str) -> Option<HostPattern> {
-    let (scheme, rest) = endpoint.split_once("://")?;
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "https" => 443,
-        "http" => 80,
-        "tcp" => 2375,
-        _ => return None,
-    };
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
-    let mut pattern = HostPattern::parse(authority).ok()?;
-    pattern.port.get_or_insert(default_port);
-    Some(pattern)
+/// The host (lower case, IPv6 without brackets) and port a URL points at.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Authority {
+    /// The host name or address.
+    pub host: String,
+    /// The port, the scheme's default when the URL names none.
+    pub port: u16,
+}
+
+impl Authority {
+    /// The authority of an `http`, `https` or `tcp` URL; `None` for anything else.
+    pub fn of_url(url: &str) -> Option<Authority> {
+        let (scheme, rest) = url.split_once("://")?;
+        let default_port = match scheme.to_ascii_lowercase().as_str() {
+            "https" => 443,
+            "http" => 80,
+            "tcp" => 2375,
+            _ => return None,
+        };
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+        let pattern = HostPattern::parse(authority).ok()?;
+        (!pattern.host.starts_with("*.")).then(|| Authority {
+            host: pattern.host,
+            port: pattern.port.unwrap_or(default_port),
+        })
+    }
+
+    /// The authority a request goes to (its host as the URI spells it).
+    pub fn of_request(host: &str, port: u16) -> Authority {
+        Authority {
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
+            port,
+        }
+    }
+}
+
+impl fmt::Display for Authority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pattern = HostPattern {
+            host: self.host.clone(),
+            port: Some(self.port),
+        };
+        pattern.fmt(f)
+    }
 }
 
 #[cfg(test)]
@@ -162,6 +205,25 @@ mod tests {
 
         let list = AllowList::default().with_endpoint("tcp://[::1]:2376");
         assert!(list.allows("[::1]", 2376));
+    }
+
+    #[test]
+    fn authorities_of_urls() {
+        let of = |url| Authority::of_url(url).map(|a| a.to_string());
+        assert_eq!(
+            of("http://127.0.0.1:18774/v2.1"),
+            Some("127.0.0.1:18774".into())
+        );
+        assert_eq!(
+            of("https://Nova.Example.org/"),
+            Some("nova.example.org:443".into())
+        );
+        assert_eq!(of("https://[::1]:8774"), Some("[::1]:8774".into()));
+        assert_eq!(of("ftp://example.org"), None);
+        assert_eq!(of("http://*.example.org"), None);
+        let list = AllowList::default().with(&Authority::of_request("[::1]", 8774));
+        assert!(list.allows("[::1]", 8774));
+        assert!(!list.allows("[::1]", 8775));
     }
 
     #[test]

@@ -38,4 +38,5 @@ pub mod contextualiser {
 pub use contextualiser::exports::occopus::plugin::contextualiser as contextualiser_api;
 pub use driver::exports::occopus::plugin::driver as driver_api;
 pub use driver::occopus::plugin::logging;
+pub use driver::occopus::plugin::session;
 pub use driver::occopus::plugin::types;

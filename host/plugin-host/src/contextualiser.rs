@@ -70,6 +70,7 @@ impl ContextualiserPlugin {
             plugin: self.inner.info.name.as_str().into(),
             subject: Some(facts.instance_id.clone()),
             secrets: Vec::new(),
+            session: None,
         };
         let pre = &self.inner.pre;
         self.inner

@@ -7,6 +7,7 @@ use crate::error::RuntimeError;
 use crate::provenance::LoadReport;
 use crate::runtime::{AnswerSize, PluginRuntime};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
+use crate::session::Sessions;
 use crate::unix_bridge;
 use async_trait::async_trait;
 use occopus_types::{
@@ -30,6 +31,7 @@ struct Inner {
     info: DriverInfo,
     policy: CallPolicy,
     report: LoadReport,
+    sessions: Sessions,
 }
 
 impl DriverPlugin {
@@ -49,6 +51,7 @@ impl DriverPlugin {
                 info: info.into(),
                 policy,
                 report,
+                sessions: Sessions::default(),
             }),
         }
     }
@@ -67,9 +70,11 @@ impl DriverPlugin {
         &self.inner.policy
     }
 
-    /// The policy of a call on `target`: its endpoint joins the allow-list.
+    /// The policy of a call on `target`: its endpoint joins the allow-list,
+    /// and the call gets the session of its endpoint and credentials.
     fn policy_for(&self, target: Option<&CloudTarget>) -> CallPolicy {
         let mut policy = self.inner.policy.clone();
+        policy.session = target.and_then(|t| self.inner.sessions.of(t));
         if let Some(endpoint) = target.and_then(CloudTarget::endpoint) {
             policy.allow_list = Arc::new(policy.allow_list.with_endpoint(endpoint));
             if policy.unix_endpoints {
@@ -86,6 +91,7 @@ impl DriverPlugin {
             secrets: target
                 .map(|t| t.credentials.values().map(str::to_owned).collect())
                 .unwrap_or_default(),
+            session: None,
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`wasm_engine`]: the shared wasmtime engine, pooling allocator and epoch clock;
 //! - [`cache`]: compiled components on disk, keyed by content and engine;
 //! - [`sandbox`], [`allow_list`] and [`unix_bridge`]: what one call may touch;
+//! - [`session`]: what a driver keeps between calls, and the hosts its endpoint names;
 //! - [`runtime`]: running one call under the sandbox rules;
 //! - [`driver`] and [`contextualiser`]: typed calls of each kind of plugin;
 //! - [`loader`]: compiling, checking and describing a component;
@@ -28,6 +29,7 @@ pub mod plugin;
 pub mod provenance;
 pub mod runtime;
 pub mod sandbox;
+pub mod session;
 pub mod settings;
 pub mod unix_bridge;
 pub mod wasm_engine;

@@ -118,6 +118,7 @@ impl PluginRuntime {
             plugin: origin.to_string().into(),
             subject: None,
             secrets: Vec::new(),
+            session: None,
         };
         self.run("describe", &general, log, async |store| {
             Ok(Ok(call(store).await?))

@@ -5,7 +5,7 @@
 //! in `driver.rs` and `contextualiser.rs`.
 
 use crate::allow_list::AllowList;
-use crate::bindings::{contextualiser_api, driver_api, logging, types};
+use crate::bindings::{contextualiser_api, driver_api, logging, session, types};
 use crate::cache::CompiledCache;
 use crate::error::{ContractError, RuntimeError, Violation};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
@@ -114,6 +114,7 @@ impl PluginRuntime {
                 .and_then(|o| o.call_deadline_secs)
                 .map(|s| Duration::from_secs_f64(s.max(0.001)))
                 .unwrap_or_else(|| shared.limits.call_deadline()),
+            session: None,
         })
     }
 
@@ -242,12 +243,13 @@ fn contract_error(error: types::PluginError, log: &LogContext) -> ContractError 
 }
 
 /// The linker every plugin is instantiated with: WASI with nothing granted,
-/// `wasi:http` behind the allow-list, occopus logging.
+/// `wasi:http` behind the allow-list, occopus logging and sessions.
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<SandboxState>> {
     let mut linker = Linker::<SandboxState>::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     logging::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
+    session::add_to_linker::<SandboxState, HasSelf<SandboxState>>(&mut linker, |s| s)?;
     // A plugin has no preopened directory, so any file access fails; noting that
     // it asked lets the error name the rule instead of "file not found".
     linker.allow_shadowing(true);

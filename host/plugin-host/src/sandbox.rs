@@ -10,12 +10,17 @@
 //!   name them in the error;
 //! - a memory limiter that refuses growth past the plugin's limit and remembers
 //!   that it did;
-//! - logging that masks any credential value of the call;
+//! - logging that masks any credential value of the call and any value of
+//!   its session;
+//! - the call's [`Session`] (values kept between calls, discovered hosts),
+//!   with the successful answers of its endpoint recorded to check what the
+//!   plugin says it discovered;
 //! - a stderr that keeps only its last few KiB, so that a crash can be reported
 //!   with the plugin's own last words (a Rust panic message, a Python traceback).
 
-use crate::allow_list::AllowList;
+use crate::allow_list::{AllowList, Authority};
 use crate::error::Violation;
+use crate::session::{EndpointAnswers, Session};
 use crate::unix_bridge;
 use std::path::PathBuf;
 use std::pin::Pin;
@@ -45,6 +50,8 @@ pub struct CallPolicy {
     pub memory_limit_bytes: u64,
     /// How long the call may take.
     pub deadline: Duration,
+    /// The session of the call's endpoint and credentials, if it has an endpoint.
+    pub session: Option<Arc<Session>>,
 }
 
 /// The store data of one plugin call.
@@ -64,7 +71,8 @@ pub struct SandboxState {
 
 impl SandboxState {
     /// A fresh sandbox for one call.
-    pub fn new(policy: &CallPolicy, log: LogContext) -> Self {
+    pub fn new(policy: &CallPolicy, mut log: LogContext) -> Self {
+        log.session = policy.session.clone();
         let refused_sockets = Arc::new(Mutex::new(Vec::new()));
         let record = refused_sockets.clone();
         let mut wasi = WasiCtx::builder();
@@ -89,6 +97,8 @@ impl SandboxState {
                 allow_list: policy.allow_list.clone(),
                 unix_socket: policy.unix_socket.clone(),
                 refused: Vec::new(),
+                endpoint: policy.session.as_ref().and_then(|s| s.endpoint().cloned()),
+                endpoint_answers: EndpointAnswers::default(),
             },
             refused_sockets,
             limiter: MemoryLimiter {
@@ -129,6 +139,39 @@ impl SandboxState {
     }
 }
 
+impl crate::bindings::session::Host for SandboxState {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
+        Ok(self.log.session.as_ref().and_then(|s| s.get(&key)))
+    }
+
+    fn put(
+        &mut self,
+        key: String,
+        value: String,
+        ttl_seconds: u32,
+    ) -> wasmtime::Result<Result<(), String>> {
+        Ok(match &self.log.session {
+            Some(session) => session.put(&key, value, Duration::from_secs(ttl_seconds.into())),
+            None => Err(NO_SESSION.into()),
+        })
+    }
+
+    fn allow_discovered(&mut self, url: String) -> wasmtime::Result<Result<(), String>> {
+        let Some(session) = &self.log.session else {
+            return Ok(Err(NO_SESSION.into()));
+        };
+        Ok(session
+            .check_discovered(&url, &self.outbound.endpoint_answers)
+            .map(|authority| {
+                self.outbound.allow_list = Arc::new(self.outbound.allow_list.with(&authority));
+            }))
+    }
+}
+
+/// Why a call without an endpoint has no session.
+const NO_SESSION: &str =
+    "this call has no session: its resource has no `endpoint` URL (or the call is `validate`)";
+
 impl WasiView for SandboxState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -168,6 +211,9 @@ struct OutboundPolicy {
     unix_socket: Option<Arc<PathBuf>>,
     /// `host:port` of every refused request, in order.
     refused: Vec<String>,
+    /// The resource's endpoint, whose successful answers are recorded.
+    endpoint: Option<Authority>,
+    endpoint_answers: EndpointAnswers,
 }
 
 impl WasiHttpHooks for OutboundPolicy {
@@ -201,13 +247,24 @@ impl WasiHttpHooks for OutboundPolicy {
             self.refused.push(format!("{host}:{port}"));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        let recorder = (self.endpoint.as_ref() == Some(&Authority::of_request(&host, port)))
+            .then(|| self.endpoint_answers.clone());
         Box::new(async move {
             use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let response = match recorder {
+                Some(answers) if response.status().is_success() => response.map(|body| {
+                    body.map_frame(move |frame| {
+                        if let Some(data) = frame.data_ref() {
+                            answers.record(data);
+                        }
+                        frame
+                    })
+                    .boxed_unsync()
+                }),
+                _ => response.map(BodyExt::boxed_unsync),
+            };
+            Ok((response, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }
@@ -251,13 +308,22 @@ pub struct LogContext {
     pub subject: Option<String>,
     /// Credential values of the call, masked in everything the plugin says.
     pub secrets: Vec<String>,
+    /// The call's session, whose values are masked too (the sandbox sets it
+    /// from the call's policy).
+    pub session: Option<Arc<Session>>,
 }
 
 impl LogContext {
-    /// Replaces every credential value in `text` with `***`.
+    /// Replaces every credential value and session value in `text` with `***`.
     pub fn mask(&self, text: &str) -> String {
+        let session_values = self
+            .session
+            .as_ref()
+            .map(|s| s.values())
+            .unwrap_or_default();
         self.secrets
             .iter()
+            .chain(&session_values)
             .filter(|s| !s.is_empty())
             .fold(text.to_owned(), |text, secret| {
                 text.replace(secret.as_str(), "***")

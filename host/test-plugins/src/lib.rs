@@ -4,6 +4,8 @@
 //!   a new instance), for the conformance check;
 //! - `contract-next`: a driver built against a future major version of the
 //!   contract;
+//! - `contract-previous`: a driver built against contract 0.1.0, the minor
+//!   version before this host's;
 //! - `restcloud`: the SDK's example driver.
 
 use std::path::PathBuf;
@@ -26,6 +28,11 @@ pub fn forgetful() -> PathBuf {
 /// The driver of the next major contract version.
 pub fn contract_next() -> PathBuf {
     dir().join("occopus_test_contract_next.wasm")
+}
+
+/// The driver built against contract 0.1.0.
+pub fn contract_previous() -> PathBuf {
+    dir().join("occopus_test_contract_previous.wasm")
 }
 
 /// The SDK's example driver, `restcloud`.

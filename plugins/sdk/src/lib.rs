@@ -30,8 +30,8 @@ pub mod common {
         inline: "
             package occopus:sdk;
             world common {
-                import occopus:plugin/types@0.1.0;
-                import occopus:plugin/logging@0.1.0;
+                import occopus:plugin/types@0.1.1;
+                import occopus:plugin/logging@0.1.1;
             }
         ",
         world: "occopus:sdk/common",
@@ -53,8 +53,8 @@ pub mod driver {
         path: "wit",
         world: "occopus:plugin/driver-plugin",
         with: {
-            "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.1": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.1": crate::common::occopus::plugin::logging,
         },
         generate_all,
         pub_export_macro: true,
@@ -77,8 +77,8 @@ pub mod contextualiser {
         path: "wit",
         world: "occopus:plugin/contextualiser-plugin",
         with: {
-            "occopus:plugin/types@0.1.0": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.0": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.1": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.1": crate::common::occopus::plugin::logging,
         },
         pub_export_macro: true,
         export_macro_name: "export_contextualiser",
@@ -93,6 +93,40 @@ pub mod contextualiser {
 
 #[cfg(feature = "driver")]
 pub mod http;
+
+/// What a driver keeps between its calls, and the hosts its endpoint names
+/// (contract 0.1.1). Each call runs in a fresh instance; the host keeps this
+/// store per driver, resource endpoint and credentials, treats the values as
+/// secrets and lets them expire.
+#[cfg(feature = "driver")]
+pub mod session {
+    use crate::PluginError;
+    use crate::driver::occopus::plugin::session as host;
+    use std::time::Duration;
+
+    /// The value kept under `key`, unless it expired.
+    pub fn get(key: &str) -> Option<String> {
+        host::get(key)
+    }
+
+    /// Keeps `value` under `key` for `ttl` (at most a day). A value the host
+    /// will not keep (too large, too many keys) is only logged: the driver
+    /// then works as if nothing were cached.
+    pub fn put(key: &str, value: &str, ttl: Duration) {
+        let seconds = u32::try_from(ttl.as_secs()).unwrap_or(u32::MAX);
+        if let Err(why) = host::put(key, value, seconds) {
+            crate::log(crate::Level::Warn, &format!("not cached: {why}"));
+        }
+    }
+
+    /// Lets this call reach the host and port of `url`, a URL the resource's
+    /// endpoint named in a successful answer (such as an OpenStack catalog
+    /// entry). Refused: an `invalid-config` error saying why and what the user
+    /// can configure instead.
+    pub fn allow_discovered(url: &str) -> Result<(), PluginError> {
+        host::allow_discovered(url).map_err(PluginError::InvalidConfig)
+    }
+}
 
 /// Time for drivers (`wasi:clocks`, the only clocks a plugin has).
 #[cfg(feature = "driver")]

@@ -10,12 +10,30 @@
 //! - `huge-result:BYTES`: answer with a detail string that long;
 //! - `env`: read the environment;
 //! - `leak`: log the call's credentials and send them back in an error;
+//! - `discover:URL`: claim the endpoint named URL (contract 0.1.1 session), then GET it;
+//! - `catalog-discover:URL`: GET the endpoint's `/catalog` first, then as `discover`;
+//! - `session-leak:NAME`: keep `token-of-NAME` in the session, then log it and send it back;
 //! - anything else: answer `running` like a well-behaved driver.
 
 use occopus_plugin_sdk::driver::*;
 use occopus_plugin_sdk::http::Request;
 
 struct Hostile;
+
+fn discover(url: &str) -> Result<InstanceStatus, PluginError> {
+    occopus_plugin_sdk::session::allow_discovered(url)?;
+    Request::new("GET", url)
+        .send()
+        .map(|response| running(response.text()))
+}
+
+fn endpoint(target: &Target) -> Result<String, PluginError> {
+    let resource: serde_json::Value = occopus_plugin_sdk::parse_section(&target.resource)?;
+    resource["endpoint"]
+        .as_str()
+        .map(str::to_owned)
+        .ok_or_else(|| PluginError::InvalidConfig("no endpoint".into()))
+}
 
 fn running(detail: String) -> InstanceStatus {
     InstanceStatus {
@@ -98,6 +116,21 @@ impl Driver for Hostile {
                     .collect();
                 occopus_plugin_sdk::log(Level::Warn, &format!("credentials: {values:?}"));
                 Err(PluginError::Unauthorized(format!("rejected {values:?}")))
+            }
+            "discover" => discover(argument),
+            "catalog-discover" => {
+                Request::new("GET", &format!("{}/catalog", endpoint(&target)?)).send()?;
+                discover(argument)
+            }
+            "session-leak" => {
+                occopus_plugin_sdk::session::put(
+                    "token",
+                    &format!("token-of-{argument}"),
+                    std::time::Duration::from_secs(60),
+                );
+                let kept = occopus_plugin_sdk::session::get("token").unwrap_or_default();
+                occopus_plugin_sdk::log(Level::Warn, &format!("token: {kept}"));
+                Err(PluginError::Unauthorized(format!("rejected {kept}")))
             }
             _ => Ok(running("well-behaved".into())),
         }
