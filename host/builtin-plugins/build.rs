@@ -18,6 +18,10 @@ fn main() {
             dir: "ec2",
         },
         Package {
+            name: "occopus-driver-nova",
+            dir: "nova",
+        },
+        Package {
             name: "occopus-driver-docker",
             dir: "docker",
         },
