@@ -34,6 +34,21 @@ pub fn shared_cache_dir() -> PathBuf {
 }
 
 /// Plugin settings for tests: the given cache and a small pool.
+/// The first-party driver serving `resource_type`, loaded as occopus loads
+/// it (the built-in catalog), with the shared compiled cache.
+pub async fn builtin_driver(resource_type: &str) -> DriverPlugin {
+    let settings = settings(&shared_cache_dir());
+    let runtime = PluginRuntime::new(&settings).unwrap();
+    let catalog = occopus::plugin_host::PluginCatalog::discover(
+        &runtime,
+        &settings,
+        occopus_builtin_plugins::BUILTINS,
+    )
+    .await
+    .unwrap();
+    catalog.driver(resource_type).unwrap().clone()
+}
+
 pub fn settings(cache_dir: &Path) -> PluginSettings {
     let mut settings = PluginSettings {
         cache_dir: Some(cache_dir.to_owned()),

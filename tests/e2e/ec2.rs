@@ -4,7 +4,6 @@
 //! default ping health check passes as it would on a real cloud.
 
 use crate::common::{CloudNetwork, KillOnDrop, Occopus, fill_placeholders, free_port, run_ok};
-use occopus_builtin_plugins::BUILTINS;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -269,16 +268,9 @@ fn a_wrong_secret_is_unauthorized_and_creates_nothing() {
 /// before the cloud id was recorded, and the resumed build creates it again.
 #[tokio::test]
 async fn a_retried_create_makes_no_second_instance() {
-    use occopus::plugin_host::{PluginCatalog, PluginRuntime};
     use occopus::types::{CreateRequest, Credentials, InstanceTags, Payload};
     let moto = Moto::start("10.213.3.0/24");
-    let cache = tempfile::tempdir().unwrap();
-    let settings = crate::common::settings(cache.path());
-    let runtime = PluginRuntime::new(&settings).unwrap();
-    let catalog = PluginCatalog::discover(&runtime, &settings, BUILTINS)
-        .await
-        .unwrap();
-    let ec2 = catalog.driver("ec2").unwrap();
+    let ec2 = crate::common::builtin_driver("ec2").await;
     let groups = moto.fixture["security_group_ids"].clone();
     let mut target = crate::common::target(serde_json::json!({
         "type": "ec2",

@@ -20,6 +20,7 @@ mod local_cloud;
 mod local_driver;
 mod maintain;
 mod messages;
+mod openstack;
 mod readme;
 mod rest;
 mod sandbox;

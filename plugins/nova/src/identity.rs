@@ -51,13 +51,14 @@ impl Credentials {
                 id: need("id", "type: application_credential")?,
                 secret: need("secret", "type: application_credential")?,
             }),
-            Some("voms") => Err(PluginError::InvalidConfig(
+            // A wrong auth_data is the user's to fix in auth_data.yaml: unauthorized.
+            Some("voms") => Err(PluginError::Unauthorized(
                 "auth_data type `voms` is not supported: Occopus dropped VOMS proxy sign-in in \
                  1.10; use `username` + `password`, or `type: application_credential` with `id` \
                  + `secret`"
                     .into(),
             )),
-            Some(other) => Err(PluginError::InvalidConfig(format!(
+            Some(other) => Err(PluginError::Unauthorized(format!(
                 "auth_data type `{other}` is not one nova knows; leave `type` out for `username` \
                  + `password`, or write `type: application_credential` with `id` + `secret`"
             ))),
@@ -103,6 +104,9 @@ pub struct Cloud {
     pub compute: String,
     pub network: Option<String>,
     pub image: Option<String>,
+    /// Block Storage (Cinder), which Nova asks for a server's boot volume;
+    /// the driver itself never calls it.
+    pub volume: Option<String>,
     /// Whether the token came from the session rather than a sign-in now.
     #[serde(skip)]
     cached: bool,
@@ -273,6 +277,9 @@ fn sign_in(resource: &Resource, credentials: &Credentials) -> Result<Cloud, Plug
         compute,
         network: find_endpoint(catalog, "network", region),
         image: find_endpoint(catalog, "image", region),
+        volume: ["volumev3", "block-storage", "volume"]
+            .into_iter()
+            .find_map(|kind| find_endpoint(catalog, kind, region)),
         cached: false,
     })
 }
@@ -455,7 +462,7 @@ mod tests {
             ])),
             Ok(Credentials::ApplicationCredential { .. })
         ));
-        let Err(PluginError::InvalidConfig(message)) =
+        let Err(PluginError::Unauthorized(message)) =
             Credentials::from_auth_data(&kv(&[("type", "voms")]))
         else {
             panic!("voms must be refused");

@@ -300,6 +300,12 @@ impl Driver for Nova {
                 return Ok(existing.id());
             }
             let (flavor, flavor_disk) = flavor(&nova, &resource.flavor_name)?;
+            if resource.volume_size.is_some() && cloud.volume.is_none() {
+                return Err(PluginError::InvalidConfig(
+                    "volume_size: booting from a volume needs Block Storage (Cinder), and                      Keystone's catalog names no volumev3 endpoint; remove volume_size and                      volume_persist"
+                        .into(),
+                ));
+            }
             let volume = match resource.volume_size {
                 None => None,
                 Some(0) if flavor_disk == 0 => {
