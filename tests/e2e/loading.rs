@@ -212,8 +212,8 @@ async fn a_broken_file_in_the_plugin_dir_does_not_stop_the_others() {
     assert!(catalog.failures()[0].path.ends_with("a-next.wasm"));
 
     // Asking for a type nobody serves names what is installed and what failed.
-    let error = catalog.driver("nova").unwrap_err().to_string();
-    assert!(error.contains("no driver serves type `nova`"), "{error}");
+    let error = catalog.driver("moon").unwrap_err().to_string();
+    assert!(error.contains("no driver serves type `moon`"), "{error}");
     assert!(error.contains("dummy, ec2, hostile"), "{error}");
     assert!(error.contains("a-next.wasm was not loaded"), "{error}");
 }

@@ -162,16 +162,21 @@ impl Admin {
         Admin { http, token }
     }
 
-    async fn get(&self, url: &str) -> Value {
-        let answer = self
+    async fn call(&self, method: reqwest::Method, url: &str, body: Option<Value>) -> Value {
+        let mut request = self
             .http
-            .get(url)
-            .header("x-auth-token", &self.token)
-            .send()
-            .await
-            .unwrap();
-        assert!(answer.status().is_success(), "GET {url}: {answer:?}");
-        answer.json().await.unwrap()
+            .request(method.clone(), url)
+            .header("x-auth-token", &self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.unwrap();
+        assert!(answer.status().is_success(), "{method} {url}: {answer:?}");
+        answer.json().await.unwrap_or(Value::Null)
+    }
+
+    async fn get(&self, url: &str) -> Value {
+        self.call(reqwest::Method::GET, url, None).await
     }
 
     /// The servers (not deleted) whose occopus metadata `key` passes `test`.
@@ -562,6 +567,53 @@ async fn the_driver_keeps_its_promises(stack: &Stack, admin: &Admin) {
     );
     nova.destroy(&huge, &id).await.unwrap();
     admin.wait_until_gone(infra).await;
+
+    // A free address of the pool is reused, and left to the project on destroy.
+    let free = admin
+        .call(
+            reqwest::Method::POST,
+            &format!("{NEUTRON}/v2.0/floatingips"),
+            Some(json!({"floatingip": {
+                "floating_network_id": stack.seeded("public_network"),
+                "project_id": stack.seeded("project_id"),
+            }})),
+        )
+        .await["floatingip"]
+        .clone();
+    let floating = driver_target(
+        stack,
+        json!({"floating_ip_pool": "public"}),
+        password("admin"),
+    );
+    let id = nova
+        .create(&request(&floating, "fip-1-0123abcd", infra))
+        .await
+        .unwrap();
+    wait_for_state(nova, &floating, &id, CloudState::Running).await;
+    let status = nova.status(&floating, &id).await.unwrap();
+    assert_eq!(
+        status.public_addresses,
+        [free["floating_ip_address"].as_str().unwrap()]
+    );
+    nova.destroy(&floating, &id).await.unwrap();
+    admin.wait_until_gone(infra).await;
+    let kept = admin
+        .get(&format!(
+            "{NEUTRON}/v2.0/floatingips/{}",
+            free["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(kept["floatingip"]["port_id"].is_null(), "{kept}");
+    admin
+        .call(
+            reqwest::Method::DELETE,
+            &format!(
+                "{NEUTRON}/v2.0/floatingips/{}",
+                free["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
 
     // Refusals name what to change, and leave nothing behind.
     let wrong = driver_target(stack, json!({}), password("not-the-password"));
