@@ -22,6 +22,10 @@ fn main() {
             dir: "nova",
         },
         Package {
+            name: "occopus-driver-cloudsigma",
+            dir: "cloudsigma",
+        },
+        Package {
             name: "occopus-driver-docker",
             dir: "docker",
         },

@@ -6,6 +6,7 @@
 
 mod build;
 mod cli;
+mod cloudsigma;
 mod common;
 mod conformance;
 mod crash;
@@ -22,6 +23,7 @@ mod maintain;
 mod messages;
 mod openstack;
 mod readme;
+mod replay;
 mod rest;
 mod sandbox;
 mod sdk_example;

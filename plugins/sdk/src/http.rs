@@ -70,6 +70,16 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response with no headers, as a driver's unit tests of its error
+    /// mapping need one.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+        }
+    }
+
     /// The body as UTF-8 text (invalid sequences replaced).
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()

@@ -1,0 +1,141 @@
+//! The `cloudsigma` driver against the strict replay server (`replay.rs`,
+//! test scaffolding) serving libcloud's recorded CloudSigma API 2.0 answers:
+//! a build and destroy through the binary, wrong credentials, and the
+//! strictness of the replay itself.
+
+use crate::common::{Occopus, instances};
+use crate::replay::{Cassette, Replay};
+use occopus::types::{ContractErrorKind, CreateRequest, Credentials, InstanceTags, Payload};
+use serde_json::json;
+
+const LIBDRIVE: &str = "6eca8d96-44bc-4637-af97-77ccd7ba4144";
+const EMAIL: &str = "user@example.org";
+const PASSWORD: &str = "replay-password";
+
+fn resource(replay: &Replay, libdrive: &str) -> serde_json::Value {
+    json!({
+        "type": "cloudsigma",
+        "endpoint": format!("{}/api/2.0", replay.url),
+        "libdrive_id": libdrive,
+        "description": {"cpu": 2000, "mem": 1073741824, "vnc_password": "secret",
+            "nics": [{"ip_v4_conf": {"conf": "dhcp"}}]},
+        "poll_interval": 0.05,
+    })
+}
+
+#[test]
+fn a_node_builds_and_is_destroyed_through_every_recorded_state() {
+    let replay = Replay::start(Cassette::load("cloudsigma-create-destroy.json"));
+    let occopus = Occopus::new(98);
+    let dir = occopus.dir.path();
+    std::fs::create_dir_all(dir.join("nodes")).unwrap();
+    std::fs::write(
+        dir.join("infra.yaml"),
+        "infra_name: sigma\nnodes:\n  - name: node\n    type: sigma_node\n",
+    )
+    .unwrap();
+    let definition = json!({"node_def:sigma_node": [{
+        "resource": resource(&replay, LIBDRIVE),
+        "contextualisation": {"type": "cloudinit", "context_template": "#cloud-config\nruncmd: [echo hello]\n"},
+    }]});
+    std::fs::write(
+        dir.join("nodes/node_definitions.yaml"),
+        serde_yaml::to_string(&definition).unwrap(),
+    )
+    .unwrap();
+    let auth = dir.join("auth_data.yaml");
+    std::fs::write(
+        &auth,
+        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
+    )
+    .unwrap();
+    let auth = auth.to_str().unwrap();
+    let infra = dir.join("infra.yaml");
+    let out = occopus.ok(&["build", infra.to_str().unwrap(), "--auth-data", auth]);
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let instance = &instances(&occopus.report(&id), "node")[0];
+    assert_eq!(instance["state"], "ready", "{instance}");
+    assert_eq!(instance["cloud_id"], "9de75ed6_fd33_45e2_963f_d405f31fd911");
+    assert_eq!(instance["resource_address"], "127.215.0.2");
+    occopus.ok(&["destroy", "-i", &id, "--auth-data", auth]);
+    replay.assert_complete();
+}
+
+fn request(target: occopus::types::CloudTarget, payload: Payload) -> CreateRequest {
+    CreateRequest {
+        instance_id: "node-1-0123abcd".into(),
+        target,
+        payload,
+        tags: InstanceTags {
+            infra_id: "infra-1".into(),
+            infra_name: "sigma".into(),
+            node_name: "node".into(),
+        },
+    }
+}
+
+fn target(replay: &Replay, libdrive: &str, password: &str) -> occopus::types::CloudTarget {
+    let mut target = crate::common::target(resource(replay, libdrive));
+    target.credentials = Credentials::new([
+        ("email".to_owned(), EMAIL.to_owned()),
+        ("password".to_owned(), password.to_owned()),
+    ]);
+    target
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_unauthorized_and_never_shown() {
+    let replay = Replay::start(Cassette::load("cloudsigma-create-destroy.json"));
+    let driver = crate::common::builtin_driver("cloudsigma").await;
+    let error = driver
+        .create(&request(
+            target(&replay, LIBDRIVE, "not-the-password"),
+            Payload::None,
+        ))
+        .await
+        .unwrap_err();
+    let contract = error.contract_error().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(contract.kind, ContractErrorKind::Unauthorized, "{error}");
+    assert!(
+        contract.message.contains("Authentication credentials"),
+        "{error}"
+    );
+    assert!(!error.to_string().contains("not-the-password"), "{error}");
+}
+
+/// A request the recording does not have fails the replay: a missing body
+/// key (no user-data), or another path (another library drive).
+#[tokio::test]
+async fn a_changed_request_fails_the_replay() {
+    let driver = crate::common::builtin_driver("cloudsigma").await;
+
+    let replay = Replay::start(Cassette::load("cloudsigma-create-destroy.json"));
+    let error = driver
+        .create(&request(target(&replay, LIBDRIVE, PASSWORD), Payload::None))
+        .await
+        .unwrap_err();
+    let mismatches = replay.mismatches();
+    assert!(
+        mismatches[0].contains("cloudinit-user-data"),
+        "{mismatches:?}"
+    );
+    assert!(
+        error.to_string().contains("not in the recording"),
+        "{error}"
+    );
+
+    let replay = Replay::start(Cassette::load("cloudsigma-create-destroy.json"));
+    let user_data = Payload::UserData("#cloud-config\n".into());
+    driver
+        .create(&request(
+            target(&replay, "another-drive", PASSWORD),
+            user_data,
+        ))
+        .await
+        .unwrap_err();
+    let mismatches = replay.mismatches();
+    assert!(
+        mismatches[0].contains("/libdrives/another-drive/"),
+        "{mismatches:?}"
+    );
+}
