@@ -139,3 +139,36 @@ async fn a_changed_request_fails_the_replay() {
         "{mismatches:?}"
     );
 }
+
+/// A create retried after the first made its server adopts that server: the
+/// listing is all it asks, no drive is cloned, no second server made.
+#[tokio::test]
+async fn a_retried_create_makes_no_second_server() {
+    let replay = Replay::start(Cassette::load("cloudsigma-retried-create.json"));
+    let driver = crate::common::builtin_driver("cloudsigma").await;
+    let user_data = Payload::UserData("#cloud-config\n".into());
+    let id = driver
+        .create(&request(target(&replay, LIBDRIVE, PASSWORD), user_data))
+        .await
+        .unwrap();
+    assert_eq!(id, "9414bbeb-e908-4e55-ae3f-2eb61adc50d8");
+    replay.assert_complete();
+}
+
+/// A server CloudSigma refuses names the key at fault, and the drive cloned
+/// for it is deleted.
+#[tokio::test]
+async fn a_refused_server_names_the_key_and_leaves_no_drive() {
+    let replay = Replay::start(Cassette::load("cloudsigma-refused-server.json"));
+    let driver = crate::common::builtin_driver("cloudsigma").await;
+    let user_data = Payload::UserData("#cloud-config\n".into());
+    let error = driver
+        .create(&request(target(&replay, LIBDRIVE, PASSWORD), user_data))
+        .await
+        .unwrap_err();
+    let contract = error.contract_error().unwrap_or_else(|| panic!("{error}"));
+    assert_eq!(contract.kind, ContractErrorKind::InvalidConfig, "{error}");
+    assert!(contract.message.contains("description.mem"), "{error}");
+    assert!(contract.message.contains("below the minimum"), "{error}");
+    replay.assert_complete();
+}

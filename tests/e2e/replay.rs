@@ -61,7 +61,8 @@ pub struct Answer {
     pub status: u16,
     /// A recorded answer: a fixture file.
     pub fixture: Option<String>,
-    /// Top-level keys replaced in the fixture (each use says why).
+    /// Keys replaced in the fixture (each use says why): a top-level key, or
+    /// a JSON pointer (`/objects/0/meta/key`) for a value deeper down.
     #[serde(default)]
     pub patch: serde_json::Map<String, Value>,
     /// An answer written here because no recording has one: why.
@@ -283,8 +284,15 @@ fn answer(cassette: &Cassette, answer: &Answer) -> axum::response::Response {
         (Some(file), _) => {
             let path: PathBuf = cassette.fixture_dir().join(file);
             let mut json: Value = read_json(&path);
-            if let Some(object) = json.as_object_mut() {
-                object.extend(answer.patch.clone());
+            for (key, value) in &answer.patch {
+                let (parent, name) = match key.rsplit_once('/') {
+                    Some((parent, name)) if key.starts_with('/') => (parent, name),
+                    _ => ("", key.as_str()),
+                };
+                let object = json.pointer_mut(parent).and_then(Value::as_object_mut);
+                object
+                    .unwrap_or_else(|| panic!("{file}: no object at `{parent}` to patch"))
+                    .insert(name.to_owned(), value.clone());
             }
             json.to_string()
         }
