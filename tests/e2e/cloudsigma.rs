@@ -172,3 +172,53 @@ async fn a_refused_server_names_the_key_and_leaves_no_drive() {
     assert!(contract.message.contains("below the minimum"), "{error}");
     replay.assert_complete();
 }
+
+/// Occopus's cloudsigma-ping tutorial, only its placeholders filled: the
+/// receiver, then the sender that depends on it, are built and destroyed
+/// (sender first) through the binary, every exchange in its recorded order.
+#[test]
+fn the_cloudsigma_ping_tutorial_builds_and_destroys() {
+    let replay = Replay::start(Cassette::load("cloudsigma-ping.json"));
+    let occopus = Occopus::new(99);
+    let dir = occopus.dir.path();
+    let corpus = crate::common::repository().join("tests/compat/occopus-tutorials");
+    crate::common::fill_placeholders(
+        &corpus.join("cloudsigma-ping"),
+        &dir.join("cloudsigma-ping"),
+        &[
+            (
+                "replace_with_endpoint_of_cloudsigma_interface_of_your_cloud",
+                format!("{}/api/2.0", replay.url),
+            ),
+            (
+                "replace_with_id_of_your_library_drive_on_your_target_cloud",
+                LIBDRIVE.into(),
+            ),
+            (
+                "replace_with_id_of_your_pubkey_on_your_target_cloud",
+                "d7c0f1ee-40df-4029-8d95-ec35b34dae1e".into(),
+            ),
+            (
+                "replace_with_id_of_your_network_policy_on_your_target_cloud",
+                "0e339282-0cb5-41ac-a9db-727fb62ff2dc".into(),
+            ),
+        ],
+    );
+    let auth = dir.join("auth_data.yaml");
+    std::fs::write(
+        &auth,
+        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
+    )
+    .unwrap();
+    let auth = auth.to_str().unwrap();
+    let infra = dir.join("cloudsigma-ping/infra-cloudsigma-ping.yaml");
+    let out = occopus.ok(&["build", infra.to_str().unwrap(), "--auth-data", auth]);
+    let id = out.lines().last().unwrap().trim().to_owned();
+    let report = occopus.report(&id);
+    let receiver = &instances(&report, "ping-receiver")[0];
+    let sender = &instances(&report, "ping-sender")[0];
+    assert_eq!(receiver["resource_address"], "127.215.0.2", "{receiver}");
+    assert_eq!(sender["resource_address"], "127.215.0.4", "{sender}");
+    occopus.ok(&["destroy", "-i", &id, "--auth-data", auth]);
+    replay.assert_complete();
+}
