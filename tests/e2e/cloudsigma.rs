@@ -222,3 +222,40 @@ fn the_cloudsigma_ping_tutorial_builds_and_destroys() {
     occopus.ok(&["destroy", "-i", &id, "--auth-data", auth]);
     replay.assert_complete();
 }
+
+/// `occopus plugins check` of the cloudsigma driver against the replay:
+/// every promise holds, each call in the recorded order.
+#[test]
+fn plugins_check_passes_against_the_replay() {
+    let replay = Replay::start(Cassette::load("cloudsigma-plugins-check.json"));
+    let occopus = Occopus::new(100);
+    let dir = occopus.dir.path();
+    let resource = dir.join("resource.yaml");
+    std::fs::write(
+        &resource,
+        serde_yaml::to_string(&resource_of(&replay)).unwrap(),
+    )
+    .unwrap();
+    let auth = dir.join("auth_data.yaml");
+    std::fs::write(
+        &auth,
+        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
+    )
+    .unwrap();
+    let wasm = crate::common::wasm("occopus_driver_cloudsigma.wasm");
+    let report = crate::common::run_ok(&mut occopus.command(&[
+        "plugins",
+        "check",
+        wasm.to_str().unwrap(),
+        "--resource",
+        resource.to_str().unwrap(),
+        "--auth-data",
+        auth.to_str().unwrap(),
+    ]));
+    assert!(report.contains(" 0 failed"), "{report}");
+    replay.assert_complete();
+}
+
+fn resource_of(replay: &Replay) -> serde_json::Value {
+    resource(replay, LIBDRIVE)
+}

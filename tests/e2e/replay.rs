@@ -6,10 +6,12 @@
 //! method, path, query and the body keys (JSON pointers) the vendor's API
 //! takes must match. A driver that drifts from the recorded API fails its test.
 //!
-//! Two loosenings, each marked in the cassette: an exchange with `repeat` may
-//! be asked again until the next one is asked (a poll, whose count depends on
-//! timing), and one with `anytime` may be asked at any point (a read-only
-//! listing occopus makes when it looks for instances it does not know).
+//! Loosenings, each marked in the cassette: an exchange with `repeat` may be
+//! asked again until the next one is asked (a poll, whose count depends on
+//! timing); one with `anytime` may be asked at any point (a read-only listing
+//! occopus makes when it looks for instances it does not know); a `*` path
+//! segment matches an id the client made up; `capture` keeps a value the
+//! client sent for a later answer to echo, as the cloud would.
 //! Answers no recording has are `stub`s, whose text says why. Addresses in
 //! the answers are rewritten (`rewrite`) to loopback ones, so that a health
 //! check of a replayed instance never leaves the machine.
@@ -53,6 +55,11 @@ pub struct Exchange {
     pub repeat: bool,
     #[serde(default)]
     pub anytime: bool,
+    /// Values of the request's body kept for later answers: name -> JSON
+    /// pointer. A patch value `"${name}"` is replaced by the kept value (what
+    /// a real cloud would echo, such as the meta a server was created with).
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
     pub answer: Answer,
 }
 
@@ -74,6 +81,8 @@ pub struct Answer {
 struct Progress {
     /// The next exchange expected.
     next: usize,
+    /// Values captured from requests.
+    captured: BTreeMap<String, Value>,
     /// What did not match, in order.
     mismatches: Vec<String>,
 }
@@ -119,6 +128,7 @@ impl Replay {
             cassette,
             progress: Mutex::new(Progress {
                 next: 0,
+                captured: BTreeMap::new(),
                 mismatches: Vec::new(),
             }),
         });
@@ -184,7 +194,15 @@ struct Asked {
 impl Exchange {
     /// Why `asked` is not this exchange, if it is not.
     fn differs(&self, asked: &Asked) -> Option<String> {
-        if self.method != asked.method || self.path != asked.path {
+        // A `*` segment of the recorded path stands for any one segment (an
+        // id the client makes up).
+        let recorded: Vec<&str> = self.path.split('/').collect();
+        let path_matches = recorded.len() == asked.path.split('/').count()
+            && recorded
+                .iter()
+                .zip(asked.path.split('/'))
+                .all(|(r, a)| *r == "*" || *r == a);
+        if self.method != asked.method || !path_matches {
             return Some(format!("expected {} {}", self.method, self.path));
         }
         if self.query != asked.query {
@@ -231,7 +249,7 @@ async fn serve(
             base64::engine::general_purpose::STANDARD.encode(expected)
         );
         if headers.get("authorization").and_then(|h| h.to_str().ok()) != Some(wanted.as_str()) {
-            return answer(cassette, refusal);
+            return answer(cassette, refusal, &BTreeMap::new());
         }
     }
     let chosen = {
@@ -266,7 +284,15 @@ async fn serve(
         }
     };
     match chosen {
-        Ok(exchange) => answer(cassette, &exchange.answer),
+        Ok(exchange) => {
+            let mut progress = shared.progress.lock().unwrap();
+            for (name, pointer) in &exchange.capture {
+                if let Some(value) = asked.body.as_ref().and_then(|b| b.pointer(pointer)) {
+                    progress.captured.insert(name.clone(), value.clone());
+                }
+            }
+            answer(cassette, &exchange.answer, &progress.captured)
+        }
         Err(mismatch) => (
             StatusCode::from_u16(599).unwrap(),
             format!(
@@ -278,7 +304,11 @@ async fn serve(
     }
 }
 
-fn answer(cassette: &Cassette, answer: &Answer) -> axum::response::Response {
+fn answer(
+    cassette: &Cassette,
+    answer: &Answer,
+    captured: &BTreeMap<String, Value>,
+) -> axum::response::Response {
     let status = StatusCode::from_u16(answer.status).unwrap();
     let body = match (&answer.fixture, &answer.body) {
         (Some(file), _) => {
@@ -290,9 +320,16 @@ fn answer(cassette: &Cassette, answer: &Answer) -> axum::response::Response {
                     _ => ("", key.as_str()),
                 };
                 let object = json.pointer_mut(parent).and_then(Value::as_object_mut);
+                let value = match value.as_str().and_then(|v| v.strip_prefix("${")) {
+                    Some(name) => captured
+                        .get(name.trim_end_matches('}'))
+                        .cloned()
+                        .unwrap_or_else(|| panic!("{file}: nothing captured as `{value}`")),
+                    None => value.clone(),
+                };
                 object
                     .unwrap_or_else(|| panic!("{file}: no object at `{parent}` to patch"))
-                    .insert(name.to_owned(), value.clone());
+                    .insert(name.to_owned(), value);
             }
             json.to_string()
         }
