@@ -26,6 +26,10 @@ fn main() {
             dir: "cloudsigma",
         },
         Package {
+            name: "occopus-driver-cloudbroker",
+            dir: "cloudbroker",
+        },
+        Package {
             name: "occopus-driver-docker",
             dir: "docker",
         },

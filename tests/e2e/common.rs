@@ -464,3 +464,27 @@ fn remove_network(namespace: &str, host_end: &str) {
         let _ = std::process::Command::new("ip").args(args).output();
     }
 }
+
+/// Serves `app` on a free port of 127.0.0.1 from a thread of its own (so
+/// that synchronous tests can use it) until the returned sender is dropped.
+pub fn serve_in_thread(app: axum::Router) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    });
+    (url, stop)
+}

@@ -6,6 +6,7 @@
 
 mod build;
 mod cli;
+mod cloudbroker;
 mod cloudsigma;
 mod common;
 mod conformance;

@@ -1,5 +1,5 @@
 //! The first-party plugins, compiled into the binary: the `dummy`, `local`,
-//! `ec2`, `nova`, `cloudsigma` and `docker` drivers and the `cloudinit` and `docker` contextualisers.
+//! `ec2`, `nova`, `cloudsigma`, `cloudbroker` and `docker` drivers and the `cloudinit` and `docker` contextualisers.
 //! A component in the plugin directory or mapped in the config replaces any
 //! of them (see the plugin host's catalog).
 
@@ -22,6 +22,7 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("ec2", "occopus_driver_ec2.wasm"),
     builtin!("nova", "occopus_driver_nova.wasm"),
     builtin!("cloudsigma", "occopus_driver_cloudsigma.wasm"),
+    builtin!("cloudbroker", "occopus_driver_cloudbroker.wasm"),
     builtin!("docker", "occopus_driver_docker.wasm"),
     builtin!("docker-context", "occopus_context_docker.wasm"),
 ];

@@ -13,7 +13,7 @@
 use base64::Engine as _;
 use occopus_plugin_sdk::driver::*;
 use occopus_plugin_sdk::http::{Request, Response};
-use occopus_plugin_sdk::{clock, credential, parse_section};
+use occopus_plugin_sdk::{basic_authorization, clock, parse_section, require_http_endpoint};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use std::time::Duration;
@@ -60,13 +60,10 @@ struct Resource {
 impl Resource {
     fn parse(json: &str) -> Result<Resource, PluginError> {
         let resource: Resource = parse_section(json)?;
-        if !resource.endpoint.starts_with("http://") && !resource.endpoint.starts_with("https://") {
-            return Err(PluginError::InvalidConfig(format!(
-                "endpoint `{}` is not an http:// or https:// URL; give the API's URL, such as \
-                 https://zrh.cloudsigma.com/api/2.0",
-                resource.endpoint
-            )));
-        }
+        require_http_endpoint(
+            &resource.endpoint,
+            "the API's URL, such as https://zrh.cloudsigma.com/api/2.0",
+        )?;
         Ok(resource)
     }
 
@@ -83,17 +80,9 @@ struct Api {
 
 impl Api {
     fn new(resource: &Resource, credentials: &[KeyValue]) -> Result<Api, PluginError> {
-        let pair = format!(
-            "{}:{}",
-            credential(credentials, "email")?,
-            credential(credentials, "password")?
-        );
         Ok(Api {
             base: resource.endpoint.trim_end_matches('/').to_owned(),
-            authorization: format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD.encode(pair)
-            ),
+            authorization: basic_authorization(credentials, "email", "password")?,
         })
     }
 

@@ -64,13 +64,13 @@ struct Resource {
 impl Resource {
     fn parse(json: &str) -> Result<Resource, PluginError> {
         let resource: Resource = parse_section(json)?;
-        if !resource.endpoint.starts_with("http://") && !resource.endpoint.starts_with("https://") {
-            return Err(PluginError::InvalidConfig(format!(
-                "endpoint `{}` is not an http:// or https:// URL; give the EC2 API's URL, such \
-                 as https://ec2.{}.amazonaws.com",
-                resource.endpoint, resource.regionname
-            )));
-        }
+        occopus_plugin_sdk::require_http_endpoint(
+            &resource.endpoint,
+            &format!(
+                "the EC2 API's URL, such as https://ec2.{}.amazonaws.com",
+                resource.regionname
+            ),
+        )?;
         if let Some(key) = resource.tags.keys().find(|k| k.starts_with("occopus:")) {
             return Err(PluginError::InvalidConfig(format!(
                 "tag `{key}`: tags starting with `occopus:` are occopus's own; rename it"

@@ -91,13 +91,10 @@ fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<V
 impl Resource {
     fn parse(json: &str) -> Result<Resource, PluginError> {
         let resource: Resource = parse_section(json)?;
-        if !resource.endpoint.starts_with("http://") && !resource.endpoint.starts_with("https://") {
-            return Err(PluginError::InvalidConfig(format!(
-                "endpoint `{}` is not an http:// or https:// URL; give the Keystone URL of the \
-                 cloud, such as https://keystone.example.org:5000/v3",
-                resource.endpoint
-            )));
-        }
+        occopus_plugin_sdk::require_http_endpoint(
+            &resource.endpoint,
+            "the Keystone URL of the cloud, such as https://keystone.example.org:5000/v3",
+        )?;
         identity::identity_url(&resource.endpoint)?;
         Ok(resource)
     }

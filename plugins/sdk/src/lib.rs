@@ -166,6 +166,36 @@ pub fn parse_section<T: serde::de::DeserializeOwned>(json: &str) -> Result<T, Pl
     serde_json::from_str(json).map_err(|e| PluginError::InvalidConfig(e.to_string()))
 }
 
+/// Checks that a resource's `endpoint` is an `http://` or `https://` URL; the
+/// error says what the cloud's URL looks like (`example`).
+pub fn require_http_endpoint(endpoint: &str, example: &str) -> Result<(), PluginError> {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        return Ok(());
+    }
+    Err(PluginError::InvalidConfig(format!(
+        "endpoint `{endpoint}` is not an http:// or https:// URL; give {example}"
+    )))
+}
+
+/// The `Authorization` header value of HTTP basic authentication with the
+/// credentials `user_key` and `password_key` of the call.
+pub fn basic_authorization(
+    credentials: &[KeyValue],
+    user_key: &str,
+    password_key: &str,
+) -> Result<String, PluginError> {
+    use base64::Engine as _;
+    let pair = format!(
+        "{}:{}",
+        credential(credentials, user_key)?,
+        credential(credentials, password_key)?
+    );
+    Ok(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    ))
+}
+
 /// Looks up a credential by key among those the host selected for this call.
 pub fn credential<'a>(credentials: &'a [KeyValue], key: &str) -> Result<&'a str, PluginError> {
     credentials
