@@ -49,7 +49,13 @@ fn plugins_list_shows_every_column() {
             "builtin:dummy"
         ]
     );
-    assert!(out.contains("cloudinit  contextualiser"), "{out}");
+    assert!(
+        out.lines().any(|l| l
+            .split_whitespace()
+            .take(2)
+            .eq(["cloudinit", "contextualiser"])),
+        "{out}"
+    );
 }
 
 #[test]
@@ -111,7 +117,9 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
         "{stderr}"
     );
     assert!(
-        stderr.contains("installed: cloudinit, docker, dummy, ec2, local"),
+        stderr.contains(
+            "installed: cloudbroker, cloudinit, cloudsigma, docker, dummy, ec2, local, nova"
+        ),
         "{stderr}"
     );
 }
@@ -290,7 +298,8 @@ fn output_stays_bounded_whatever_the_size() {
     let verdict = stderr.lines().last().unwrap_or_default();
     assert!(
         verdict.contains(" instances (bad-") && verdict.contains(" more): "),
-        "{verdict}"
+        "the verdict {verdict:?} does not group the failures; the output ends:\n{}",
+        stderr.lines().rev().take(15).collect::<Vec<_>>().join("\n")
     );
     assert!(verdict.len() < 1000, "{} characters", verdict.len());
     // A pass over them: its report groups too.
