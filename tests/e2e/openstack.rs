@@ -76,6 +76,17 @@ impl Stack {
         stack
     }
 
+    /// How many requests a service's access log holds whose request line
+    /// contains `needle` (the stack logs Keystone's and Nova's).
+    fn requests(&self, service: &str, needle: &str) -> usize {
+        let log = self.dir.path().join(format!("log/{service}-access.log"));
+        std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
     fn seeded(&self, key: &str) -> String {
         self.seeded[key].as_str().unwrap().to_owned()
     }
@@ -324,8 +335,27 @@ async fn the_tutorials_build_and_destroy(stack: &Stack, admin: &Admin, occopus: 
             &stack.placeholders(&endpoint),
         );
         let infra = dir.join(tutorial).join(format!("infra-{tutorial}.yaml"));
+        let sign_ins = stack.requests("keystone", "POST /v3/auth/tokens");
         let id = infra_id(&occopus.ok(&["build", infra.to_str().unwrap(), "--auth-data", auth]));
+        let sign_ins = stack.requests("keystone", "POST /v3/auth/tokens") - sign_ins;
         let report = occopus.report(&id);
+        // The token is kept between calls: one sign-in serves the build's
+        // creates and every status poll after (two when the first calls
+        // race), however many polls there were.
+        let polls: usize = nodes
+            .iter()
+            .map(|node| {
+                let cloud_id = instances(&report, node)[0]["cloud_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                stack.requests("nova-api", &format!("GET /v2.1/servers/{cloud_id} "))
+            })
+            .sum();
+        assert!(
+            (1..=2).contains(&sign_ins) && polls > sign_ins,
+            "{tutorial}: {sign_ins} sign-ins for {polls} status polls"
+        );
         let servers = admin.servers_of_infra(&id).await;
         assert_eq!(servers.len(), nodes.len(), "{tutorial}: {servers:#?}");
         for node in &nodes {
