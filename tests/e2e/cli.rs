@@ -273,7 +273,7 @@ fn output_stays_bounded_whatever_the_size() {
     let [infra, nodes] = occopus.describe(
         "infra_name: big\nnodes:\n  - {name: web, type: sim, scaling: {min: 300, max: 300}}\n",
         "'node_def:sim':\n  - resource: {type: dummy, boot_time: 1}\n    health_check: {ping: false}\n\
-         'node_def:bad':\n  - resource: {type: dummy, failure_probability: 1}\n    health_check: {ping: false}\n",
+         'node_def:bad':\n  - resource: {type: dummy, boot_time: 3, failure_probability: 1}\n    health_check: {ping: false}\n",
     );
     let output = occopus.run(&["build", &infra, "--nodes", &nodes, "-i", "big"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -292,6 +292,9 @@ fn output_stays_bounded_whatever_the_size() {
     )
     .unwrap();
     let bad = occopus.dir.path().join("bad.yaml").display().to_string();
+    // Each bad instance fails 3 s after its create, so that all 200 are made
+    // before the first failure stops the build (under load, a failure seen
+    // at once stopped the build with one failure and 199 never created).
     let output = occopus.run(&["build", &bad, "--nodes", &nodes, "-i", "bad"]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
