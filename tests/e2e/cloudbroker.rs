@@ -7,7 +7,7 @@
 //! (`<errors><error>...</error></errors>`), which no document confirms. It is
 //! only as faithful as that: see docs/plugins.md.
 
-use crate::common::{Occopus, fill_placeholders, instances, repository, run_ok};
+use crate::common::{Occopus, fill_placeholders, instances, repository};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -237,13 +237,11 @@ impl CloudBrokerTestServer {
 }
 
 fn auth_file(dir: &std::path::Path) -> String {
-    let auth = dir.join("auth_data.yaml");
-    std::fs::write(
-        &auth,
-        format!("resource:\n  - type: cloudbroker\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
+    crate::common::auth_data_file(
+        dir,
+        "cloudbroker",
+        &format!("{{email: {EMAIL}, password: {PASSWORD}}}"),
     )
-    .unwrap();
-    auth.display().to_string()
 }
 
 fn resource(server: &CloudBrokerTestServer, deployment: &str) -> serde_json::Value {
@@ -407,24 +405,11 @@ async fn retried_creates_refusals_and_wrong_credentials() {
 fn plugins_check_passes_against_the_test_server() {
     let server = CloudBrokerTestServer::start();
     let occopus = Occopus::new(102);
-    let dir = occopus.dir.path();
-    let resource_file = dir.join("resource.yaml");
-    std::fs::write(
-        &resource_file,
-        serde_yaml::to_string(&resource(&server, DEPLOYMENT)).unwrap(),
-    )
-    .unwrap();
-    let auth = auth_file(dir);
-    let wasm = crate::common::wasm("occopus_driver_cloudbroker.wasm");
-    let report = run_ok(&mut occopus.command(&[
-        "plugins",
-        "check",
-        wasm.to_str().unwrap(),
-        "--resource",
-        resource_file.to_str().unwrap(),
-        "--auth-data",
+    let auth = auth_file(occopus.dir.path());
+    occopus.plugins_check(
+        "occopus_driver_cloudbroker.wasm",
+        &resource(&server, DEPLOYMENT),
         &auth,
-    ]));
-    assert!(report.contains(" 0 failed"), "{report}");
+    );
     server.held();
 }

@@ -43,13 +43,7 @@ fn a_node_builds_and_is_destroyed_through_every_recorded_state() {
         serde_yaml::to_string(&definition).unwrap(),
     )
     .unwrap();
-    let auth = dir.join("auth_data.yaml");
-    std::fs::write(
-        &auth,
-        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
-    )
-    .unwrap();
-    let auth = auth.to_str().unwrap();
+    let auth = &auth_file(dir);
     let infra = dir.join("infra.yaml");
     let out = occopus.ok(&["build", infra.to_str().unwrap(), "--auth-data", auth]);
     let id = out.lines().last().unwrap().trim().to_owned();
@@ -204,13 +198,7 @@ fn the_cloudsigma_ping_tutorial_builds_and_destroys() {
             ),
         ],
     );
-    let auth = dir.join("auth_data.yaml");
-    std::fs::write(
-        &auth,
-        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
-    )
-    .unwrap();
-    let auth = auth.to_str().unwrap();
+    let auth = &auth_file(dir);
     let infra = dir.join("cloudsigma-ping/infra-cloudsigma-ping.yaml");
     let out = occopus.ok(&["build", infra.to_str().unwrap(), "--auth-data", auth]);
     let id = out.lines().last().unwrap().trim().to_owned();
@@ -229,33 +217,19 @@ fn the_cloudsigma_ping_tutorial_builds_and_destroys() {
 fn plugins_check_passes_against_the_replay() {
     let replay = Replay::start(Cassette::load("cloudsigma-plugins-check.json"));
     let occopus = Occopus::new(100);
-    let dir = occopus.dir.path();
-    let resource = dir.join("resource.yaml");
-    std::fs::write(
-        &resource,
-        serde_yaml::to_string(&resource_of(&replay)).unwrap(),
-    )
-    .unwrap();
-    let auth = dir.join("auth_data.yaml");
-    std::fs::write(
+    let auth = auth_file(occopus.dir.path());
+    occopus.plugins_check(
+        "occopus_driver_cloudsigma.wasm",
+        &resource(&replay, LIBDRIVE),
         &auth,
-        format!("resource:\n  - type: cloudsigma\n    auth_data: {{email: {EMAIL}, password: {PASSWORD}}}\n"),
-    )
-    .unwrap();
-    let wasm = crate::common::wasm("occopus_driver_cloudsigma.wasm");
-    let report = crate::common::run_ok(&mut occopus.command(&[
-        "plugins",
-        "check",
-        wasm.to_str().unwrap(),
-        "--resource",
-        resource.to_str().unwrap(),
-        "--auth-data",
-        auth.to_str().unwrap(),
-    ]));
-    assert!(report.contains(" 0 failed"), "{report}");
+    );
     replay.assert_complete();
 }
 
-fn resource_of(replay: &Replay) -> serde_json::Value {
-    resource(replay, LIBDRIVE)
+fn auth_file(dir: &std::path::Path) -> String {
+    crate::common::auth_data_file(
+        dir,
+        "cloudsigma",
+        &format!("{{email: {EMAIL}, password: {PASSWORD}}}"),
+    )
 }

@@ -240,6 +240,33 @@ impl Occopus {
     }
 
     /// `occopus info -i ID --json`.
+    /// Runs `occopus plugins check` of the first-party driver `wasm_name` on
+    /// `resource` and asserts every promise held; returns the report.
+    pub fn plugins_check(
+        &self,
+        wasm_name: &str,
+        resource: &serde_json::Value,
+        auth: &str,
+    ) -> String {
+        let file = self.dir.path().join("check-resource.yaml");
+        std::fs::write(&file, serde_yaml::to_string(resource).unwrap()).unwrap();
+        let wasm = wasm(wasm_name);
+        let report = run_ok(&mut self.command(&[
+            "plugins",
+            "check",
+            wasm.to_str().unwrap(),
+            "--resource",
+            file.to_str().unwrap(),
+            "--auth-data",
+            auth,
+        ]));
+        assert!(
+            report.contains(" 0 failed") && !report.contains("FAILED"),
+            "{report}"
+        );
+        report
+    }
+
     pub fn report(&self, infra_id: &str) -> serde_json::Value {
         serde_json::from_str(&self.ok(&["info", "-i", infra_id, "--json"])).unwrap()
     }
@@ -487,4 +514,16 @@ pub fn serve_in_thread(app: axum::Router) -> (String, tokio::sync::oneshot::Send
         });
     });
     (url, stop)
+}
+
+/// An auth_data file in `dir` with one entry for `resource_type`, its
+/// `auth_data` written as a YAML flow mapping (`{email: ..., password: ...}`).
+pub fn auth_data_file(dir: &Path, resource_type: &str, auth_data: &str) -> String {
+    let path = dir.join("auth_data.yaml");
+    std::fs::write(
+        &path,
+        format!("resource:\n  - type: {resource_type}\n    auth_data: {auth_data}\n"),
+    )
+    .unwrap();
+    path.display().to_string()
 }

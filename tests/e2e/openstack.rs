@@ -11,7 +11,7 @@
 //! the host), floating IPs stay DOWN (no L3 agent), and there is no Cinder
 //! (boot from volume is tested up to the driver's refusal).
 
-use crate::common::{Occopus, fill_placeholders, instances, repository, run_ok};
+use crate::common::{Occopus, fill_placeholders, instances, repository};
 use occopus::plugin_host::{DriverPlugin, RuntimeError};
 use occopus::types::{
     CloudState, CloudTarget, ContractErrorKind, CreateRequest, Credentials, InstanceTags, Payload,
@@ -698,35 +698,21 @@ async fn the_driver_keeps_its_promises(stack: &Stack, admin: &Admin) {
 
 /// `occopus plugins check` of the nova driver: every promise holds.
 async fn plugins_check_passes(stack: &Stack, admin: &Admin, occopus: &Occopus) {
-    let dir = occopus.dir.path();
-    let resource = dir.join("check-resource.yaml");
-    std::fs::write(
-        &resource,
-        format!(
-            "type: nova\nendpoint: {KEYSTONE}\nproject_id: {}\nimage_id: cirros\n\
-             flavor_name: m1.tiny\nnetwork_id: {}\nfloating_ip_pool: public\n",
-            stack.seeded("project_id"),
-            stack.seeded("private_network")
-        ),
-    )
-    .unwrap();
     let auth = auth_file(
-        dir,
+        occopus.dir.path(),
         "check-auth.yaml",
         &[("", stack.application_credential())],
     );
-    let wasm = crate::common::wasm("occopus_driver_nova.wasm");
-    let report = run_ok(&mut occopus.command(&[
-        "plugins",
-        "check",
-        wasm.to_str().unwrap(),
-        "--resource",
-        resource.to_str().unwrap(),
-        "--auth-data",
-        &auth,
-    ]));
-    assert!(report.contains(" 0 failed"), "{report}");
-    assert!(!report.contains("FAILED"), "{report}");
+    let resource = json!({
+        "type": "nova",
+        "endpoint": KEYSTONE,
+        "project_id": stack.seeded("project_id"),
+        "image_id": "cirros",
+        "flavor_name": "m1.tiny",
+        "network_id": stack.seeded("private_network"),
+        "floating_ip_pool": "public",
+    });
+    occopus.plugins_check("occopus_driver_nova.wasm", &resource, &auth);
     let checked = admin
         .servers_where("occopus:infra-id", |id| id.starts_with("occopus-check"))
         .await;
