@@ -27,14 +27,19 @@ pub struct Package {
 
 /// Builds `packages` in release mode and returns the directory of the
 /// `.wasm` files. Tells cargo to run the build script again when a source of
-/// these packages, the SDK, the workspace's manifest or the contract changes
+/// these packages or of their path dependencies, the SDK, the workspace's
+/// manifest or the contract changes
 /// (not for other plugins, so that editing a test plugin does not rebuild
 /// the binary).
 pub fn build(packages: &[Package]) -> PathBuf {
     let plugins = plugins_dir();
     let target_dir = plugins.join("target");
     for package in packages {
-        watch(&plugins.join(package.dir));
+        let dir = plugins.join(package.dir);
+        watch(&dir);
+        for library in path_dependencies(&dir) {
+            watch(&library);
+        }
     }
     watch(&plugins.join("sdk"));
     watch(&plugins.join("../wit"));
@@ -78,6 +83,18 @@ pub fn build(packages: &[Package]) -> PathBuf {
         );
     }
     target_dir.join("wasm32-wasip2").join("release")
+}
+
+/// The directories of a package's path dependencies (`path = "../x"` in its
+/// manifest), such as a library crate two drivers share.
+fn path_dependencies(dir: &Path) -> Vec<PathBuf> {
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap_or_default();
+    manifest
+        .split("path = \"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(|path| dir.join(path))
+        .collect()
 }
 
 /// Re-runs the build script when a source file under `dir` changes (but not
