@@ -92,11 +92,7 @@ impl Api {
         let mut request = Request::new(method, &format!("{}{path}", self.base))
             .header("authorization", &self.authorization)
             .header("accept", "application/json");
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
+        request = request.json_body(body);
         let response = request.send()?;
         if !(200..300).contains(&response.status) {
             return Err(error_of(method, path, &response));
@@ -475,19 +471,11 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let request = CreateRequest {
-            instance_id: "web-1-abcd".into(),
-            target: Target {
-                resource: String::new(),
-                credentials: vec![],
-            },
-            payload: Payload::UserData("#cloud-config\n".into()),
-            tags: InstanceTags {
-                infra_id: "i".into(),
-                infra_name: "demo".into(),
-                node_name: "web".into(),
-            },
-        };
+        let request = example_request(
+            "web-1-abcd",
+            "web",
+            Payload::UserData("#cloud-config\n".into()),
+        );
         let body = server_body(&resource, &request, "drive-1").unwrap();
         let server = &body["objects"][0];
         assert_eq!(server["name"], "demo-web-1-abcd");

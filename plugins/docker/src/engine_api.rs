@@ -66,11 +66,7 @@ impl Engine {
 
     fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response, ApiError> {
         let mut request = Request::new(method, &format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
+        request = request.json_body(body);
         let response = request.send().map_err(ApiError::Transport)?;
         if (200..300).contains(&response.status) {
             return Ok(response);

@@ -55,11 +55,7 @@ impl Service<'_> {
         if !self.token.is_empty() {
             request = request.header("x-auth-token", self.token);
         }
-        if let Some(body) = body {
-            request = request
-                .header("content-type", "application/json")
-                .body(body.to_string());
-        }
+        request = request.json_body(body);
         request.send()
     }
 }

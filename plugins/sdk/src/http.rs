@@ -52,6 +52,16 @@ impl Request {
         self
     }
 
+    /// Sets a JSON body with its content type, when there is one.
+    pub fn json_body(self, body: Option<&serde_json::Value>) -> Self {
+        match body {
+            Some(body) => self
+                .header("content-type", "application/json")
+                .body(body.to_string()),
+            None => self,
+        }
+    }
+
     /// Sends the request and reads the whole response.
     pub fn send(&self) -> Result<Response, PluginError> {
         send(self)

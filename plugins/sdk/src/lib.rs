@@ -67,6 +67,25 @@ pub mod driver {
         ListedInstance, Target,
     };
     pub use crate::{ContainerSpec, KeyValue, Level, Payload, PluginError};
+
+    /// A create request of instance `instance_id` of node `node_name` in
+    /// infra `demo` (id `i`), with no resource or credentials: for a driver's
+    /// unit tests of the bodies it builds.
+    pub fn example_request(instance_id: &str, node_name: &str, payload: Payload) -> CreateRequest {
+        CreateRequest {
+            instance_id: instance_id.into(),
+            target: Target {
+                resource: String::new(),
+                credentials: vec![],
+            },
+            payload,
+            tags: InstanceTags {
+                infra_id: "i".into(),
+                infra_name: "demo".into(),
+                node_name: node_name.into(),
+            },
+        }
+    }
 }
 
 /// Bindings of the `contextualiser-plugin` world: implement
