@@ -30,6 +30,14 @@ fn main() {
             dir: "cloudbroker",
         },
         Package {
+            name: "occopus-driver-azure-vm",
+            dir: "azure-vm",
+        },
+        Package {
+            name: "occopus-driver-azure-aci",
+            dir: "azure-aci",
+        },
+        Package {
             name: "occopus-driver-docker",
             dir: "docker",
         },

@@ -118,7 +118,7 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
     );
     assert!(
         stderr.contains(
-            "installed: cloudbroker, cloudinit, cloudsigma, docker, dummy, ec2, local, nova"
+            "installed: azure_aci, azure_vm, cloudbroker, cloudinit, cloudsigma, docker, dummy, ec2, local, nova"
         ),
         "{stderr}"
     );

@@ -4,6 +4,7 @@
 //! and stop what they need; some need root (network namespaces, bridges).
 //! `common` holds what they share; each other module is one area.
 
+mod azure;
 mod build;
 mod cli;
 mod cloudbroker;

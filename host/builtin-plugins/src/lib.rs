@@ -1,5 +1,6 @@
 //! The first-party plugins, compiled into the binary: the `dummy`, `local`,
-//! `ec2`, `nova`, `cloudsigma`, `cloudbroker` and `docker` drivers and the `cloudinit` and `docker` contextualisers.
+//! `ec2`, `nova`, `cloudsigma`, `cloudbroker`, `azure_vm`, `azure_aci` and
+//! `docker` drivers and the `cloudinit` and `docker` contextualisers.
 //! A component in the plugin directory or mapped in the config replaces any
 //! of them (see the plugin host's catalog).
 
@@ -23,6 +24,8 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("nova", "occopus_driver_nova.wasm"),
     builtin!("cloudsigma", "occopus_driver_cloudsigma.wasm"),
     builtin!("cloudbroker", "occopus_driver_cloudbroker.wasm"),
+    builtin!("azure_vm", "occopus_driver_azure_vm.wasm"),
+    builtin!("azure_aci", "occopus_driver_azure_aci.wasm"),
     builtin!("docker", "occopus_driver_docker.wasm"),
     builtin!("docker-context", "occopus_context_docker.wasm"),
 ];
