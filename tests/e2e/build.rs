@@ -274,3 +274,61 @@ fn a_service_that_fails_at_once_is_never_ready() {
     );
     occopus.ok(&["destroy", "-i", "quick"]);
 }
+
+/// A `puppet_solo` node's templates read `puppet.modules`, `.manifests` and
+/// `.attributes` made of its rendered config-management section, in the
+/// text Occopus makes (Python's `str()` of each item, space-joined), which
+/// the puppet-solo-wordpress tutorial's cloud-init turns into Hiera data.
+#[test]
+fn puppet_solo_names_reach_the_templates_rendered() {
+    let occopus = Occopus::new(108);
+    let dir = occopus.dir.path();
+    std::fs::write(
+        dir.join("infra.yaml"),
+        "infra_name: puppet\nnodes:\n  - &D {name: db, type: plain}\n  \
+         - &W {name: wp, type: wp, variables: {user: wp, pass: \"it's\"}}\ndependencies:\n  - [*W, *D]\n",
+    )
+    .unwrap();
+    let plain = "\"#cloud-config\\nruncmd:\\n  - exec sleep 600\\n\"";
+    // As the tutorial writes them: block scalars (the attributes hold quotes).
+    let wp = "\"#cloud-config\\nwrite_files:\\n  - path: /puppet/modules\\n    content: |\\n      {{puppet.modules}}\\n  \
+              - path: /puppet/attributes\\n    content: |\\n      {{puppet.attributes}}\\nruncmd:\\n  - exec sleep 600\\n\"";
+    std::fs::write(
+        dir.join("nodes.yaml"),
+        format!(
+            "'node_def:plain':\n  - resource: {{type: local}}\n    contextualisation: {{type: cloudinit, context_template: {plain}}}\n    health_check: {{ping: false}}\n\
+             'node_def:wp':\n  - resource: {{type: local}}\n    contextualisation: {{type: cloudinit, context_template: {wp}}}\n    health_check: {{ping: false}}\n    \
+             config_management:\n      type: puppet_solo\n      manifests: [https://example.org/wordpress-init.pp]\n      \
+             modules: [example42-apache, hunner-wordpress]\n      attributes:\n        - dbuser: \"{{{{ variables.user }}}}\"\n        \
+             - dbpass: \"{{{{ variables.pass }}}}\"\n        - mysqlhost: \"{{{{getip('db')}}}}\"\n"
+        ),
+    )
+    .unwrap();
+    let infra = dir.join("infra.yaml").display().to_string();
+    let nodes = dir.join("nodes.yaml").display().to_string();
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "puppet"]);
+    let report = occopus.report("puppet");
+    let db = address(&instances(&report, "db")[0]);
+    let wp = instances(&report, "wp")[0]["cloud_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let written = |file: &str| {
+        std::fs::read_to_string(
+            dir.join("local-cloud/nodes")
+                .join(&wp)
+                .join("puppet")
+                .join(file),
+        )
+        .unwrap()
+    };
+    assert_eq!(
+        written("modules").trim_end(),
+        "example42-apache hunner-wordpress"
+    );
+    assert_eq!(
+        written("attributes").trim_end(),
+        format!("{{'dbuser': 'wp'}} {{'dbpass': \"it's\"}} {{'mysqlhost': '{db}'}}")
+    );
+    occopus.ok(&["destroy", "-i", "puppet"]);
+}

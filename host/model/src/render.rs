@@ -189,7 +189,9 @@ pub fn node_context(
     if let Some(cm) = &implementation.config_management {
         extra.insert("config_management".into(), cm.to_json());
         if cm.get("type").and_then(Yaml::as_str) == Some("puppet_solo") {
-            extra.insert("puppet".into(), puppet_names(cm));
+            // Until the section is rendered (`render_sections`), the names
+            // are made of its text as written.
+            extra.insert("puppet".into(), crate::puppet::names(cm, &cm.to_json()));
         }
     }
     NodeContext {
@@ -201,30 +203,6 @@ pub fn node_context(
         variables: node.variables.clone(),
         extra,
     }
-}
-
-/// Occopus's `puppet.{manifests,modules,attributes}`: each list space-joined.
-fn puppet_names(section: &Yaml) -> serde_json::Value {
-    let joined = |key: &str| {
-        section
-            .get(key)
-            .map(|v| match v.to_json() {
-                serde_json::Value::Array(items) => items
-                    .iter()
-                    .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_string))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                other => other
-                    .as_str()
-                    .map_or_else(|| other.to_string(), str::to_string),
-            })
-            .unwrap_or_default()
-    };
-    serde_json::json!({
-        "manifests": joined("manifests"),
-        "modules": joined("modules"),
-        "attributes": joined("attributes"),
-    })
 }
 
 /// A node's rendered sections.
@@ -259,6 +237,19 @@ pub fn render_sections(
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
+    // As Occopus does, the config-management section is rendered first, and
+    // the other sections see it rendered (with puppet_solo's names made of
+    // the rendered values).
+    let mut context = std::borrow::Cow::Borrowed(context);
+    if let Some(cm) = &implementation.config_management {
+        let rendered = renderer.render_yaml(cm, &context, book.clone(), &[])?;
+        if cm.get("type").and_then(Yaml::as_str) == Some("puppet_solo") {
+            let extra = &mut context.to_mut().extra;
+            extra.insert("puppet".into(), crate::puppet::names(cm, &rendered));
+            extra.insert("config_management".into(), rendered);
+        }
+    }
+    let context = context.as_ref();
     let resource =
         object(renderer.render_yaml(&implementation.resource, context, book.clone(), &[])?);
     let contextualisation = implementation
@@ -270,9 +261,6 @@ pub fn render_sections(
                 .map(object)
         })
         .transpose()?;
-    if let Some(cm) = &implementation.config_management {
-        renderer.render_yaml(cm, context, book.clone(), &[])?;
-    }
     Ok(RenderedSections {
         resource,
         contextualisation,
