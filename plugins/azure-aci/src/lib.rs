@@ -15,9 +15,10 @@
 
 use occopus_azure_arm::{Access, Arm, Keys, Provisioning, listed, resource_name, tags};
 use occopus_plugin_sdk::driver::*;
-use occopus_plugin_sdk::parse_section;
+use occopus_plugin_sdk::{clock, parse_section};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 const SCHEMA: &str = r#"{
   "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -276,6 +277,11 @@ fn private_network(arm: &Arm, resource: &Resource, names: &Names) -> Result<Stri
         .ok_or_else(|| PluginError::Internal("ARM made a network profile without an id".into()))
 }
 
+/// Whether ARM refused because the resource is still in use.
+fn still_in_use(error: &PluginError) -> bool {
+    matches!(error, PluginError::InvalidConfig(m) | PluginError::Transient(m) if m.contains("InUse"))
+}
+
 /// The contract's status of a container group.
 fn status_of(group: &Value, private: bool) -> InstanceStatus {
     let properties = &group["properties"];
@@ -373,13 +379,24 @@ impl Driver for AzureAci {
         if resource.private() {
             let names = Names::of(&resource, &cloud_id);
             let vnet = format!("virtualNetworks/{}", names.vnet);
-            // The profile stays in use for a while after its group is gone.
             let profile = network_path(
                 &arm,
                 &resource,
                 &format!("networkProfiles/{}", names.profile),
             );
-            arm.delete_and_wait(&profile, NETWORK_API, KEYS)?;
+            // A profile stays in use a while after its group went (ARM
+            // refuses with an `InUse...` code): asked again, as Occopus did,
+            // up to ten times five seconds apart.
+            let mut tries = 1;
+            loop {
+                match arm.delete_and_wait(&profile, NETWORK_API, KEYS) {
+                    Err(error) if tries < 10 && still_in_use(&error) => {
+                        tries += 1;
+                        clock::sleep(Duration::from_secs(5));
+                    }
+                    done => break done?,
+                }
+            }
             if resource.subnet_name.is_none() {
                 let subnet = format!("{vnet}/subnets/{}", names.subnet);
                 arm.delete_and_wait(&network_path(&arm, &resource, &subnet), NETWORK_API, KEYS)?;
@@ -493,6 +510,16 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_profile_in_use_is_told_apart() {
+        let in_use = "ARM answered DELETE /p with 400 InUseNetworkProfileCannotBeDeleted: in use";
+        assert!(still_in_use(&PluginError::InvalidConfig(in_use.into())));
+        assert!(!still_in_use(&PluginError::InvalidConfig(
+            "InvalidParameter".into()
+        )));
+        assert!(!still_in_use(&PluginError::Unauthorized("InUse".into())));
     }
 
     #[test]

@@ -437,7 +437,7 @@ fn key_of(code: &str, target: &str, message: &str, keys: Keys) -> Option<&'stati
 /// 401/403 unauthorized (a quota refusal is quota), 404 not-found,
 /// 409/429/5xx transient, other 4xx invalid-config; the message names the
 /// resource key at fault where `keys` knows it.
-pub fn error_of(method: &str, path: &str, response: &Response, keys: Keys) -> PluginError {
+fn error_of(method: &str, path: &str, response: &Response, keys: Keys) -> PluginError {
     let body: Value = serde_json::from_slice(&response.body).unwrap_or_default();
     let error = if body["error"].is_object() {
         &body["error"]
