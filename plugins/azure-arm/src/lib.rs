@@ -201,10 +201,10 @@ impl Arm {
         body: Option<&Value>,
         keys: Keys,
     ) -> Result<Reply, PluginError> {
-        let mut request = Request::new(method, url)
+        let request = Request::new(method, url)
             .header("authorization", &format!("Bearer {}", self.token))
-            .header("accept", "application/json");
-        request = request.json_body(body);
+            .header("accept", "application/json")
+            .json_body(body);
         let response = request.send()?;
         if !(200..300).contains(&response.status) {
             let path = url.strip_prefix(&self.base).unwrap_or(url);

@@ -89,10 +89,10 @@ impl Api {
     /// `method path`; a 2xx answer's JSON (`null` when empty), else the
     /// contract's error with CloudSigma's message.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, PluginError> {
-        let mut request = Request::new(method, &format!("{}{path}", self.base))
+        let request = Request::new(method, &format!("{}{path}", self.base))
             .header("authorization", &self.authorization)
-            .header("accept", "application/json");
-        request = request.json_body(body);
+            .header("accept", "application/json")
+            .json_body(body);
         let response = request.send()?;
         if !(200..300).contains(&response.status) {
             return Err(error_of(method, path, &response));

@@ -65,8 +65,7 @@ impl Engine {
     }
 
     fn send(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Response, ApiError> {
-        let mut request = Request::new(method, &format!("{}{path}", self.base));
-        request = request.json_body(body);
+        let request = Request::new(method, &format!("{}{path}", self.base)).json_body(body);
         let response = request.send().map_err(ApiError::Transport)?;
         if (200..300).contains(&response.status) {
             return Ok(response);
