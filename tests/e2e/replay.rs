@@ -212,12 +212,7 @@ impl Replay {
         let shared = Arc::new(Shared {
             url: Mutex::new(String::new()),
             cassette,
-            progress: Mutex::new(Progress {
-                next: 0,
-                captured: BTreeMap::new(),
-                mismatches: Vec::new(),
-                bound: BTreeMap::new(),
-            }),
+            progress: Mutex::new(Progress::empty()),
         });
         let app = axum::Router::new()
             .fallback(serve)
@@ -570,6 +565,7 @@ async fn serve(
 }
 
 impl Progress {
+    /// Nothing asked yet.
     fn empty() -> Progress {
         Progress {
             next: 0,
