@@ -49,6 +49,14 @@ fn main() {
             name: "occopus-context-docker",
             dir: "docker-context",
         },
+        Package {
+            name: "occopus-cm-chef",
+            dir: "chef",
+        },
+        Package {
+            name: "occopus-cm-puppet-solo",
+            dir: "puppet-solo",
+        },
     ]);
     println!("cargo:rustc-env=OCCOPUS_BUILTIN_WASM_DIR={}", dir.display());
 }

@@ -23,6 +23,10 @@ fn main() {
             dir: "test-fixtures/contract-0.1.0",
         },
         Package {
+            name: "occopus-test-contract-0-1-1",
+            dir: "test-fixtures/contract-0.1.1",
+        },
+        Package {
             name: "occopus-example-restcloud",
             dir: "examples/restcloud",
         },

@@ -1,11 +1,7 @@
 //! `occopus build / info / destroy` of the examples on the local cloud,
 //! through the binary, with real health checks and real HTTP between nodes.
 
-use crate::common::{Occopus, example, http_get_path, instances};
-
-fn address(instance: &serde_json::Value) -> String {
-    instance["resource_address"].as_str().unwrap().to_string()
-}
+use crate::common::{Occopus, address, example, http_get_path, instances};
 
 #[test]
 fn hello_builds_reports_and_destroys() {

@@ -45,7 +45,7 @@ fn plugins_list_shows_every_column() {
             "driver",
             "0.1.0",
             "dummy",
-            "occopus:plugin@0.1.1",
+            "occopus:plugin@0.1.2",
             "builtin:dummy"
         ]
     );
@@ -102,7 +102,7 @@ fn a_refused_plugin_is_listed_with_both_versions() {
     let out = stdout(&occopus(dir.path(), cache.path(), &["plugins", "list"]));
     assert!(out.contains("not loaded:"), "{out}");
     assert!(out.contains("occopus:plugin@1.0.0"), "{out}");
-    assert!(out.contains("occopus:plugin@0.1.1"), "{out}");
+    assert!(out.contains("occopus:plugin@0.1.2"), "{out}");
 }
 
 #[test]
@@ -118,7 +118,7 @@ fn inspecting_an_unknown_plugin_fails_with_the_installed_names() {
     );
     assert!(
         stderr.contains(
-            "installed: azure_aci, azure_vm, cloudbroker, cloudinit, cloudsigma, docker, dummy, ec2, local, nova"
+            "installed: azure_aci, azure_vm, chef, cloudbroker, cloudinit, cloudsigma, docker, dummy, ec2, local, nova, puppet_solo"
         ),
         "{stderr}"
     );

@@ -272,6 +272,11 @@ impl Occopus {
     }
 }
 
+/// An instance's address in an Occopus-shaped report.
+pub fn address(instance: &serde_json::Value) -> String {
+    instance["resource_address"].as_str().unwrap().to_string()
+}
+
 /// The instances of `node` in an Occopus-shaped report (`occopus info
 /// --json`, the REST service's).
 pub fn instances(report: &serde_json::Value, node: &str) -> Vec<serde_json::Value> {

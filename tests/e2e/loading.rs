@@ -9,7 +9,8 @@ use occopus_builtin_plugins::BUILTINS;
 use serde_json::json;
 
 /// The contract's minor versions add interfaces without breaking plugins
-/// built against an earlier one (0.1.0 has no `session`).
+/// built against an earlier one (0.1.0 has no `session`, 0.1.1 no
+/// `config-manager`).
 #[tokio::test]
 async fn a_plugin_of_the_previous_minor_contract_version_loads_and_answers() {
     let cache = tempfile::tempdir().unwrap();
@@ -28,6 +29,26 @@ async fn a_plugin_of_the_previous_minor_contract_version_loads_and_answers() {
     );
 }
 
+/// A driver built against 0.1.1 (importing that version's `session`) loads
+/// under 0.1.2 and keeps its session between calls.
+#[tokio::test]
+async fn a_plugin_of_contract_0_1_1_with_a_session_loads_and_answers() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
+    let driver = load_driver(&runtime, occopus_test_plugins::contract_0_1_1()).await;
+    assert_eq!(driver.load_report().contract_version, "0.1.1");
+    let target = target(json!({"type": "kept", "endpoint": "http://127.0.0.1:9"}));
+    for call in 1..=2 {
+        let status = driver.status(&target, "vm-1").await.unwrap();
+        assert_eq!(
+            status.detail.as_deref(),
+            Some(format!("vm-1: call {call} of a 0.1.1 plugin").as_str())
+        );
+    }
+}
+
+/// A plugin of the next major version (a driver and a config manager) is
+/// refused, naming both versions and the file.
 #[tokio::test]
 async fn a_plugin_of_another_contract_major_version_is_refused() {
     let cache = tempfile::tempdir().unwrap();
@@ -39,12 +60,12 @@ async fn a_plugin_of_another_contract_major_version_is_refused() {
         .expect("a 1.0.0 plugin must be refused");
     assert!(
         matches!(&error, RuntimeError::ContractMismatch { found, supported, .. }
-            if found == "1.0.0" && *supported == "0.1.1"),
+            if found == "1.0.0" && *supported == "0.1.2"),
         "{error:?}"
     );
     let message = error.to_string();
     assert!(message.contains("occopus:plugin@1.0.0"), "{message}");
-    assert!(message.contains("occopus:plugin@0.1.1"), "{message}");
+    assert!(message.contains("occopus:plugin@0.1.2"), "{message}");
     assert!(
         message.contains("occopus_test_contract_next.wasm"),
         "{message}"

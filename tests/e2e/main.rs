@@ -6,6 +6,7 @@
 
 mod azure;
 mod build;
+mod chef;
 mod cli;
 mod cloudbroker;
 mod cloudsigma;
@@ -24,6 +25,7 @@ mod local_driver;
 mod maintain;
 mod messages;
 mod openstack;
+mod puppet;
 mod readme;
 mod replay;
 mod rest;

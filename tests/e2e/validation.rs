@@ -88,18 +88,15 @@ async fn the_compatibility_corpus_validates_and_renders() {
             ..Sources::default()
         };
         let diagnostics = occopus.validate(&sources).await.unwrap();
-        // The only errors: what build would refuse too, for the config
-        // manager not served yet (chef: issue 18), and an installed driver
-        // refusing a value that is still the tutorial's `replace_with_...`
-        // placeholder. The only warning: a node using the address of one it
+        // The only errors: an installed driver refusing a value that is
+        // still the tutorial's `replace_with_...` placeholder (chef-apache2
+        // and puppet-solo-wordpress included: their config-management
+        // sections validate against the chef and puppet_solo plugins). The only warning: a node using the address of one it
         // does not depend on (it waits for it).
         for problem in diagnostics.iter() {
             let expected = match problem.severity {
                 occopus::model::Severity::Error => {
-                    problem
-                        .message
-                        .contains("`chef` config management is not supported")
-                        || problem.message.contains("`replace_with_")
+                    problem.message.contains("`replace_with_")
                         || problem.message.contains("\"replace_with_")
                 }
                 occopus::model::Severity::Warning => {
@@ -228,7 +225,7 @@ fn validate_refuses_what_build_would_refuse() {
     let refused = [
         (
             "nodes:\n  - {name: c, type: chef}\n",
-            "`chef` config management is not supported",
+            "config_management: \"run_list\" is a required property (plugin `chef`)",
         ),
         (
             "nodes:\n  - {name: m, type: many, scaling: {min: 40, max: 40}}\n  - {name: n, type: many, scaling: {min: 30, max: 30}}\n",

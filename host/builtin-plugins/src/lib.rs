@@ -1,6 +1,7 @@
 //! The first-party plugins, compiled into the binary: the `dummy`, `local`,
 //! `ec2`, `nova`, `cloudsigma`, `cloudbroker`, `azure_vm`, `azure_aci` and
-//! `docker` drivers and the `cloudinit` and `docker` contextualisers.
+//! `docker` drivers, the `cloudinit` and `docker` contextualisers and the
+//! `chef` and `puppet_solo` config managers.
 //! A component in the plugin directory or mapped in the config replaces any
 //! of them (see the plugin host's catalog).
 
@@ -28,6 +29,8 @@ pub const BUILTINS: &[Builtin] = &[
     builtin!("azure_aci", "occopus_driver_azure_aci.wasm"),
     builtin!("docker", "occopus_driver_docker.wasm"),
     builtin!("docker-context", "occopus_context_docker.wasm"),
+    builtin!("chef", "occopus_cm_chef.wasm"),
+    builtin!("puppet_solo", "occopus_cm_puppet_solo.wasm"),
 ];
 
 /// The first-party drivers that get a `unix://` endpoint bridged to them

@@ -189,6 +189,11 @@ fn describe_json(catalog: &PluginCatalog, plugin: &Plugin, config: &Config) -> s
 fn allowed_hosts(plugin: &Plugin) -> Vec<String> {
     match plugin.kind() {
         PluginKind::Contextualiser => Vec::new(),
+        PluginKind::ConfigManager => {
+            std::iter::once("the host of each config_management section's `endpoint`".to_owned())
+                .chain(plugin.allowed_hosts())
+                .collect()
+        }
         PluginKind::Driver => std::iter::once("the host of each resource's `endpoint`".to_owned())
             .chain(
                 plugin

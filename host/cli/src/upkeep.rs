@@ -244,7 +244,9 @@ pub async fn plan(args: PlanArgs, config: &Config, state: &StateArgs) -> Result<
         .infra_id
         .map(|given| occopus.complete_infra_id(&given))
         .transpose()?;
-    let plan = occopus.plan(&args.files.sources(), infra_id.as_deref())?;
+    let plan = occopus
+        .plan(&args.files.sources(), infra_id.as_deref())
+        .await?;
     if args.json {
         outln!("{:#}", serde_json::to_value(&plan).unwrap_or_default());
     } else if plan.is_empty() && plan.outdated.is_empty() {

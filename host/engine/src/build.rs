@@ -133,17 +133,20 @@ impl Orchestrator {
 
     /// The plan that `build` of `model` on `infra_id` would carry out, from
     /// the store alone (no cloud is asked).
-    pub fn plan(&self, model: &Model, infra_id: &str) -> Result<Plan, EngineError> {
+    pub async fn plan(&self, model: &Model, infra_id: &str) -> Result<Plan, EngineError> {
         let store = &self.inner.store;
         let previous = store.infra(infra_id)?.map(|i| i.snapshot);
+        let records = store.instances(infra_id)?;
+        let resolved = self.resolved_for_plan(model, infra_id, &records).await;
         Ok(plan::plan(&PlanInput {
             model,
-            records: &store.instances(infra_id)?,
+            records: &records,
             previous: previous.as_ref(),
             targets: &store.node_targets(infra_id)?,
             removals: &[],
             infra_id,
             renderer: &self.inner.renderer,
+            resolved: &resolved,
         }))
     }
 }

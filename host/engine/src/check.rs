@@ -1,19 +1,18 @@
-//! The checks of a model that need the installed plugins: each resource and
-//! contextualisation section against its plugin's JSON schema (errors located
-//! at the offending key), the driver's own `validate`, what this occopus does
-//! not support yet, and a dry render of every template of every node, with
-//! placeholder addresses. `validate` and `build` run the same checks: a file
+//! The checks of a model that need the installed plugins: each resource,
+//! contextualisation and config-management section against its plugin's JSON
+//! schema (errors located at the offending key), the driver's own `validate`,
+//! and a dry render of every template of every node, with placeholder
+//! addresses and the names each config manager resolves from its section as
+//! written. `validate` and `build` run the same checks: a file
 //! that validates is not refused by build for any reason knowable before the
 //! first cloud call.
 
+use crate::config_management::resolved_as_written;
 use crate::error::EngineError;
 use occopus_model::render::dry_render;
 use occopus_model::{Diagnostics, Implementation, Model, Renderer, Yaml};
 use occopus_types::Plugins;
 use std::collections::HashMap;
-
-/// Config-management types occopus knows (they only add template names).
-const CONFIG_MANAGEMENT_TYPES: &[&str] = &["puppet_solo", "chef"];
 
 /// Runs the plugin checks and the dry render, adding to `diagnostics`.
 pub async fn check_with_plugins(
@@ -40,8 +39,8 @@ pub async fn check_with_plugins(
             check_implementation(implementation, plugins, &mut schemas, diagnostics).await;
         }
     }
-    check_supported(model, diagnostics);
-    dry_render(model, renderer, diagnostics);
+    let resolved = resolved_as_written(model, plugins).await;
+    dry_render(model, renderer, &resolved, diagnostics);
     diagnostics.sort();
 }
 
@@ -103,40 +102,29 @@ async fn check_implementation(
         }
     }
     if let Some(section) = &implementation.config_management
-        && let Some(kind) = section.get("type").and_then(Yaml::as_str)
-        && !CONFIG_MANAGEMENT_TYPES.contains(&kind)
+        && let Some(kind) = implementation.config_management_type()
     {
-        diagnostics.error(
-            &section.location,
-            format!("unknown config_management type `{kind}`"),
-            format!("use one of: {}", CONFIG_MANAGEMENT_TYPES.join(", ")),
-        );
+        let type_location = section
+            .get("type")
+            .map_or(&section.location, |t| &t.location);
+        match plugins.config_manager(kind) {
+            Ok(plugin) => {
+                let info = plugin.info();
+                schemas.check(
+                    &info.name,
+                    &info.config_schema,
+                    section,
+                    "config_management",
+                    diagnostics,
+                );
+            }
+            Err(error) => diagnostics.error(type_location, error.to_string(), INSTALL_PLUGIN),
+        }
     }
 }
 
 /// What to do about a section no installed plugin serves.
 const INSTALL_PLUGIN: &str = "install a plugin for it (see `occopus plugins list`)";
-
-/// What this occopus does not support yet, in the implementations chosen.
-fn check_supported(model: &Model, diagnostics: &mut Diagnostics) {
-    for node in &model.infra.nodes {
-        let Some(implementation) = model.implementation(&node.name) else {
-            continue;
-        };
-        if let Some(cm) = &implementation.config_management
-            && cm.get("type").and_then(Yaml::as_str) == Some("chef")
-        {
-            diagnostics.error(
-                &cm.location,
-                format!(
-                    "node `{}`: `chef` config management is not supported by this occopus yet",
-                    node.name
-                ),
-                "put the bootstrap steps in the node's cloud-init instead",
-            );
-        }
-    }
-}
 
 /// Compiled schemas, by section and plugin name (a driver and a
 /// contextualiser may share a name, as `docker` does).

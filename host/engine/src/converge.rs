@@ -63,17 +63,21 @@ impl Orchestrator {
             nodes: HashMap::new(),
             halt,
             stop: how.stop.clone(),
+            config_prepared: Default::default(),
         };
         self.destroy_unknown(&run).await?;
 
+        let records = store.instances(infra_id)?;
+        let resolved = self.resolved_for_plan(model, infra_id, &records).await;
         let plan = plan::plan(&PlanInput {
             model,
-            records: &store.instances(infra_id)?,
+            records: &records,
             previous: how.previous,
             targets: &store.node_targets(infra_id)?,
             removals: how.removals,
             infra_id,
             renderer: &self.inner.renderer,
+            resolved: &resolved,
         });
         let events: Vec<(Option<&str>, String)> = plan
             .changes

@@ -1,13 +1,15 @@
 //! Destroying an infrastructure: every recorded instance and every instance
 //! the clouds list under the infra's tag, dependents before their
-//! dependencies, each record removed only once its cloud confirmed.
+//! dependencies, each record removed only once its cloud confirmed and its
+//! config manager (if any) forgot the node; the infrastructure forgotten by
+//! its config managers once its last instance went.
 
 use crate::error::{DestroyFailure, EngineError};
 use crate::events::Phase;
 use crate::lease::LeasePolicy;
 use crate::orchestrator::Orchestrator;
 use crate::stop::StopSignal;
-use occopus_model::AuthData;
+use occopus_model::{AuthData, Model};
 use occopus_store::{InstanceRecord, InstanceState};
 use occopus_types::{CloudState, resource_type};
 use std::collections::{HashMap, HashSet};
@@ -59,9 +61,18 @@ impl Orchestrator {
         self.recorded_infra(infra_id)?;
         store.set_infra_status(infra_id, "destroying")?;
         store.log_event(infra_id, None, "destroy started")?;
-        let report = self
+        let mut report = self
             .destroy_instances(infra_id, auth, |_| true, stop)
             .await?;
+        if report.failed.is_empty()
+            && store.instances(infra_id)?.is_empty()
+            && let Some(model) = self.stored_model(infra_id, auth)?
+            && let Err(failure) = self.forget_infra(&model, infra_id).await
+        {
+            report
+                .failed
+                .push((infra_id.to_string(), failure.to_string()));
+        }
         if report.failed.is_empty() && store.instances(infra_id)?.is_empty() {
             store.delete_infra(infra_id)?;
         } else {
@@ -143,6 +154,8 @@ impl Orchestrator {
                 .collect()
         };
         let remaining = std::sync::Mutex::new(remaining);
+        let model = self.stored_model(infra_id, auth)?;
+        let model = model.as_ref();
         let tasks = victims.into_iter().map(|victim| {
             let waits_for = dependents_of(&victim.node_name);
             let mut done = done_tx.subscribe();
@@ -156,7 +169,7 @@ impl Orchestrator {
                 let result = if stop.is_stopped() {
                     Err(DestroyFailure::Stopped)
                 } else {
-                    self.destroy_one(infra_id, auth, &victim).await
+                    self.destroy_one(infra_id, auth, model, &victim).await
                 };
                 let mut counts = remaining
                     .lock()
@@ -185,10 +198,24 @@ impl Orchestrator {
         Ok(report)
     }
 
+    /// The description an infra was built from, if it was stored.
+    fn stored_model(&self, infra_id: &str, auth: &AuthData) -> Result<Option<Model>, EngineError> {
+        let Some(infra) = self.inner.store.infra(infra_id)? else {
+            return Ok(None);
+        };
+        let Some(description) = &infra.snapshot.description else {
+            return Ok(None);
+        };
+        Model::from_stored(description, infra_id, auth.clone())
+            .map(Some)
+            .map_err(EngineError::Invalid)
+    }
+
     async fn destroy_one(
         &self,
         infra_id: &str,
         auth: &AuthData,
+        model: Option<&Model>,
         victim: &InstanceRecord,
     ) -> Result<(), DestroyFailure> {
         let store = &self.inner.store;
@@ -232,6 +259,9 @@ impl Orchestrator {
                 self.emit(infra_id, node, &victim.id, Phase::Failed, Some(reason));
                 return Err(failure);
             }
+        }
+        if let Some(model) = model {
+            self.forget_node(model, infra_id, node, &victim.id).await?;
         }
         store
             .delete_instance(infra_id, &victim.id)

@@ -171,6 +171,17 @@ pub enum InstanceFailure {
     },
     #[error("still not running after {secs}s (engine.boot_timeout_secs)")]
     BootTimeout { secs: u64 },
+    #[error("config management ({operation}) failed: {source}")]
+    ConfigManagement {
+        operation: &'static str,
+        source: CallError,
+    },
+    #[error("its config manager reports that configuring it failed")]
+    ConfigFailed,
+    #[error(
+        "its config manager still does not report it configured after {secs}s (engine.boot_timeout_secs)"
+    )]
+    ConfigTimeout { secs: u64 },
     #[error("health checks failing for {failing_secs}s (health_check.timeout{}): {last}", timeout_secs.map(|t| format!(" {t}s")).unwrap_or_default())]
     Unhealthy {
         failing_secs: u64,
@@ -211,6 +222,11 @@ pub enum DestroyFailure {
     Target(#[from] TargetError),
     #[error("destroy of {cloud_id} failed: {source}")]
     Call { cloud_id: String, source: CallError },
+    #[error("its config manager could not forget it ({operation}): {source}")]
+    Config {
+        operation: &'static str,
+        source: CallError,
+    },
     #[error("cannot record it in the state database: {0}")]
     Record(StoreError),
 }

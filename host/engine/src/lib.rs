@@ -21,6 +21,7 @@
 pub mod build;
 pub mod check;
 pub mod config;
+mod config_management;
 mod converge;
 pub mod destroy;
 pub mod endpoints;

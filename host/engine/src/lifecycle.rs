@@ -1,8 +1,10 @@
 //! One instance's life in a build or a converge: wait for the nodes it
-//! depends on -> render its templates -> contextualise -> write the intent ->
-//! create (bounded per endpoint, transient errors retried) -> record the cloud
-//! id -> poll until running (see `polling.rs`) -> health checks until they
-//! pass -> ready. Every step is recorded before the next, so running the
+//! depends on -> render its templates (the config-management section first,
+//! see `config_management.rs`) -> contextualise -> write the intent ->
+//! register it with its config manager -> create (bounded per endpoint,
+//! transient errors retried) -> record the cloud id -> poll until running
+//! (see `polling.rs`) -> its config manager reports it configured -> health
+//! checks until they pass -> ready. Every step is recorded before the next, so running the
 //! operation again resumes where it stopped.
 
 use crate::error::InstanceFailure;
@@ -153,6 +155,9 @@ impl Orchestrator {
         outcome.instance_id = record.id.clone();
         let context = render::node_context(model, node, implementation, &run.infra_id, &record.id);
         let book: Arc<dyn AddressBook> = run.book.clone();
+        let (context, mut config) = self
+            .configured_context(model, implementation, context, &book)
+            .await?;
 
         // An instance without a cloud id is (re)created: render, then record
         // the intent of a new one before any cloud call.
@@ -170,6 +175,13 @@ impl Orchestrator {
                     .insert_intent(&record)
                     .await
                     .map_err(InstanceFailure::record("record the intent"))?;
+            }
+            if let Some(config) = &mut config {
+                let attributes = rendered
+                    .contextualisation
+                    .as_ref()
+                    .and_then(|c| c.get("attributes"));
+                self.register(run, config, attributes).await?;
             }
             Some(payload)
         } else {
@@ -197,6 +209,9 @@ impl Orchestrator {
             .wait_running(run, node_name, &record.id, driver, &target, &cloud_id)
             .await?;
         outcome.addresses = addresses.clone();
+        if let Some(config) = &config {
+            self.wait_configured(run, config).await?;
+        }
         run.book.add(node_name, record.seq, addresses.clone());
         let probes = self.probes(implementation, &context, &book, &addresses)?;
         if !probes.is_empty() {

@@ -1,7 +1,9 @@
 //! An in-memory cloud for the engine's tests: a `memory` driver whose
 //! instances live in a map, on tokio's clock (so tests run on paused time),
 //! a `cloudinit` contextualiser that hands the template through as
-//! user-data, and a prober whose answers the test sets.
+//! user-data, a `memory` config manager, and a prober whose answers the test
+//! sets. The driver and the config manager write their calls into one log,
+//! so a test sees their order.
 //!
 //! What an instance does comes from its resource section, as with the
 //! `dummy` plugin:
@@ -10,16 +12,22 @@
 //! - `never_runs: true`: it stays pending forever;
 //! - `transient_creates: N`: the first N creates of an instance id answer
 //!   `transient`.
+//!
+//! The config manager's section: `pending_polls: N` (each node is pending
+//! for its first N state calls), `fail: true` (configuring fails); it
+//! resolves `memo.node` (the instance id) and `memo.greeting` (the
+//! section's `greeting`) for the templates.
 
 use async_trait::async_trait;
 use occopus_health::{ProbeError, ProbeFailure, Prober, Probes};
 use occopus_types::{
-    CallError, CloudState, CloudTarget, Contextualiser, ContextualiserInfo, ContractErrorKind,
-    CreateRequest, Driver, DriverInfo, InstanceStatus, InstanceTags, ListedInstance, NoPlugin,
-    NodeFacts, Payload, PluginKind, Plugins, ResourceSection,
+    CallError, CloudState, CloudTarget, ConfigManager, ConfigManagerInfo, ConfigNodeFacts,
+    ConfigState, ConfigTarget, Contextualiser, ContextualiserInfo, ContractErrorKind,
+    CreateRequest, Driver, DriverInfo, InfraFacts, InstanceStatus, InstanceTags, ListedInstance,
+    NoPlugin, NodeFacts, Payload, PluginKind, Plugins, ResourceSection,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -35,24 +43,32 @@ pub(crate) struct MemoryInstance {
     resource: ResourceSection,
 }
 
-/// A call the driver received, in order.
+/// A call the driver or the config manager received, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Call {
     Create(String),
     Destroy(String),
+    Prepare(String),
+    Register(String),
+    State(String),
+    DropNode(String),
+    DropInfra(String),
 }
+
+/// The calls received, shared by the driver and the config manager.
+type CallLog = Arc<Mutex<Vec<Call>>>;
 
 #[derive(Default)]
 struct State {
     instances: BTreeMap<String, MemoryInstance>,
     creates_per_instance: HashMap<String, u32>,
-    calls: Vec<Call>,
 }
 
 /// The `memory` driver.
 pub(crate) struct MemoryDriver {
     info: DriverInfo,
     state: Mutex<State>,
+    log: CallLog,
 }
 
 fn number(resource: &ResourceSection, key: &str) -> f64 {
@@ -64,7 +80,7 @@ fn flag(resource: &ResourceSection, key: &str) -> bool {
 }
 
 impl MemoryDriver {
-    fn new() -> Self {
+    fn new(log: CallLog) -> Self {
         MemoryDriver {
             info: DriverInfo {
                 name: "memory".into(),
@@ -73,6 +89,7 @@ impl MemoryDriver {
                 resource_schema: r#"{"type": "object", "required": ["type"]}"#.into(),
             },
             state: Mutex::default(),
+            log,
         }
     }
 
@@ -99,9 +116,13 @@ impl MemoryDriver {
             .collect()
     }
 
-    /// The creates and destroys received, in order.
+    /// The calls received (the config manager's too), in order.
     pub(crate) fn calls(&self) -> Vec<Call> {
-        self.state().calls.clone()
+        self.log.lock().unwrap().clone()
+    }
+
+    fn record(&self, call: Call) {
+        self.log.lock().unwrap().push(call);
     }
 
     /// Makes an instance behind the engine's back (as a create whose answer
@@ -144,8 +165,8 @@ impl Driver for MemoryDriver {
     }
 
     async fn create(&self, request: &CreateRequest) -> Result<String, CallError> {
+        self.record(Call::Create(request.instance_id.clone()));
         let mut state = self.state();
-        state.calls.push(Call::Create(request.instance_id.clone()));
         let tries = state
             .creates_per_instance
             .entry(request.instance_id.clone())
@@ -197,8 +218,8 @@ impl Driver for MemoryDriver {
     }
 
     async fn destroy(&self, _: &CloudTarget, cloud_id: &str) -> Result<(), CallError> {
+        self.record(Call::Destroy(cloud_id.to_string()));
         let mut state = self.state();
-        state.calls.push(Call::Destroy(cloud_id.to_string()));
         if let Some(instance) = state.instances.get_mut(cloud_id) {
             instance.destroyed.get_or_insert_with(Instant::now);
         }
@@ -247,16 +268,108 @@ impl Contextualiser for PassThrough {
     }
 }
 
-/// The memory driver and the pass-through contextualiser.
+/// The `memory` config manager (see the module's header).
+pub(crate) struct MemoryConfig {
+    info: ConfigManagerInfo,
+    log: CallLog,
+    polls: Mutex<HashMap<String, u32>>,
+}
+
+impl MemoryConfig {
+    fn section(target: &ConfigTarget) -> serde_json::Value {
+        serde_json::from_str(&target.section).unwrap_or_default()
+    }
+
+    fn record(&self, call: Call) {
+        self.log.lock().unwrap().push(call);
+    }
+}
+
+#[async_trait]
+impl ConfigManager for MemoryConfig {
+    fn info(&self) -> &ConfigManagerInfo {
+        &self.info
+    }
+
+    async fn prepare_infra(&self, _: &ConfigTarget, infra: &InfraFacts) -> Result<(), CallError> {
+        self.record(Call::Prepare(infra.infra_id.clone()));
+        Ok(())
+    }
+
+    async fn resolve_attributes(
+        &self,
+        target: &ConfigTarget,
+        node: &ConfigNodeFacts,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, CallError> {
+        let greeting = Self::section(target)["greeting"].clone();
+        let names = serde_json::json!({"memo": {"node": node.instance_id, "greeting": greeting}});
+        Ok(names.as_object().cloned().unwrap_or_default())
+    }
+
+    async fn register_node(
+        &self,
+        _: &ConfigTarget,
+        node: &ConfigNodeFacts,
+    ) -> Result<(), CallError> {
+        self.record(Call::Register(node.instance_id.clone()));
+        Ok(())
+    }
+
+    async fn node_state(
+        &self,
+        target: &ConfigTarget,
+        node: &ConfigNodeFacts,
+    ) -> Result<ConfigState, CallError> {
+        self.record(Call::State(node.instance_id.clone()));
+        let section = Self::section(target);
+        if section["fail"].as_bool() == Some(true) {
+            return Ok(ConfigState::Failed);
+        }
+        let pending = section["pending_polls"].as_u64().unwrap_or(0) as u32;
+        let mut polls = self.polls.lock().unwrap();
+        let seen = polls.entry(node.instance_id.clone()).or_default();
+        *seen += 1;
+        Ok(if *seen > pending {
+            ConfigState::Ready
+        } else {
+            ConfigState::Pending
+        })
+    }
+
+    async fn drop_node(&self, _: &ConfigTarget, node: &ConfigNodeFacts) -> Result<(), CallError> {
+        self.record(Call::DropNode(node.instance_id.clone()));
+        Ok(())
+    }
+
+    async fn drop_infra(&self, _: &ConfigTarget, infra: &InfraFacts) -> Result<(), CallError> {
+        self.record(Call::DropInfra(infra.infra_id.clone()));
+        Ok(())
+    }
+}
+
+/// The memory driver, the pass-through contextualiser and the memory config
+/// manager.
 pub(crate) struct MemoryCloud {
     pub driver: MemoryDriver,
     contextualiser: PassThrough,
+    config: MemoryConfig,
 }
 
 impl MemoryCloud {
     pub(crate) fn new() -> Self {
+        let log = CallLog::default();
         MemoryCloud {
-            driver: MemoryDriver::new(),
+            driver: MemoryDriver::new(log.clone()),
+            config: MemoryConfig {
+                info: ConfigManagerInfo {
+                    name: "memory".into(),
+                    version: "1.0.0".into(),
+                    config_types: vec!["memory".into()],
+                    config_schema: r#"{"type": "object"}"#.into(),
+                },
+                log,
+                polls: Mutex::default(),
+            },
             contextualiser: PassThrough(ContextualiserInfo {
                 name: "cloudinit".into(),
                 version: "1.0.0".into(),
@@ -284,6 +397,17 @@ impl Plugins for MemoryCloud {
             "cloudinit" => Ok(&self.contextualiser),
             other => Err(NoPlugin {
                 kind: PluginKind::Contextualiser,
+                name: other.into(),
+                hint: String::new(),
+            }),
+        }
+    }
+
+    fn config_manager(&self, config_type: &str) -> Result<&dyn ConfigManager, NoPlugin> {
+        match config_type {
+            "memory" => Ok(&self.config),
+            other => Err(NoPlugin {
+                kind: PluginKind::ConfigManager,
                 name: other.into(),
                 hint: String::new(),
             }),

@@ -12,11 +12,13 @@
 //! rolling replacement); a failed one is replaced at once.
 
 use crate::run::Book;
-use occopus_model::render::{node_context, render_sections};
+use occopus_model::render::{
+    ResolvedNames, node_context, render_config_management, render_sections, with_config_names,
+};
 use occopus_model::stored::{basis_changes, fingerprint_of};
 use occopus_model::{AddressBook, Model, NodeSpec, Reconfigure, Renderer};
 use occopus_store::{InfraSnapshot, InstanceRecord, InstanceState, NodeTarget};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// One change.
@@ -158,7 +160,16 @@ pub struct PlanInput<'a> {
     /// Renders the templates of kept instances again, to see which would
     /// now render otherwise.
     pub renderer: &'a Renderer,
+    /// What the config managers resolved for kept instances (see
+    /// [`ResolvedForPlan`]).
+    pub resolved: &'a ResolvedForPlan,
 }
+
+/// By instance id: its config-management section as rendered now, and what
+/// its config manager resolved from that. The plan renders the section again
+/// and uses the names only when it renders the same; otherwise it cannot tell
+/// how the instance's templates would render and leaves it be.
+pub type ResolvedForPlan = HashMap<String, (serde_json::Value, ResolvedNames)>;
 
 /// Computes the plan.
 pub fn plan(input: &PlanInput<'_>) -> Plan {
@@ -296,6 +307,17 @@ fn reconfiguration(input: &PlanInput<'_>, plan: &mut Plan) {
             let context = node_context(model, node, implementation, input.infra_id, &record.id);
             // One that no longer renders (a node it reads has no instance
             // now) is left to the pass that makes one.
+            let context =
+                match render_config_management(input.renderer, implementation, &context, &book) {
+                    Ok(None) => context,
+                    Ok(Some(config)) => match input.resolved.get(&record.id) {
+                        Some((was, names)) if *was == config => {
+                            with_config_names(&context, Some(config), names.clone())
+                        }
+                        _ => continue,
+                    },
+                    Err(_) => continue,
+                };
             let Ok(now) = render_sections(input.renderer, implementation, &context, &book) else {
                 continue;
             };

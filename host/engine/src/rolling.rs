@@ -108,6 +108,7 @@ impl Orchestrator {
             nodes: HashMap::from([(node.name.clone(), tracker)]),
             halt: watch::channel(false).0,
             stop: stop.clone(),
+            config_prepared: Default::default(),
         };
         let first = store.next_seq(infra_id, &node.name)?;
         let tasks = (first..)

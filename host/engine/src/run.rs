@@ -96,6 +96,8 @@ pub(crate) struct Run {
     /// Set on the first failure or a stop: no new creation starts.
     pub(crate) halt: watch::Sender<bool>,
     pub(crate) stop: StopSignal,
+    /// The config-manager targets whose infrastructure this run prepared.
+    pub(crate) config_prepared: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Run {

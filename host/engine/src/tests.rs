@@ -527,6 +527,7 @@ async fn plans_say_what_a_changed_description_changes_and_build_carries_them_out
     let fresh = harness
         .engine
         .plan(&harness.model(INFRA, NODES, "v1"), "i1")
+        .await
         .unwrap();
     assert_eq!(
         fresh
@@ -540,11 +541,11 @@ async fn plans_say_what_a_changed_description_changes_and_build_carries_them_out
 
     let v1 = harness.model(INFRA, NODES, "v1");
     assert!(harness.build(&v1, options("i1")).await.succeeded());
-    assert!(harness.engine.plan(&v1, "i1").unwrap().is_empty());
+    assert!(harness.engine.plan(&v1, "i1").await.unwrap().is_empty());
 
     // `shop` is read by app's template only: db stays.
     let v2 = harness.model(INFRA, NODES, "v2");
-    let plan = harness.engine.plan(&v2, "i1").unwrap();
+    let plan = harness.engine.plan(&v2, "i1").await.unwrap();
     assert_eq!(plan.changes.len(), 2, "{}", plan.render());
     for change in &plan.changes {
         assert_eq!(
@@ -554,7 +555,7 @@ async fn plans_say_what_a_changed_description_changes_and_build_carries_them_out
         assert_eq!(change.reason, "changed: variables.shop");
     }
     assert!(harness.build(&v2, options("i1")).await.succeeded());
-    assert!(harness.engine.plan(&v2, "i1").unwrap().is_empty());
+    assert!(harness.engine.plan(&v2, "i1").await.unwrap().is_empty());
     let apps: Vec<_> = live_of(&harness.cloud, "app").collect();
     assert!(
         apps.iter()
@@ -563,7 +564,7 @@ async fn plans_say_what_a_changed_description_changes_and_build_carries_them_out
 
     let only_db = "infra_name: shop\nnodes:\n  - {name: db, type: db}\n";
     let smaller = harness.model(only_db, NODES, "v2");
-    let plan = harness.engine.plan(&smaller, "i1").unwrap();
+    let plan = harness.engine.plan(&smaller, "i1").await.unwrap();
     let destroys: Vec<_> = plan
         .changes
         .iter()
@@ -601,7 +602,7 @@ async fn destroy_takes_dependents_first_and_forgets_the_infra() {
         .iter()
         .filter_map(|c| match c {
             Call::Destroy(id) => Some(id),
-            Call::Create(_) => None,
+            _ => None,
         })
         .collect();
     assert_eq!(
@@ -836,7 +837,7 @@ async fn a_changed_node_is_replaced_rolling() {
         let since = harness.cloud.driver.calls().len();
 
         let v2 = harness.model(&infra, NODES, "v2");
-        let plan = harness.engine.plan(&v2, "i1").unwrap();
+        let plan = harness.engine.plan(&v2, "i1").await.unwrap();
         assert!(plan.render().contains("changed: variables.shop (rolling)"));
         let report = harness.build(&v2, options("i1")).await;
         assert!(report.succeeded(), "{:?}", report.instances);
@@ -927,7 +928,7 @@ async fn dependents_whose_templates_would_render_otherwise_are_shown_or_replaced
                 .request_scale("i1", "app", ScaleBy::Change(change), None)
                 .unwrap();
             pass().await;
-            let plan = harness.engine.plan(&model, "i1").unwrap();
+            let plan = harness.engine.plan(&model, "i1").await.unwrap();
             let apps: Vec<String> = live_of(&harness.cloud, "app").map(|a| a.address).collect();
             match reconfigure {
                 // Kept as made: out of date with 3 apps, current again with
@@ -960,7 +961,7 @@ async fn dependents_whose_templates_would_render_otherwise_are_shown_or_replaced
                     let mut apps = apps;
                     apps.sort();
                     assert_eq!(backends, apps, "lb lists the apps there are");
-                    let plan = harness.engine.plan(&model, "i1").unwrap();
+                    let plan = harness.engine.plan(&model, "i1").await.unwrap();
                     assert!(
                         plan.is_empty() && plan.outdated.is_empty(),
                         "{}",
@@ -973,4 +974,118 @@ async fn dependents_whose_templates_would_render_otherwise_are_shown_or_replaced
             assert_eq!(lb_backends(&harness).0, first_lb, "kept as made");
         }
     }
+}
+
+/// `db` has a config manager that reports it pending for three polls; `app`
+/// reads what the config manager resolved for it.
+const CONFIGURED: &str = "
+'node_def:db':
+  - resource: {type: memory, boot: 1}
+    config_management: {type: memory, pending_polls: 3, greeting: hi}
+    health_check: {ping: false}
+'node_def:app':
+  - resource: {type: memory}
+    contextualisation:
+      type: cloudinit
+      context_template: \"{{ memo.greeting }} from {{ memo.node }}, db at {{ getip('db') }}\"
+    config_management: {type: memory, greeting: \"{{ variables.shop }}\"}
+    health_check: {ping: false}
+";
+
+/// The config manager is asked where Occopus asks it: the infra prepared
+/// once, each node registered after its intent and before its create, its
+/// state polled until configured before its dependents start, its names in
+/// its templates; on destroy each node dropped after its instance, the
+/// infra last.
+#[tokio::test(start_paused = true)]
+async fn a_config_manager_is_asked_at_each_point_of_a_nodes_life() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, CONFIGURED, "v1");
+    let report = harness.build(&model, options("i1")).await;
+    assert!(report.succeeded(), "{report:?}");
+    let calls = harness.cloud.driver.calls();
+    let position = |call: &Call| calls.iter().position(|c| c == call).unwrap();
+    let records = harness.records("i1");
+    let db = records.iter().find(|r| r.node_name == "db").unwrap();
+    assert_eq!(calls[0], Call::Prepare("i1".into()), "{calls:?}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| matches!(c, Call::Prepare(_)))
+            .count(),
+        1,
+        "prepared once per run: {calls:?}"
+    );
+    for record in &records {
+        assert!(
+            position(&Call::Register(record.id.clone()))
+                < position(&Call::Create(record.id.clone())),
+            "{calls:?}"
+        );
+    }
+    let db_address = &live_of(&harness.cloud, "db").next().unwrap().address;
+    for app in live_of(&harness.cloud, "app") {
+        assert_eq!(
+            app.user_data.as_deref(),
+            Some(format!("v1 from {}, db at {db_address}", app.instance_id).as_str())
+        );
+    }
+    // db answered pending three times, then ready; only then were the apps
+    // registered.
+    let db_states: Vec<usize> = calls
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| **c == Call::State(db.id.clone()))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(db_states.len(), 4, "{calls:?}");
+    let first_app = calls
+        .iter()
+        .position(|c| matches!(c, Call::Register(id) if id.starts_with("app-")))
+        .unwrap();
+    assert!(db_states[3] < first_app, "{calls:?}");
+
+    let destroyed = harness
+        .engine
+        .destroy("i1", &Default::default(), destroying())
+        .await
+        .unwrap();
+    assert_eq!(destroyed.destroyed, 3);
+    let calls = harness.cloud.driver.calls();
+    let position = |call: &Call| calls.iter().position(|c| c == call).unwrap();
+    for record in &records {
+        let cloud_id = record.cloud_id.clone().unwrap();
+        assert!(
+            position(&Call::Destroy(cloud_id)) < position(&Call::DropNode(record.id.clone())),
+            "{calls:?}"
+        );
+    }
+    assert_eq!(
+        calls.last(),
+        Some(&Call::DropInfra("i1".into())),
+        "{calls:?}"
+    );
+}
+
+/// A node whose configuration fails fails, saying so; its dependents are
+/// never registered.
+#[tokio::test(start_paused = true)]
+async fn a_failed_configuration_fails_the_node() {
+    let harness = Harness::new();
+    let nodes = CONFIGURED.replace("pending_polls: 3,", "fail: true,");
+    let model = harness.model(INFRA, &nodes, "v1");
+    let report = harness.build(&model, options("i1")).await;
+    assert!(!report.succeeded());
+    let db = report.instances.iter().find(|i| i.node == "db").unwrap();
+    assert_eq!(
+        db.detail.as_deref(),
+        Some("its config manager reports that configuring it failed")
+    );
+    let calls = harness.cloud.driver.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| matches!(c, Call::Register(id) if id.starts_with("app-"))),
+        "{calls:?}"
+    );
 }

@@ -1,5 +1,7 @@
 //! Credentials (`auth_data.yaml`): entries under `resource:` select the
-//! resources they apply to by any of their keys; exactly one may apply.
+//! resources they apply to by any of their keys, entries under
+//! `config_management:` the config-management sections (a Chef server's
+//! `client_name` and `client_key`); exactly one may apply.
 
 use crate::diagnostics::Diagnostics;
 use crate::fields::Fields;
@@ -12,6 +14,7 @@ use serde_json::{Map, Value as Json};
 #[derive(Clone, Default)]
 pub struct AuthData {
     entries: Vec<AuthEntry>,
+    config_entries: Vec<AuthEntry>,
 }
 
 #[derive(Clone)]
@@ -23,7 +26,12 @@ struct AuthEntry {
 
 impl std::fmt::Debug for AuthData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let selectors: Vec<_> = self.entries.iter().map(|e| &e.selectors).collect();
+        let selectors: Vec<_> = self
+            .entries
+            .iter()
+            .chain(&self.config_entries)
+            .map(|e| &e.selectors)
+            .collect();
         write!(f, "AuthData({selectors:?}, values hidden)")
     }
 }
@@ -49,77 +57,102 @@ impl AuthData {
         ) else {
             return auth;
         };
-        for entry in fields.list("resource", diagnostics).unwrap_or_default() {
-            let Some(map) = entry.as_map() else {
-                diagnostics.error(
-                    &entry.location,
-                    format!("an auth_data entry must be a mapping, not {}", entry.kind()),
-                    "write `- type: ec2` followed by `auth_data: {...}`",
-                );
-                continue;
-            };
-            let Some(data) = entry.get("auth_data") else {
-                diagnostics.error(
-                    &entry.location,
-                    "this auth_data entry has no `auth_data`",
-                    "add `auth_data:` with the credentials (e.g. accesskey, secretkey)",
-                );
-                continue;
-            };
-            let credentials = match data.as_map() {
-                Some(pairs) => pairs
-                    .iter()
-                    .map(|(k, v)| {
-                        let value = match &v.value {
-                            Value::String(s) => s.clone(),
-                            _ => v.key_text(),
-                        };
-                        (k.key_text(), value)
-                    })
-                    .collect(),
-                None => {
-                    diagnostics.error(
-                        &data.location,
-                        format!("`auth_data` must be a mapping, not {}", data.kind()),
-                        "write the credentials as `key: value` pairs",
-                    );
-                    continue;
-                }
-            };
-            let selectors = map
-                .iter()
-                .filter(|(k, _)| k.as_str() != Some("auth_data"))
-                .map(|(k, v)| (k.key_text(), v.to_json()))
-                .collect();
-            auth.entries.push(AuthEntry {
-                selectors,
-                credentials,
-                location: entry.location.clone(),
-            });
-        }
+        auth.entries = entries(&fields, "resource", diagnostics);
+        auth.config_entries = entries(&fields, "config_management", diagnostics);
         auth
     }
 
     /// The credentials for `resource`: those of the one entry whose selectors
     /// all equal the resource's keys; none when no entry applies.
     pub fn select(&self, resource: &Map<String, Json>) -> Result<Credentials, AuthSelectionError> {
-        let applicable: Vec<&AuthEntry> = self
-            .entries
+        select(&self.entries, resource, "resource")
+    }
+
+    /// The credentials for a `config_management` section, chosen as
+    /// [`AuthData::select`] chooses a resource's.
+    pub fn select_config(
+        &self,
+        section: &Map<String, Json>,
+    ) -> Result<Credentials, AuthSelectionError> {
+        select(&self.config_entries, section, "config_management section")
+    }
+}
+
+/// The entries of one list (`resource` or `config_management`).
+fn entries(fields: &Fields, list: &str, diagnostics: &mut Diagnostics) -> Vec<AuthEntry> {
+    let mut entries = Vec::new();
+    for entry in fields.list(list, diagnostics).unwrap_or_default() {
+        let Some(map) = entry.as_map() else {
+            diagnostics.error(
+                &entry.location,
+                format!("an auth_data entry must be a mapping, not {}", entry.kind()),
+                "write `- type: ec2` followed by `auth_data: {...}`",
+            );
+            continue;
+        };
+        let Some(data) = entry.get("auth_data") else {
+            diagnostics.error(
+                &entry.location,
+                "this auth_data entry has no `auth_data`",
+                "add `auth_data:` with the credentials (e.g. accesskey, secretkey)",
+            );
+            continue;
+        };
+        let credentials = match data.as_map() {
+            Some(pairs) => pairs
+                .iter()
+                .map(|(k, v)| {
+                    let value = match &v.value {
+                        Value::String(s) => s.clone(),
+                        _ => v.key_text(),
+                    };
+                    (k.key_text(), value)
+                })
+                .collect(),
+            None => {
+                diagnostics.error(
+                    &data.location,
+                    format!("`auth_data` must be a mapping, not {}", data.kind()),
+                    "write the credentials as `key: value` pairs",
+                );
+                continue;
+            }
+        };
+        let selectors = map
             .iter()
-            .filter(|e| e.selectors.iter().all(|(k, v)| resource.get(k) == Some(v)))
+            .filter(|(k, _)| k.as_str() != Some("auth_data"))
+            .map(|(k, v)| (k.key_text(), v.to_json()))
             .collect();
-        match applicable.as_slice() {
-            [] => Ok(Credentials::default()),
-            [entry] => Ok(Credentials::new(entry.credentials.iter().cloned())),
-            many => Err(AuthSelectionError(format!(
-                "{} auth_data entries apply to this resource (at {}); add a selector such as `name` or `endpoint` so that exactly one does",
-                many.len(),
-                many.iter()
-                    .map(|e| e.location.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ))),
-        }
+        entries.push(AuthEntry {
+            selectors,
+            credentials,
+            location: entry.location.clone(),
+        });
+    }
+    entries
+}
+
+/// The one entry of `entries` whose selectors all equal the section's keys.
+fn select(
+    entries: &[AuthEntry],
+    section: &Map<String, Json>,
+    what: &str,
+) -> Result<Credentials, AuthSelectionError> {
+    let applicable: Vec<&AuthEntry> = entries
+        .iter()
+        .filter(|e| e.selectors.iter().all(|(k, v)| section.get(k) == Some(v)))
+        .collect();
+    match applicable.as_slice() {
+        [] => Ok(Credentials::default()),
+        [entry] => Ok(Credentials::new(entry.credentials.iter().cloned())),
+        many => Err(AuthSelectionError(format!(
+            "{} auth_data entries apply to this {what} (at {}); add a selector such as `name` or `endpoint` so that exactly one does",
+            many.len(),
+            many.iter()
+                .map(|e| e.location.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
     }
 }
 

@@ -20,7 +20,6 @@ mod load;
 pub mod location;
 pub mod model;
 pub mod node_def;
-mod puppet;
 pub mod render;
 pub mod stored;
 pub mod template;

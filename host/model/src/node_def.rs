@@ -268,6 +268,11 @@ impl Implementation {
         self.contextualisation.as_ref()?.get("type")?.as_str()
     }
 
+    /// The `config_management.type`, if the implementation has one.
+    pub fn config_management_type(&self) -> Option<&str> {
+        self.config_management.as_ref()?.get("type")?.as_str()
+    }
+
     /// Whether this implementation's resource has every key/value of `filter`.
     pub fn matches(&self, filter: &Map<String, Json>) -> bool {
         let resource = self.resource_json();

@@ -8,9 +8,10 @@ use crate::model::Model;
 use crate::node_def::Implementation;
 use crate::stored::fingerprint_of;
 use crate::template::{AddressBook, NodeContext, Renderer, TemplateError};
-use crate::yaml::Yaml;
+use crate::yaml::{Value, Yaml};
 use occopus_types::InstanceAddresses;
-use std::collections::BTreeSet;
+use serde_json::Value as Json;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// Addresses for a dry render of one node: a placeholder instance for each
@@ -61,15 +62,21 @@ fn dependencies(model: &Model, node: &str) -> BTreeSet<String> {
     found
 }
 
+/// The names a config manager resolved for one instance: the top-level
+/// template names they add (puppet_solo's `puppet`).
+pub type ResolvedNames = serde_json::Map<String, Json>;
+
 /// Renders every template of `node` (its sections, and its health checks
-/// with a placeholder `ip`) with addresses for `with_address`; returns the
-/// errors and the nodes whose addresses the templates asked for.
+/// with a placeholder `ip`) with addresses for `with_address` and the names
+/// its config manager `resolved`; returns the errors and the nodes whose
+/// addresses the templates asked for.
 fn render_with_placeholders(
     model: &Model,
     renderer: &Renderer,
     node: &NodeSpec,
     implementation: &Implementation,
     with_address: BTreeSet<String>,
+    resolved: Option<&ResolvedNames>,
 ) -> (Vec<TemplateError>, BTreeSet<String>) {
     let book = Arc::new(Placeholders {
         nodes: model.infra.nodes.iter().map(|n| n.name.clone()).collect(),
@@ -89,13 +96,16 @@ fn render_with_placeholders(
         .health_check_yaml
         .as_ref()
         .map(|section| renderer.render_yaml(section, &context, shared.clone(), &ip));
-    let errors = [
-        render_sections(renderer, implementation, &context, &shared).map(drop),
-        health.map_or(Ok(()), |r| r.map(drop)),
-    ]
-    .into_iter()
-    .filter_map(Result::err)
-    .collect();
+    let sections =
+        render_config_management(renderer, implementation, &context, &shared).and_then(|config| {
+            let names = resolved.cloned().unwrap_or_default();
+            let context = with_config_names(&context, config, names);
+            render_sections(renderer, implementation, &context, &shared)
+        });
+    let errors = [sections.map(drop), health.map_or(Ok(()), |r| r.map(drop))]
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
     let asked = book.asked.lock().map(|a| a.clone()).unwrap_or_default();
     (errors, asked)
 }
@@ -103,15 +113,27 @@ fn render_with_placeholders(
 /// Renders every template of every node with placeholder addresses for the
 /// nodes it depends on (only those are sure to exist when it is created), so
 /// that undefined names, syntax errors and addresses that will not exist yet
-/// show up before anything is created.
-pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnostics) {
+/// show up before anything is created. `resolved` holds, by node, the names
+/// its config manager resolved from its section as written.
+pub fn dry_render(
+    model: &Model,
+    renderer: &Renderer,
+    resolved: &HashMap<String, ResolvedNames>,
+    diagnostics: &mut Diagnostics,
+) {
     for node in &model.infra.nodes {
         let Some(implementation) = model.implementation(&node.name) else {
             continue;
         };
         let with_address = dependencies(model, &node.name);
-        let (errors, _) =
-            render_with_placeholders(model, renderer, node, implementation, with_address);
+        let (errors, _) = render_with_placeholders(
+            model,
+            renderer,
+            node,
+            implementation,
+            with_address,
+            resolved.get(&node.name),
+        );
         for error in errors {
             diagnostics.error(&error.location, error.describe(), &error.help);
         }
@@ -121,14 +143,21 @@ pub fn dry_render(model: &Model, renderer: &Renderer, diagnostics: &mut Diagnost
 /// The other nodes whose addresses `node`'s templates read (`getip`,
 /// `getprivip`, `getipall`), found by rendering them with placeholders
 /// (without `cmd()`: a read after a `cmd()` call in the same string is not
-/// seen).
+/// seen). Undefined names render empty here, so that a name only a config
+/// manager provides (puppet_solo's `puppet`) does not hide a read after it.
 pub fn addresses_read(model: &Model, node: &NodeSpec) -> BTreeSet<String> {
     let Some(implementation) = model.implementation(&node.name) else {
         return BTreeSet::new();
     };
     let everyone: BTreeSet<String> = model.infra.nodes.iter().map(|n| n.name.clone()).collect();
-    let (_, mut asked) =
-        render_with_placeholders(model, &Renderer::new(false), node, implementation, everyone);
+    let (_, mut asked) = render_with_placeholders(
+        model,
+        &Renderer::scanning(),
+        node,
+        implementation,
+        everyone,
+        None,
+    );
     asked.remove(&node.name);
     asked
 }
@@ -188,11 +217,6 @@ pub fn node_context(
     extra.insert("resource".into(), implementation.resource.to_json());
     if let Some(cm) = &implementation.config_management {
         extra.insert("config_management".into(), cm.to_json());
-        if cm.get("type").and_then(Yaml::as_str) == Some("puppet_solo") {
-            // Until the section is rendered (`render_sections`), the names
-            // are made of its text as written.
-            extra.insert("puppet".into(), crate::puppet::names(cm, &cm.to_json()));
-        }
     }
     NodeContext {
         infra_id: infra_id.to_string(),
@@ -225,8 +249,78 @@ impl RenderedSections {
     }
 }
 
-/// Renders a node's resource, contextualisation and config-management
-/// sections. Health-check URLs are rendered later, with the node's own `ip`.
+/// Renders a node's `config_management` section, if it has one. As Occopus
+/// does, it is rendered before the others, which see it rendered (see
+/// [`with_config_names`]) along with what its config manager resolved.
+pub fn render_config_management(
+    renderer: &Renderer,
+    implementation: &Implementation,
+    context: &NodeContext,
+    book: &Arc<dyn AddressBook>,
+) -> Result<Option<Json>, TemplateError> {
+    implementation
+        .config_management
+        .as_ref()
+        .map(|section| renderer.render_yaml(section, context, book.clone(), &[]))
+        .transpose()
+}
+
+/// The context the node's other sections render in: its config-management
+/// section as `rendered`, plus the names its config manager `resolved`.
+pub fn with_config_names(
+    context: &NodeContext,
+    rendered: Option<Json>,
+    resolved: ResolvedNames,
+) -> NodeContext {
+    let mut context = context.clone();
+    if let Some(rendered) = rendered {
+        context.extra.insert("config_management".into(), rendered);
+    }
+    context.extra.extend(resolved);
+    context
+}
+
+/// A rendered section as JSON text whose mapping keys keep the order of the
+/// section as written (`raw`): the JSON values here forget it, and a config
+/// manager may depend on it (puppet_solo joins a mapping's keys in order).
+pub fn ordered_json(raw: &Yaml, rendered: &Json) -> String {
+    let mut out = String::new();
+    write_ordered(raw, rendered, &mut out);
+    out
+}
+
+fn write_ordered(raw: &Yaml, rendered: &Json, out: &mut String) {
+    match (&raw.value, rendered) {
+        (Value::Map(entries), Json::Object(values)) => {
+            out.push('{');
+            let keys = entries.iter().map(|(key, raw)| (key.key_text(), raw));
+            for (index, (key, raw)) in keys.filter(|(k, _)| values.contains_key(k)).enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Json::String(key.clone()).to_string());
+                out.push(':');
+                write_ordered(raw, &values[&key], out);
+            }
+            out.push('}');
+        }
+        (Value::Seq(items), Json::Array(values)) => {
+            out.push('[');
+            for (index, (raw, value)) in items.iter().zip(values).enumerate() {
+                if index > 0 {
+                    out.push(',');
+                }
+                write_ordered(raw, value, out);
+            }
+            out.push(']');
+        }
+        _ => out.push_str(&rendered.to_string()),
+    }
+}
+
+/// Renders a node's resource and contextualisation sections, in a context
+/// made by [`with_config_names`] when the node has a config-management
+/// section. Health-check URLs are rendered later, with the node's own `ip`.
 pub fn render_sections(
     renderer: &Renderer,
     implementation: &Implementation,
@@ -237,19 +331,6 @@ pub fn render_sections(
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
-    // As Occopus does, the config-management section is rendered first, and
-    // the other sections see it rendered (with puppet_solo's names made of
-    // the rendered values).
-    let mut context = std::borrow::Cow::Borrowed(context);
-    if let Some(cm) = &implementation.config_management {
-        let rendered = renderer.render_yaml(cm, &context, book.clone(), &[])?;
-        if cm.get("type").and_then(Yaml::as_str) == Some("puppet_solo") {
-            let extra = &mut context.to_mut().extra;
-            extra.insert("puppet".into(), crate::puppet::names(cm, &rendered));
-            extra.insert("config_management".into(), rendered);
-        }
-    }
-    let context = context.as_ref();
     let resource =
         object(renderer.render_yaml(&implementation.resource, context, book.clone(), &[])?);
     let contextualisation = implementation

@@ -103,12 +103,27 @@ pub fn variables_used<'a>(templates: impl Iterator<Item = &'a str>) -> Option<BT
 #[derive(Clone)]
 pub struct Renderer {
     allow_commands: bool,
+    undefined: UndefinedBehavior,
 }
 
 impl Renderer {
-    /// A renderer; `allow_commands` enables `cmd()`.
+    /// A renderer; `allow_commands` enables `cmd()`. An undefined name is an
+    /// error.
     pub fn new(allow_commands: bool) -> Self {
-        Renderer { allow_commands }
+        Renderer {
+            allow_commands,
+            undefined: UndefinedBehavior::Strict,
+        }
+    }
+
+    /// A renderer for scanning what templates ask for: no `cmd()`, and an
+    /// undefined name (or any attribute of one) renders empty instead of
+    /// stopping the template.
+    pub fn scanning() -> Self {
+        Renderer {
+            allow_commands: false,
+            undefined: UndefinedBehavior::Chainable,
+        }
     }
 
     /// Renders every string in `yaml` and returns the result as JSON.
@@ -139,7 +154,7 @@ impl Renderer {
 
     fn environment(&self, addresses: Arc<dyn AddressBook>) -> Environment<'static> {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_undefined_behavior(self.undefined);
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         env.set_fuel(Some(10_000_000));
         let book = addresses.clone();

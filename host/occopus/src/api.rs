@@ -152,10 +152,10 @@ impl Occopus {
 
     /// What building the files onto `infra_id` (default: the description's
     /// `infra_id`; none: a new infra) would change; nothing is touched.
-    pub fn plan(&self, sources: &Sources, infra_id: Option<&str>) -> Result<Plan, ApiError> {
+    pub async fn plan(&self, sources: &Sources, infra_id: Option<&str>) -> Result<Plan, ApiError> {
         let model = self.valid_model(sources)?;
         let infra_id = infra_id.or(model.infra.id.as_deref()).unwrap_or_default();
-        Ok(self.orchestrator.plan(&model, infra_id)?)
+        Ok(self.orchestrator.plan(&model, infra_id).await?)
     }
 
     /// One maintenance pass over `infra_id` (see [`occopus_engine::maintain`]).

@@ -62,10 +62,13 @@ pub async fn check_driver(
     let runtime = plugin_runtime(&config.plugins)?;
     let driver = match runtime.load_file(check.file.clone()).await? {
         Plugin::Driver(driver) => driver,
-        Plugin::Contextualiser(_) => {
+        other => {
             return Err(ApiError::BadResource {
                 path: check.file.display().to_string(),
-                problem: "is a contextualiser; `plugins check` checks cloud drivers".into(),
+                problem: format!(
+                    "is a {}; `plugins check` checks cloud drivers",
+                    other.kind()
+                ),
             });
         }
     };

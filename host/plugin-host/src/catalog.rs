@@ -6,13 +6,14 @@
 //!    ones are in `occopus-builtin-plugins`);
 //! 2. every `*.wasm` file in the plugin directory (in file-name order), so
 //!    dropping a component there replaces a driver without rebuilding occopus;
-//! 3. the explicit `plugins.drivers` / `plugins.contextualisers` mappings of the
-//!    config, which bind a type to a file whatever the file says it serves.
+//! 3. the explicit `plugins.drivers` / `plugins.contextualisers` /
+//!    `plugins.config_managers` mappings of the config, which bind a type to a file whatever the file says it serves.
 //!
 //! A broken file in the plugin directory does not stop the others: it is kept
 //! as a [`LoadFailure`], shown by `occopus plugins list` and named when its type
 //! is asked for. A broken explicitly mapped file is an error.
 
+use crate::config_manager::ConfigManagerPlugin;
 use crate::contextualiser::ContextualiserPlugin;
 use crate::driver::DriverPlugin;
 use crate::error::RuntimeError;
@@ -20,7 +21,7 @@ use crate::plugin::Plugin;
 use crate::provenance::PluginOrigin;
 use crate::runtime::PluginRuntime;
 use crate::settings::PluginSettings;
-use occopus_types::{Contextualiser, Driver, NoPlugin, PluginKind, Plugins};
+use occopus_types::{ConfigManager, Contextualiser, Driver, NoPlugin, PluginKind, Plugins};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,7 @@ pub struct PluginCatalog {
     plugins: Vec<Plugin>,
     drivers: BTreeMap<String, DriverPlugin>,
     contextualisers: BTreeMap<String, ContextualiserPlugin>,
+    config_managers: BTreeMap<String, ConfigManagerPlugin>,
     failures: Vec<LoadFailure>,
     plugin_dir: Option<PathBuf>,
 }
@@ -65,6 +67,7 @@ impl PluginCatalog {
             plugins: Vec::new(),
             drivers: BTreeMap::new(),
             contextualisers: BTreeMap::new(),
+            config_managers: BTreeMap::new(),
             failures: Vec::new(),
             plugin_dir: plugin_dir.clone(),
         };
@@ -85,11 +88,12 @@ impl PluginCatalog {
                 }
             }
         }
-        for (name, path) in &settings.drivers {
-            let plugin = runtime.load_file(path.clone()).await?;
-            catalog.add(plugin, Some(name));
-        }
-        for (name, path) in &settings.contextualisers {
+        let mapped = settings
+            .drivers
+            .iter()
+            .chain(&settings.contextualisers)
+            .chain(&settings.config_managers);
+        for (name, path) in mapped {
             let plugin = runtime.load_file(path.clone()).await?;
             catalog.add(plugin, Some(name));
         }
@@ -109,6 +113,9 @@ impl PluginCatalog {
                 }
                 Plugin::Contextualiser(c) => {
                     self.contextualisers.insert(ty, c.clone());
+                }
+                Plugin::ConfigManager(m) => {
+                    self.config_managers.insert(ty, m.clone());
                 }
             }
         }
@@ -147,6 +154,10 @@ impl PluginCatalog {
                 .contextualisers
                 .values()
                 .any(|c| &c.load_report().origin == origin),
+            Plugin::ConfigManager(_) => self
+                .config_managers
+                .values()
+                .any(|m| &m.load_report().origin == origin),
         }
     }
 
@@ -164,6 +175,13 @@ impl PluginCatalog {
             .ok_or_else(|| self.missing(PluginKind::Contextualiser, context_type))
     }
 
+    /// The config manager serving a `config_management.type`.
+    pub fn config_manager(&self, config_type: &str) -> Result<&ConfigManagerPlugin, NoPlugin> {
+        self.config_managers
+            .get(config_type)
+            .ok_or_else(|| self.missing(PluginKind::ConfigManager, config_type))
+    }
+
     /// Finds the plugins with this name or serving this type, one per kind
     /// (a driver and a contextualiser may share a name, as `docker` does),
     /// preferring the active one of each kind.
@@ -171,28 +189,33 @@ impl PluginCatalog {
         let matches = |p: &&Plugin| {
             p.name() == name_or_type || p.types_served().iter().any(|t| t == name_or_type)
         };
-        [PluginKind::Driver, PluginKind::Contextualiser]
-            .into_iter()
-            .filter_map(|kind| {
-                let of_kind = |p: &&Plugin| matches(p) && p.kind() == kind;
-                self.plugins
-                    .iter()
-                    .rev()
-                    .filter(of_kind)
-                    .find(|p| self.is_active(p))
-                    .or_else(|| self.plugins.iter().rev().find(of_kind))
-            })
-            .collect()
+        [
+            PluginKind::Driver,
+            PluginKind::Contextualiser,
+            PluginKind::ConfigManager,
+        ]
+        .into_iter()
+        .filter_map(|kind| {
+            let of_kind = |p: &&Plugin| matches(p) && p.kind() == kind;
+            self.plugins
+                .iter()
+                .rev()
+                .filter(of_kind)
+                .find(|p| self.is_active(p))
+                .or_else(|| self.plugins.iter().rev().find(of_kind))
+        })
+        .collect()
     }
 
     fn missing(&self, kind: PluginKind, name: &str) -> NoPlugin {
         let served: Vec<&String> = match kind {
             PluginKind::Driver => self.drivers.keys().collect(),
             PluginKind::Contextualiser => self.contextualisers.keys().collect(),
+            PluginKind::ConfigManager => self.config_managers.keys().collect(),
         };
         let mut hint = format!(
             "; installed {kind}s serve: {}. Put a component serving `{name}` in {} or map it \
-             under `plugins.{kind}s` in the occopus config",
+             under `plugins.{}s` in the occopus config",
             served
                 .iter()
                 .map(|s| s.as_str())
@@ -203,6 +226,7 @@ impl PluginCatalog {
                 .map_or("the plugin directory".to_owned(), |d| d
                     .display()
                     .to_string()),
+            kind.as_str().replace('-', "_"),
         );
         for failure in &self.failures {
             hint.push_str(&format!(
@@ -226,6 +250,10 @@ impl Plugins for PluginCatalog {
 
     fn contextualiser(&self, context_type: &str) -> Result<&dyn Contextualiser, NoPlugin> {
         PluginCatalog::contextualiser(self, context_type).map(|c| c as &dyn Contextualiser)
+    }
+
+    fn config_manager(&self, config_type: &str) -> Result<&dyn ConfigManager, NoPlugin> {
+        PluginCatalog::config_manager(self, config_type).map(|m| m as &dyn ConfigManager)
     }
 }
 

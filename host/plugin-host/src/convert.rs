@@ -1,25 +1,80 @@
 //! The contract's data between its plain Rust form (`occopus-types`, what
 //! the engine speaks) and the bindings wasmtime generates from the WIT.
 
-use crate::bindings::{contextualiser_api, driver_api, types};
+use crate::bindings::{config_manager_api, contextualiser_api, driver_api, types};
 use occopus_types::{
-    CloudState, CloudTarget, ContainerSpec, ContextualiserInfo, CreateRequest, DriverInfo,
+    CloudState, CloudTarget, ConfigManagerInfo, ConfigNodeFacts, ConfigState, ConfigTarget,
+    ContainerSpec, ContextualiserInfo, CreateRequest, Credentials, DriverInfo, InfraFacts,
     InstanceStatus, InstanceTags, KeyValue, ListedInstance, NodeFacts, Payload,
 };
+
+fn key_values(credentials: &Credentials) -> Vec<types::KeyValue> {
+    credentials
+        .pairs()
+        .iter()
+        .map(|(key, value)| types::KeyValue {
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .collect()
+}
 
 impl From<&CloudTarget> for driver_api::Target {
     fn from(target: &CloudTarget) -> Self {
         driver_api::Target {
             resource: serde_json::Value::Object(target.resource.clone()).to_string(),
-            credentials: target
-                .credentials
-                .pairs()
-                .iter()
-                .map(|(key, value)| types::KeyValue {
-                    key: key.clone(),
-                    value: value.clone(),
-                })
-                .collect(),
+            credentials: key_values(&target.credentials),
+        }
+    }
+}
+
+impl From<&ConfigTarget> for config_manager_api::Target {
+    fn from(target: &ConfigTarget) -> Self {
+        config_manager_api::Target {
+            section: target.section.clone(),
+            credentials: key_values(&target.credentials),
+        }
+    }
+}
+
+impl From<&InfraFacts> for config_manager_api::InfraFacts {
+    fn from(infra: &InfraFacts) -> Self {
+        config_manager_api::InfraFacts {
+            infra_id: infra.infra_id.clone(),
+            infra_name: infra.infra_name.clone(),
+        }
+    }
+}
+
+impl From<&ConfigNodeFacts> for config_manager_api::NodeFacts {
+    fn from(node: &ConfigNodeFacts) -> Self {
+        config_manager_api::NodeFacts {
+            infra: (&node.infra).into(),
+            node_name: node.node_name.clone(),
+            instance_id: node.instance_id.clone(),
+            attributes: serde_json::Value::Object(node.attributes.clone()).to_string(),
+        }
+    }
+}
+
+impl From<config_manager_api::ConfigState> for ConfigState {
+    fn from(state: config_manager_api::ConfigState) -> Self {
+        match state {
+            config_manager_api::ConfigState::Pending => ConfigState::Pending,
+            config_manager_api::ConfigState::Ready => ConfigState::Ready,
+            config_manager_api::ConfigState::Failed => ConfigState::Failed,
+            config_manager_api::ConfigState::Unknown => ConfigState::Unknown,
+        }
+    }
+}
+
+impl From<config_manager_api::ConfigManagerInfo> for ConfigManagerInfo {
+    fn from(info: config_manager_api::ConfigManagerInfo) -> Self {
+        ConfigManagerInfo {
+            name: info.name,
+            version: info.version,
+            config_types: info.config_types,
+            config_schema: info.config_schema,
         }
     }
 }

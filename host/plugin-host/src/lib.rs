@@ -19,6 +19,7 @@ pub mod allow_list;
 mod bindings;
 pub mod cache;
 pub mod catalog;
+pub mod config_manager;
 pub mod contextualiser;
 pub mod contract;
 mod convert;
@@ -35,6 +36,7 @@ pub mod unix_bridge;
 pub mod wasm_engine;
 
 pub use catalog::{Builtin, LoadFailure, PluginCatalog};
+pub use config_manager::ConfigManagerPlugin;
 pub use contextualiser::ContextualiserPlugin;
 pub use contract::{CONTRACT_VERSION, contract_compatible};
 pub use driver::DriverPlugin;

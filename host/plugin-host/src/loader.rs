@@ -4,6 +4,7 @@
 
 use crate::bindings;
 use crate::cache;
+use crate::config_manager::ConfigManagerPlugin;
 use crate::contextualiser::ContextualiserPlugin;
 use crate::contract::{CONTRACT_PACKAGE, CONTRACT_VERSION, contract_compatible};
 use crate::driver::DriverPlugin;
@@ -102,6 +103,26 @@ impl PluginRuntime {
                     report,
                 ))
             }
+            PluginKind::ConfigManager => {
+                let pre = bindings::config_manager::ConfigManagerPluginPre::new(pre)
+                    .map_err(link_error)?;
+                let info = self
+                    .describe(&origin, async |store| {
+                        let bindings = pre.instantiate_async(&mut *store).await?;
+                        let manager = bindings.occopus_plugin_config_manager();
+                        manager.call_describe(&mut *store).await
+                    })
+                    .await?;
+                let policy = self.base_policy(&info.name)?;
+                let report = report.loaded_since(started);
+                Plugin::ConfigManager(ConfigManagerPlugin::new(
+                    self.clone(),
+                    pre,
+                    info,
+                    policy,
+                    report,
+                ))
+            }
         })
     }
 
@@ -140,6 +161,7 @@ impl PluginRuntime {
             let kind = match interface {
                 "driver" => PluginKind::Driver,
                 "contextualiser" => PluginKind::Contextualiser,
+                "config-manager" => PluginKind::ConfigManager,
                 _ => return None,
             };
             Some((kind, version.to_owned()))

@@ -5,7 +5,9 @@
 //! in `driver.rs` and `contextualiser.rs`.
 
 use crate::allow_list::AllowList;
-use crate::bindings::{contextualiser_api, driver_api, logging, session, types};
+use crate::bindings::{
+    config_manager_api, contextualiser_api, driver_api, logging, session, types,
+};
 use crate::cache::CompiledCache;
 use crate::error::{ContractError, RuntimeError, Violation};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
@@ -347,6 +349,21 @@ impl AnswerSize for contextualiser_api::ContextualiserInfo {
             + self.version.len()
             + self.context_types.answer_size()
             + self.context_schema.len()
+    }
+}
+
+impl AnswerSize for config_manager_api::ConfigManagerInfo {
+    fn answer_size(&self) -> usize {
+        self.name.len()
+            + self.version.len()
+            + self.config_types.answer_size()
+            + self.config_schema.len()
+    }
+}
+
+impl AnswerSize for config_manager_api::ConfigState {
+    fn answer_size(&self) -> usize {
+        0
     }
 }
 

@@ -9,6 +9,8 @@
 //!     ec2: ./my-ec2.wasm
 //!   contextualisers:                  # contextualisation.type -> component file
 //!     cloudinit: ./my-cloudinit.wasm
+//!   config_managers:                  # config_management.type -> component file
+//!     chef: ./my-chef.wasm
 //!   allowed_hosts: [metadata.example.org, "*.s3.example.org:443"]
 //!   limits: {call_deadline_secs: 60, memory_limit_mib: 64, max_result_mib: 16}
 //!   settings:                         # per plugin name
@@ -35,6 +37,9 @@ pub struct PluginSettings {
     /// Explicit `contextualisation.type` -> component file mappings.
     #[serde(default)]
     pub contextualisers: BTreeMap<String, PathBuf>,
+    /// Explicit `config_management.type` -> component file mappings.
+    #[serde(default)]
+    pub config_managers: BTreeMap<String, PathBuf>,
     /// Hosts every driver may reach besides its resource's endpoint.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
@@ -110,6 +115,7 @@ impl PluginSettings {
         self.cache_dir.iter_mut().for_each(absolute);
         self.drivers.values_mut().for_each(absolute);
         self.contextualisers.values_mut().for_each(absolute);
+        self.config_managers.values_mut().for_each(absolute);
     }
 
     /// This plugin's overrides, if the configuration has any.

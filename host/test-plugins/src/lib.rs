@@ -5,7 +5,9 @@
 //! - `contract-next`: a driver built against a future major version of the
 //!   contract;
 //! - `contract-previous`: a driver built against contract 0.1.0, the minor
-//!   version before this host's;
+//!   minor version of the first release;
+//! - `contract-0.1.1`: a driver built against contract 0.1.1, which keeps a
+//!   count in its session;
 //! - `restcloud`: the SDK's example driver.
 
 use std::path::PathBuf;
@@ -33,6 +35,11 @@ pub fn contract_next() -> PathBuf {
 /// The driver built against contract 0.1.0.
 pub fn contract_previous() -> PathBuf {
     dir().join("occopus_test_contract_previous.wasm")
+}
+
+/// The driver built against contract 0.1.1 (with a session).
+pub fn contract_0_1_1() -> PathBuf {
+    dir().join("occopus_test_contract_0_1_1.wasm")
 }
 
 /// The SDK's example driver, `restcloud`.

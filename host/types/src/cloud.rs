@@ -388,14 +388,18 @@ pub enum PluginKind {
     Driver,
     /// A contextualiser.
     Contextualiser,
+    /// A config manager (contract 0.1.2).
+    #[serde(rename = "config-manager")]
+    ConfigManager,
 }
 
 impl PluginKind {
-    /// `driver` or `contextualiser`.
+    /// `driver`, `contextualiser` or `config-manager`.
     pub fn as_str(self) -> &'static str {
         match self {
             PluginKind::Driver => "driver",
             PluginKind::Contextualiser => "contextualiser",
+            PluginKind::ConfigManager => "config-manager",
         }
     }
 }
@@ -422,14 +426,6 @@ impl crate::HasErrorCode for NoPlugin {
     fn code(&self) -> crate::ErrorCode {
         crate::ErrorCode::PluginUnavailable
     }
-}
-
-/// The installed plugins, by the type each serves.
-pub trait Plugins: Send + Sync {
-    /// The driver serving a `resource.type`.
-    fn driver(&self, resource_type: &str) -> Result<&dyn Driver, NoPlugin>;
-    /// The contextualiser serving a `contextualisation.type`.
-    fn contextualiser(&self, context_type: &str) -> Result<&dyn Contextualiser, NoPlugin>;
 }
 
 #[cfg(test)]

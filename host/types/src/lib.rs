@@ -2,7 +2,8 @@
 //! to depend on another for them:
 //!
 //! - [`cloud`]: the plugin contract's data as Rust types, and the [`Driver`],
-//!   [`Contextualiser`] and [`Plugins`] traits the engine calls clouds through
+//!   [`Contextualiser`] and [`Plugins`] traits (and, in [`config`], the
+//!   [`ConfigManager`] one) the engine calls clouds through
 //!   (the plugin host implements them with WebAssembly components, tests with
 //!   in-memory clouds);
 //! - [`Credentials`]: the `auth_data` selected for one resource;
@@ -14,19 +15,25 @@
 //! Nothing here does I/O.
 
 pub mod cloud;
+pub mod config;
 mod credentials;
 mod error_code;
 mod instance;
+mod plugins;
 
 pub use cloud::{
     CallError, CallErrorKind, CloudState, CloudTarget, ContainerSpec, Contextualiser,
     ContextualiserInfo, ContractErrorKind, CreateRequest, Driver, DriverInfo, InstanceStatus,
-    InstanceTags, KeyValue, ListedInstance, NoPlugin, NodeFacts, Payload, PluginKind, Plugins,
+    InstanceTags, KeyValue, ListedInstance, NoPlugin, NodeFacts, Payload, PluginKind,
     ResourceSection, resource_type,
+};
+pub use config::{
+    ConfigManager, ConfigManagerInfo, ConfigNodeFacts, ConfigState, ConfigTarget, InfraFacts,
 };
 pub use credentials::Credentials;
 pub use error_code::{ErrorCode, HasErrorCode};
 pub use instance::{InstanceAddresses, Scaling};
+pub use plugins::Plugins;
 
 /// Milliseconds since the Unix epoch: the time stamps of records and events.
 pub fn now_ms() -> i64 {

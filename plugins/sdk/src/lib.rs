@@ -7,8 +7,9 @@
 //! logging, JSON parsing of the resource section and a small HTTP client over
 //! `wasi:http` (the only network access a driver has).
 //!
-//! Enable the feature of the kind of plugin you write, `driver` or
-//! `contextualiser`, implement its `Guest` trait and export it:
+//! Enable the feature of the kind of plugin you write, `driver`,
+//! `contextualiser` or `config-manager`, implement its `Guest` trait and
+//! export it:
 //!
 //! ```ignore
 //! use occopus_plugin_sdk::driver::*;
@@ -30,8 +31,8 @@ pub mod common {
         inline: "
             package occopus:sdk;
             world common {
-                import occopus:plugin/types@0.1.1;
-                import occopus:plugin/logging@0.1.1;
+                import occopus:plugin/types@0.1.2;
+                import occopus:plugin/logging@0.1.2;
             }
         ",
         world: "occopus:sdk/common",
@@ -53,8 +54,8 @@ pub mod driver {
         path: "wit",
         world: "occopus:plugin/driver-plugin",
         with: {
-            "occopus:plugin/types@0.1.1": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.1": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
         },
         generate_all,
         pub_export_macro: true,
@@ -96,8 +97,8 @@ pub mod contextualiser {
         path: "wit",
         world: "occopus:plugin/contextualiser-plugin",
         with: {
-            "occopus:plugin/types@0.1.1": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.1": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
         },
         pub_export_macro: true,
         export_macro_name: "export_contextualiser",
@@ -108,6 +109,37 @@ pub mod contextualiser {
         ContextualiserInfo, Guest as Contextualiser, NodeFacts,
     };
     pub use crate::{ContainerSpec, KeyValue, Level, Payload, PluginError};
+}
+
+/// Bindings of the `config-manager-plugin` world (contract 0.1.2): implement
+/// [`config_manager::ConfigManager`] and call
+/// [`config_manager::export_config_manager!`]. A config manager has the same
+/// HTTP client ([`http`]) and clocks ([`clock`]) as a driver.
+#[cfg(feature = "config-manager")]
+pub mod config_manager {
+    wit_bindgen::generate!({
+        path: "wit",
+        world: "occopus:plugin/config-manager-plugin",
+        with: {
+            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
+            "wasi:http/types@0.2.12": crate::driver::wasi::http::types,
+            "wasi:http/outgoing-handler@0.2.12": crate::driver::wasi::http::outgoing_handler,
+            "wasi:io/error@0.2.12": crate::driver::wasi::io::error,
+            "wasi:io/poll@0.2.12": crate::driver::wasi::io::poll,
+            "wasi:io/streams@0.2.12": crate::driver::wasi::io::streams,
+            "wasi:clocks/monotonic-clock@0.2.12": crate::driver::wasi::clocks::monotonic_clock,
+            "wasi:clocks/wall-clock@0.2.12": crate::driver::wasi::clocks::wall_clock,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_config_manager",
+        default_bindings_module: "occopus_plugin_sdk::config_manager",
+    });
+
+    pub use self::exports::occopus::plugin::config_manager::{
+        ConfigManagerInfo, ConfigState, Guest as ConfigManager, InfraFacts, NodeFacts, Target,
+    };
+    pub use crate::{KeyValue, Level, PluginError};
 }
 
 #[cfg(feature = "driver")]
