@@ -234,6 +234,31 @@ impl Orchestrator {
         Ok((context, Some(config)))
     }
 
+    /// What the config manager of an instance whose node's templates render
+    /// in `context` says of it now; none without one (a maintenance pass's
+    /// observation).
+    pub(crate) async fn configuration_state(
+        &self,
+        model: &Model,
+        implementation: &Implementation,
+        context: &NodeContext,
+        book: &Arc<dyn AddressBook>,
+    ) -> Result<Option<ConfigState>, InstanceFailure> {
+        let rendering = Rendering::With(book, &self.inner.renderer);
+        let Some((config, _)) =
+            node_config(self.plugins(), model, implementation, context, rendering)?
+        else {
+            return Ok(None);
+        };
+        self.with_retries(|| config.manager.node_state(&config.target, &config.facts))
+            .await
+            .map(Some)
+            .map_err(|source| InstanceFailure::ConfigManagement {
+                operation: "node-state",
+                source,
+            })
+    }
+
     /// Registers the node before its instance is created, the
     /// infrastructure prepared first (once per run and config target).
     /// `attributes` are the node's rendered `contextualisation.attributes`.

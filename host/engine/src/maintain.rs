@@ -27,7 +27,7 @@ use crate::stop::StopSignal;
 use occopus_model::render::node_context;
 use occopus_model::{AddressBook, AuthData, Model};
 use occopus_store::{InstanceRecord, InstanceState, NodeTarget};
-use occopus_types::{CloudState, now_ms};
+use occopus_types::{CloudState, ConfigState, now_ms};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -219,8 +219,19 @@ impl Orchestrator {
             }
             CloudState::Pending | CloudState::Unknown => return Ok(None),
         }
-        let addresses = status.addresses();
         let context = node_context(model, node, implementation, infra_id, &record.id);
+        // As in Occopus, what its config manager says is part of its state:
+        // failed fails it; not configured (any more) leaves it be.
+        match self
+            .configuration_state(model, implementation, &context, &book)
+            .await
+        {
+            Ok(None | Some(ConfigState::Ready)) => {}
+            Ok(Some(ConfigState::Failed)) => return Ok(Some(InstanceFailure::ConfigFailed)),
+            Ok(Some(ConfigState::Pending | ConfigState::Unknown)) => return Ok(None),
+            Err(e) => return unobservable(&e),
+        }
+        let addresses = status.addresses();
         let probes = match self.probes(implementation, &context, &book, &addresses) {
             Ok(probes) => probes,
             Err(why) => return Ok(Some(why.into())),

@@ -14,7 +14,8 @@
 //!   `transient`.
 //!
 //! The config manager's section: `pending_polls: N` (each node is pending
-//! for its first N state calls), `fail: true` (configuring fails); it
+//! for its first N state calls), `fail: true` (configuring fails; a test can
+//! also fail one node's configuration later); it
 //! resolves `memo.node` (the instance id) and `memo.greeting` (the
 //! section's `greeting`) for the templates.
 
@@ -273,9 +274,15 @@ pub(crate) struct MemoryConfig {
     info: ConfigManagerInfo,
     log: CallLog,
     polls: Mutex<HashMap<String, u32>>,
+    failed: Mutex<HashSet<String>>,
 }
 
 impl MemoryConfig {
+    /// From now on, the configuration of `instance_id` has failed.
+    pub(crate) fn fail(&self, instance_id: &str) {
+        self.failed.lock().unwrap().insert(instance_id.to_string());
+    }
+
     fn section(target: &ConfigTarget) -> serde_json::Value {
         serde_json::from_str(&target.section).unwrap_or_default()
     }
@@ -322,7 +329,9 @@ impl ConfigManager for MemoryConfig {
     ) -> Result<ConfigState, CallError> {
         self.record(Call::State(node.instance_id.clone()));
         let section = Self::section(target);
-        if section["fail"].as_bool() == Some(true) {
+        if section["fail"].as_bool() == Some(true)
+            || self.failed.lock().unwrap().contains(&node.instance_id)
+        {
             return Ok(ConfigState::Failed);
         }
         let pending = section["pending_polls"].as_u64().unwrap_or(0) as u32;
@@ -352,7 +361,7 @@ impl ConfigManager for MemoryConfig {
 pub(crate) struct MemoryCloud {
     pub driver: MemoryDriver,
     contextualiser: PassThrough,
-    config: MemoryConfig,
+    pub config: MemoryConfig,
 }
 
 impl MemoryCloud {
@@ -369,6 +378,7 @@ impl MemoryCloud {
                 },
                 log,
                 polls: Mutex::default(),
+                failed: Mutex::default(),
             },
             contextualiser: PassThrough(ContextualiserInfo {
                 name: "cloudinit".into(),

@@ -1089,3 +1089,44 @@ async fn a_failed_configuration_fails_the_node() {
         "{calls:?}"
     );
 }
+
+/// A maintenance pass asks the config manager too, as Occopus's state query
+/// does: an instance whose configuration failed is replaced (dropped from
+/// the config manager, a new one registered).
+#[tokio::test(start_paused = true)]
+async fn a_maintenance_pass_replaces_an_instance_whose_configuration_failed() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, CONFIGURED, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let db = harness
+        .records("i1")
+        .into_iter()
+        .find(|r| r.node_name == "db")
+        .unwrap();
+    harness.cloud.config.fail(&db.id);
+    let pass = harness
+        .engine
+        .maintain_pass("i1", &Default::default(), &upkeep(StopSignal::never()))
+        .await
+        .unwrap();
+    assert_eq!(
+        pass.found_failed,
+        [(
+            db.id.clone(),
+            "its config manager reports that configuring it failed".to_string()
+        )]
+    );
+    let replacement = harness
+        .records("i1")
+        .into_iter()
+        .find(|r| r.node_name == "db")
+        .unwrap();
+    assert_ne!(replacement.id, db.id);
+    assert_eq!(replacement.state, InstanceState::Ready);
+    let calls = harness.cloud.driver.calls();
+    assert!(calls.contains(&Call::DropNode(db.id.clone())), "{calls:?}");
+    assert!(
+        calls.contains(&Call::Register(replacement.id.clone())),
+        "{calls:?}"
+    );
+}
