@@ -117,7 +117,7 @@ impl Goiardi {
     }
 }
 
-const INFRA: &str = "infra_id: shop\ninfra_name: shop\nuser_id: someone@example.org\nnodes:\n  - &W {name: web, type: web}\n  - &A {name: app, type: app}\ndependencies:\n  - [*A, *W]\n";
+const INFRA: &str = "infra_id: shop\ninfra_name: shop\nuser_id: someone@example.org\nnodes:\n  - &W {name: web, type: web}\n  - &A {name: app, type: app}\ndependencies:\n  - connection: [*A, *W]\n    mappings:\n      - attributes: [fqdn, app.web_fqdn]\n        synch: true\n";
 
 fn nodes(endpoint: &str) -> String {
     let cloud_config = "\"#cloud-config\\nruncmd:\\n  - exec sleep 600\\n\"";
@@ -141,8 +141,9 @@ fn auth_data(occopus: &Occopus, key: &std::path::Path) -> String {
 }
 
 /// A two-node infra: the environment, each node's role and the nodes with
-/// their run lists and attributes are on the server before the instances
-/// are made; a node is ready only once its chef-client run reported in (its
+/// their run lists and attributes (Occopus's `connections` from the
+/// dependency's `mappings` among them) are on the server before the
+/// instances are made; a node is ready only once its chef-client run reported in (its
 /// dependent is not even registered before); destroy leaves nothing on the
 /// server. The web node signs with protocol 1.0, the app node with 1.3.
 #[test]
@@ -172,7 +173,7 @@ fn a_chef_infra_registers_waits_for_reports_and_leaves_nothing() {
     );
     assert_eq!(
         node["normal"],
-        json!({"apache": {"listen_ports": [80, 8080], "owner": "shop"}})
+        json!({"apache": {"listen_ports": [80, 8080], "owner": "shop"}, "connections": []})
     );
     // Running, but not ready: its chef-client has not reported, so its
     // dependent is not registered and the build goes on waiting.
@@ -197,7 +198,19 @@ fn a_chef_infra_registers_waits_for_reports_and_leaves_nothing() {
         ])
     );
     let web_address = address(&instances(&occopus.report("shop"), "web")[0]);
-    assert_eq!(node["normal"], json!({"app": {"web_address": web_address}}));
+    assert_eq!(
+        node["normal"],
+        json!({
+            "app": {"web_address": web_address},
+            // Occopus's attribute for its `connect` cookbook, from the
+            // dependency's `mappings`.
+            "connections": [{
+                "source_role": "shop_web",
+                "source_attribute": "fqdn",
+                "destination_attribute": "app.web_fqdn",
+            }],
+        })
+    );
     goiardi.report_chef_client_run(app);
     let output = build.wait_with_output().unwrap();
     assert!(

@@ -261,17 +261,23 @@ impl Orchestrator {
 
     /// Registers the node before its instance is created, the
     /// infrastructure prepared first (once per run and config target).
-    /// `attributes` are the node's rendered `contextualisation.attributes`.
+    /// `attributes` are the node's rendered `contextualisation.attributes`;
+    /// as Occopus does, `connections` is added to them.
     pub(crate) async fn register(
         &self,
         run: &Run,
         config: &mut NodeConfig<'_>,
         attributes: Option<&Json>,
     ) -> Result<(), Halted> {
-        config.facts.attributes = attributes
+        let mut attributes = attributes
             .and_then(Json::as_object)
             .cloned()
             .unwrap_or_default();
+        attributes.insert(
+            "connections".into(),
+            connections(&run.model, &run.infra_id, &config.facts.node_name),
+        );
+        config.facts.attributes = attributes;
         let key = format!(
             "{} {}",
             config.manager.info().name,
@@ -416,6 +422,27 @@ impl Orchestrator {
             }),
         }
     }
+}
+
+/// Occopus's `connections` attribute of `node`, for Chef's `connect`
+/// cookbook: one entry per `mappings` item of the dependencies it waits for,
+/// naming the dependency's role, its attribute and the node's.
+fn connections(model: &Model, infra_id: &str, node: &str) -> Json {
+    let entries = model
+        .infra
+        .dependencies
+        .iter()
+        .filter(|d| d.dependent == node)
+        .flat_map(|d| {
+            d.mappings.iter().map(move |m| {
+                serde_json::json!({
+                    "source_role": format!("{infra_id}_{}", d.dependency),
+                    "source_attribute": m.source,
+                    "destination_attribute": m.destination,
+                })
+            })
+        });
+    Json::Array(entries.collect())
 }
 
 /// A failed config-manager call as the instance's failure.

@@ -93,6 +93,52 @@ pub struct Dependency {
     pub dependency: String,
     /// Where the edge is written.
     pub location: Location,
+    /// Attributes of the dependency the dependent receives (`mappings:`),
+    /// for Chef's `connect` cookbook.
+    pub mappings: Vec<AttributeMapping>,
+}
+
+/// One `mappings` item of a dependency: `{attributes: [SOURCE, DESTINATION],
+/// synch: BOOL}`, the dependency's attribute SOURCE becoming the
+/// dependent's DESTINATION.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttributeMapping {
+    /// The dependency's attribute (dotted).
+    pub source: String,
+    /// The dependent's attribute (dotted).
+    pub destination: String,
+    /// Occopus's `synch` flag: accepted, not acted on.
+    pub synch: bool,
+}
+
+impl AttributeMapping {
+    fn from_yaml(yaml: &Yaml, diagnostics: &mut Diagnostics) -> Option<Self> {
+        let fields = Fields::new(
+            yaml,
+            "dependency mapping",
+            &["attributes", "synch"],
+            &["attributes"],
+            diagnostics,
+        )?;
+        let attributes = fields.get("attributes")?;
+        let names: Option<Vec<&str>> = attributes
+            .as_seq()
+            .map(|items| items.iter().map(Yaml::as_str).collect::<Option<_>>())
+            .unwrap_or_default();
+        let Some([source, destination]) = names.as_deref() else {
+            diagnostics.error(
+                &attributes.location,
+                "a mapping's `attributes` must be two attribute names: the dependency's, then the dependent's",
+                "write `attributes: [fqdn, wordpress.db.host]`",
+            );
+            return None;
+        };
+        Some(AttributeMapping {
+            source: (*source).to_string(),
+            destination: (*destination).to_string(),
+            synch: fields.bool("synch", diagnostics).unwrap_or(false),
+        })
+    }
 }
 
 impl InfraDescription {
@@ -370,6 +416,7 @@ impl Dependency {
         nodes: &BTreeMap<String, Location>,
         diagnostics: &mut Diagnostics,
     ) -> Option<Self> {
+        let mut mappings = Vec::new();
         let pair = match &yaml.value {
             Value::Seq(_) => yaml,
             Value::Map(_) => {
@@ -380,7 +427,9 @@ impl Dependency {
                     &["connection"],
                     diagnostics,
                 )?;
-                fields.list("mappings", diagnostics);
+                for item in fields.list("mappings", diagnostics).unwrap_or_default() {
+                    mappings.extend(AttributeMapping::from_yaml(item, diagnostics));
+                }
                 fields.get("connection")?
             }
             _ => {
@@ -454,6 +503,7 @@ impl Dependency {
             dependent,
             dependency,
             location: pair.location.clone(),
+            mappings,
         })
     }
 }
@@ -467,5 +517,57 @@ pub fn deep_merge(base: &mut Map<String, Json>, overlay: Map<String, Json>) {
                 base.insert(key, value);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::yaml::{LoadLimits, load_str};
+    use std::path::Path;
+    use std::sync::Arc;
+
+    fn read(text: &str) -> (Option<InfraDescription>, Diagnostics) {
+        let mut diagnostics = Diagnostics::default();
+        let yaml = load_str(
+            text,
+            Arc::from(Path::new("infra.yaml")),
+            LoadLimits::default(),
+            &mut diagnostics,
+        )
+        .expect("test YAML parses");
+        let infra = InfraDescription::from_yaml(&yaml, &mut diagnostics);
+        (infra, diagnostics)
+    }
+
+    /// Occopus's mapping form of a dependency (chef-wordpress writes it):
+    /// each item maps an attribute of the dependency onto the dependent's.
+    #[test]
+    fn dependency_mappings_are_read_and_a_bad_one_is_located() {
+        let head = "infra_name: w\nnodes:\n  - &W {name: wp, type: t}\n  - &D {name: db, type: t}\ndependencies:\n  - connection: [*W, *D]\n    mappings:\n";
+        let (infra, diagnostics) = read(&format!(
+            "{head}      - attributes: [fqdn, wordpress.db.host]\n        synch: true\n"
+        ));
+        assert!(!diagnostics.has_errors(), "{diagnostics}");
+        let dependency = &infra.unwrap().dependencies[0];
+        assert_eq!(
+            (
+                dependency.dependent.as_str(),
+                dependency.dependency.as_str()
+            ),
+            ("wp", "db")
+        );
+        assert_eq!(
+            dependency.mappings,
+            [AttributeMapping {
+                source: "fqdn".into(),
+                destination: "wordpress.db.host".into(),
+                synch: true,
+            }]
+        );
+        let (_, diagnostics) = read(&format!("{head}      - attributes: [fqdn]\n"));
+        let shown = diagnostics.to_string();
+        assert!(shown.contains("infra.yaml:8:"), "{shown}");
+        assert!(shown.contains("must be two attribute names"), "{shown}");
     }
 }

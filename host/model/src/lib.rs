@@ -27,7 +27,7 @@ pub mod yaml;
 
 pub use auth::AuthData;
 pub use diagnostics::{Diagnostic, Diagnostics, Severity};
-pub use infra::{Dependency, InfraDescription, NodeSpec, Reconfigure, Scaling};
+pub use infra::{AttributeMapping, Dependency, InfraDescription, NodeSpec, Reconfigure, Scaling};
 pub use location::Location;
 pub use model::{Model, Sources};
 pub use node_def::{HealthCheck, Implementation, NodeDefinitions};

@@ -189,6 +189,7 @@ pub fn implied_dependencies(model: &Model) -> Vec<Dependency> {
                     dependent: node.name.clone(),
                     dependency: other.clone(),
                     location: location.clone(),
+                    mappings: Vec::new(),
                 });
             }
         }
