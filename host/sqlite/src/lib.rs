@@ -154,18 +154,6 @@ pub fn with<T>(
     f(&mut connection)
 }
 
-/// Runs `f` in a write transaction that holds the write lock from its start
-/// (see the module's doc), and commits it.
-pub fn write<T>(
-    connection: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
-) -> rusqlite::Result<T> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let value = f(&transaction)?;
-    transaction.commit()?;
-    Ok(value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

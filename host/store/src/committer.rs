@@ -12,6 +12,7 @@
 //! writing the same file makes it wait rather than fail.
 
 use crate::error::StoreError;
+use crate::sql::{Lite, Sql};
 use rusqlite::{Connection, TransactionBehavior};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -22,7 +23,7 @@ use tokio::sync::oneshot;
 const MAX_BATCH: usize = 512;
 
 /// One write: statements run on the connection inside its savepoint.
-type Write = Box<dyn FnOnce(&Connection) -> Result<(), StoreError> + Send>;
+type Write = Box<dyn FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send>;
 
 struct Job {
     write: Write,
@@ -54,7 +55,7 @@ impl Committer {
     /// Runs `write` in the next group commit and returns once it is committed.
     pub(crate) async fn write(
         &self,
-        write: impl FnOnce(&Connection) -> Result<(), StoreError> + Send + 'static,
+        write: impl FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         self.jobs
@@ -91,7 +92,7 @@ fn commit(connection: &Mutex<Connection>, batch: Vec<Job>) {
             .savepoint()
             .map_err(StoreError::from)
             .and_then(|savepoint| {
-                (job.write)(&savepoint)?;
+                (job.write)(&mut Lite(&savepoint))?;
                 Ok(savepoint.commit()?)
             });
         answers.push((job.done, outcome));

@@ -1,9 +1,9 @@
 //! Node definitions stored by `occopus import`.
 
 use crate::error::StoreError;
+use crate::sql::values;
 use crate::state_store::StateStore;
 use occopus_types::now_ms;
-use rusqlite::params;
 
 impl StateStore {
     /// Stores (or replaces) the implementations of node types.
@@ -12,29 +12,32 @@ impl StateStore {
         types: &[(String, serde_json::Value)],
         source: &str,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            let transaction = c.transaction()?;
+        self.write(|db| {
             for (node_type, implementations) in types {
-                transaction.execute(
+                db.execute(
                     "INSERT INTO node_definitions (node_type, implementations, source, imported_ms)
                      VALUES (?1, ?2, ?3, ?4)
                      ON CONFLICT (node_type) DO UPDATE SET implementations = ?2, source = ?3, imported_ms = ?4",
-                    params![node_type, implementations.to_string(), source, now_ms()],
+                    values![node_type, implementations.to_string(), source, now_ms()],
                 )?;
             }
-            transaction.commit()
+            Ok(())
         })
     }
 
     /// The imported node definitions: type -> (implementations, source file).
     pub fn definitions(&self) -> Result<Vec<(String, serde_json::Value, String)>, StoreError> {
-        let rows: Vec<(String, String, String)> = self.with(|c| {
-            c.prepare("SELECT node_type, implementations, source FROM node_definitions ORDER BY node_type")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
+        let rows = self.read(|db| {
+            db.query(
+                "SELECT node_type, implementations, source FROM node_definitions ORDER BY node_type",
+                &[],
+            )
         })?;
-        rows.into_iter()
-            .map(|(t, json, source)| Ok((t, serde_json::from_str(&json)?, source)))
+        rows.iter()
+            .map(|row| {
+                let json: String = row.get(1)?;
+                Ok((row.get(0)?, serde_json::from_str(&json)?, row.get(2)?))
+            })
             .collect()
     }
 }

@@ -26,6 +26,8 @@ pub enum StoreError {
     Commit(String),
     #[error("a record in the state database is damaged: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("a record in the state database is damaged: {0}")]
+    Damaged(String),
     #[error("the state database was opened to read only")]
     ReadOnly,
     #[error(

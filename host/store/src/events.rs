@@ -2,24 +2,23 @@
 
 use crate::error::StoreError;
 use crate::records::EventRecord;
+use crate::sql::{Sql, values};
 use crate::state_store::StateStore;
 use occopus_types::now_ms;
-use rusqlite::{Connection, params};
 
 /// Logs `message` about instance `id` (prefixed with its node and id).
 pub(crate) fn log_instance_event(
-    connection: &Connection,
+    db: &mut dyn Sql,
     id: &str,
     message: &str,
     time_ms: i64,
-) -> rusqlite::Result<()> {
-    connection
-        .prepare_cached(
-            "INSERT INTO events (infra_id, instance_id, time_ms, message)
-             SELECT infra_id, id, ?2, node_name || ' ' || id || ': ' || ?3 FROM instances WHERE id = ?1",
-        )?
-        .execute(params![id, time_ms, message])
-        .map(drop)
+) -> Result<(), StoreError> {
+    db.execute(
+        "INSERT INTO events (infra_id, instance_id, time_ms, message)
+         SELECT infra_id, id, ?2, node_name || ' ' || id || ': ' || ?3 FROM instances WHERE id = ?1",
+        values![id, time_ms, message],
+    )
+    .map(drop)
 }
 
 impl StateStore {
@@ -40,12 +39,12 @@ impl StateStore {
         events: &[(Option<&str>, String)],
     ) -> Result<(), StoreError> {
         let now = now_ms();
-        self.fenced(infra_id, |c| {
-            let mut insert = c.prepare_cached(
-                "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+        self.fenced(infra_id, |db| {
             for (instance_id, message) in events {
-                insert.execute(params![infra_id, instance_id, now, message])?;
+                db.execute(
+                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
+                    values![infra_id, *instance_id, now, message],
+                )?;
             }
             Ok(())
         })
@@ -53,18 +52,20 @@ impl StateStore {
 
     /// The infra's event log, oldest first.
     pub fn events(&self, infra_id: &str) -> Result<Vec<EventRecord>, StoreError> {
-        self.with(|c| {
-            c.prepare(
+        let rows = self.read(|db| {
+            db.query(
                 "SELECT time_ms, instance_id, message FROM events WHERE infra_id = ?1 ORDER BY seq",
-            )?
-            .query_map([infra_id], |r| {
+                values![infra_id],
+            )
+        })?;
+        rows.iter()
+            .map(|row| {
                 Ok(EventRecord {
-                    time_ms: r.get(0)?,
-                    instance_id: r.get(1)?,
-                    message: r.get(2)?,
+                    time_ms: row.get(0)?,
+                    instance_id: row.get(1)?,
+                    message: row.get(2)?,
                 })
-            })?
+            })
             .collect()
-        })
     }
 }

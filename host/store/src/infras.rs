@@ -2,9 +2,9 @@
 
 use crate::error::StoreError;
 use crate::records::{InfraRecord, InfraSnapshot};
+use crate::sql::values;
 use crate::state_store::StateStore;
 use occopus_types::now_ms;
-use rusqlite::{OptionalExtension, params};
 
 impl StateStore {
     /// Creates the infra's record, or updates its name, snapshot and status.
@@ -17,12 +17,12 @@ impl StateStore {
     ) -> Result<(), StoreError> {
         let snapshot = serde_json::to_string(snapshot)?;
         let now = now_ms();
-        self.fenced(id, |c| {
-            c.execute(
+        self.fenced(id, |db| {
+            db.execute(
                 "INSERT INTO infras (id, name, status, snapshot, created_ms, updated_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                  ON CONFLICT (id) DO UPDATE SET name = ?2, status = ?3, snapshot = ?4, updated_ms = ?5",
-                params![id, name, status, snapshot, now],
+                values![id, name, status, snapshot, now],
             )
             .map(drop)
         })
@@ -30,10 +30,10 @@ impl StateStore {
 
     /// Sets an infra's status.
     pub fn set_infra_status(&self, id: &str, status: &str) -> Result<(), StoreError> {
-        self.fenced(id, |c| {
-            c.execute(
+        self.fenced(id, |db| {
+            db.execute(
                 "UPDATE infras SET status = ?2, updated_ms = ?3 WHERE id = ?1",
-                params![id, status, now_ms()],
+                values![id, status, now_ms()],
             )
             .map(drop)
         })
@@ -41,22 +41,21 @@ impl StateStore {
 
     /// One infra.
     pub fn infra(&self, id: &str) -> Result<Option<InfraRecord>, StoreError> {
-        let row: Option<(String, String, String, String, i64, i64)> = self.with(|c| {
-            c.query_row(
+        let row = self.read(|db| {
+            db.query_opt(
                 "SELECT id, name, status, snapshot, created_ms, updated_ms FROM infras WHERE id = ?1",
-                [id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+                values![id],
             )
-            .optional()
         })?;
-        row.map(|(id, name, status, snapshot, created_ms, updated_ms)| {
+        row.map(|row| {
+            let snapshot: String = row.get(3)?;
             Ok(InfraRecord {
-                id,
-                name,
-                status,
+                id: row.get(0)?,
+                name: row.get(1)?,
+                status: row.get(2)?,
                 snapshot: serde_json::from_str(&snapshot)?,
-                created_ms,
-                updated_ms,
+                created_ms: row.get(4)?,
+                updated_ms: row.get(5)?,
             })
         })
         .transpose()
@@ -64,20 +63,18 @@ impl StateStore {
 
     /// Every infra's id, oldest first.
     pub fn infra_ids(&self) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
-            c.prepare("SELECT id FROM infras ORDER BY created_ms, id")?
-                .query_map([], |r| r.get(0))?
-                .collect()
-        })
+        let rows =
+            self.read(|db| db.query("SELECT id FROM infras ORDER BY created_ms, id", &[]))?;
+        rows.iter().map(|row| row.get(0)).collect()
     }
 
     /// Deletes an infra with its instances, targets, scaling requests and
     /// events (after its instances were destroyed), so that the database does
     /// not grow with infras built and destroyed.
     pub fn delete_infra(&self, id: &str) -> Result<(), StoreError> {
-        self.fenced(id, |c| {
-            c.execute("DELETE FROM events WHERE infra_id = ?1", [id])?;
-            c.execute("DELETE FROM infras WHERE id = ?1", [id])
+        self.fenced(id, |db| {
+            db.execute("DELETE FROM events WHERE infra_id = ?1", values![id])?;
+            db.execute("DELETE FROM infras WHERE id = ?1", values![id])
                 .map(drop)
         })
     }

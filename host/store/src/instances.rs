@@ -5,46 +5,34 @@
 use crate::error::StoreError;
 use crate::events::log_instance_event;
 use crate::records::{Health, HealthStatus, InstanceRecord, InstanceState};
+use crate::sql::{Row, values};
 use crate::state_store::StateStore;
 use occopus_types::{InstanceAddresses, now_ms};
-use rusqlite::params;
 
 const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms, rendered";
 
-fn instance(row: &rusqlite::Row<'_>) -> rusqlite::Result<(InstanceRecord, String, String)> {
-    Ok((
-        InstanceRecord {
-            id: row.get(0)?,
-            infra_id: row.get(1)?,
-            node_name: row.get(2)?,
-            seq: row.get(3)?,
-            resource: serde_json::Map::new(),
-            cloud_id: row.get(5)?,
-            state: InstanceState::parse(&row.get::<_, String>(6)?),
-            addresses: InstanceAddresses::default(),
-            error: row.get(8)?,
-            created_ms: row.get(9)?,
-            updated_ms: row.get(10)?,
-            fingerprint: row.get(11)?,
-            health: Health {
-                status: HealthStatus::parse(&row.get::<_, String>(12)?),
-                detail: row.get(13)?,
-                checked_ms: row.get(14)?,
-                failing_since_ms: row.get(15)?,
-            },
-            rendered: row.get(16)?,
+fn instance(row: &Row) -> Result<InstanceRecord, StoreError> {
+    Ok(InstanceRecord {
+        id: row.get(0)?,
+        infra_id: row.get(1)?,
+        node_name: row.get(2)?,
+        seq: row.get(3)?,
+        resource: serde_json::from_str(&row.get::<String>(4)?)?,
+        cloud_id: row.get(5)?,
+        state: InstanceState::parse(&row.get::<String>(6)?),
+        addresses: serde_json::from_str(&row.get::<String>(7)?)?,
+        error: row.get(8)?,
+        created_ms: row.get(9)?,
+        updated_ms: row.get(10)?,
+        fingerprint: row.get(11)?,
+        health: Health {
+            status: HealthStatus::parse(&row.get::<String>(12)?),
+            detail: row.get(13)?,
+            checked_ms: row.get(14)?,
+            failing_since_ms: row.get(15)?,
         },
-        row.get(4)?,
-        row.get(7)?,
-    ))
-}
-
-fn decode(
-    (mut record, resource, addresses): (InstanceRecord, String, String),
-) -> Result<InstanceRecord, StoreError> {
-    record.resource = serde_json::from_str(&resource)?;
-    record.addresses = serde_json::from_str(&addresses)?;
-    Ok(record)
+        rendered: row.get(16)?,
+    })
 }
 
 impl StateStore {
@@ -53,12 +41,11 @@ impl StateStore {
         let resource = serde_json::to_string(&record.resource)?;
         let infra_id = record.infra_id.clone();
         let record = record.clone();
-        self.fenced_write(&infra_id, move |c| {
-                c.prepare_cached(
+        self.fenced_write(&infra_id, move |db| {
+                db.execute(
                     "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint, rendered)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                )?
-                .execute(params![
+                    values![
                     record.id,
                     record.infra_id,
                     record.node_name,
@@ -68,7 +55,8 @@ impl StateStore {
                     record.created_ms,
                     record.fingerprint,
                     record.rendered
-                ])
+                ],
+                )
                 .map(drop)
             })
             .await
@@ -82,12 +70,12 @@ impl StateStore {
         cloud_id: &str,
     ) -> Result<(), StoreError> {
         let (id, cloud_id) = (id.to_string(), cloud_id.to_string());
-        self.fenced_write(infra_id, move |c| {
-                c.prepare_cached(
+        self.fenced_write(infra_id, move |db| {
+                db.execute(
                     "UPDATE instances SET cloud_id = ?2, state = CASE WHEN state = 'creating' THEN 'pending' ELSE state END,
                      updated_ms = ?3 WHERE id = ?1",
-                )?
-                .execute(params![id, cloud_id, now_ms()])
+                    values![id, cloud_id, now_ms()],
+                )
                 .map(drop)
             })
             .await
@@ -117,15 +105,15 @@ impl StateStore {
             _ => None,
         };
         let (id, error) = (id.to_string(), error.map(str::to_string));
-        self.fenced_write(infra_id, move |c| {
+        self.fenced_write(infra_id, move |db| {
                 let now = now_ms();
-                c.prepare_cached(
+                db.execute(
                     "UPDATE instances SET state = ?2, addresses = COALESCE(?3, addresses), error = ?4, updated_ms = ?5
                      WHERE id = ?1",
-                )?
-                .execute(params![id, state.as_str(), address_json, error, now])?;
+                    values![&id, state.as_str(), address_json, error, now],
+                )?;
                 match &event {
-                    Some(event) => log_instance_event(c, &id, event, now),
+                    Some(event) => log_instance_event(db, &id, event, now),
                     None => Ok(()),
                 }
             })
@@ -135,9 +123,9 @@ impl StateStore {
     /// Forgets a destroyed instance (and logs that it was destroyed).
     pub async fn delete_instance(&self, infra_id: &str, id: &str) -> Result<(), StoreError> {
         let id = id.to_string();
-        self.fenced_write(infra_id, move |c| {
-            log_instance_event(c, &id, "destroyed", now_ms())?;
-            c.execute("DELETE FROM instances WHERE id = ?1", [&id])
+        self.fenced_write(infra_id, move |db| {
+            log_instance_event(db, &id, "destroyed", now_ms())?;
+            db.execute("DELETE FROM instances WHERE id = ?1", values![&id])
                 .map(drop)
         })
         .await
@@ -158,14 +146,14 @@ impl StateStore {
         } else {
             HealthStatus::Failing
         };
-        self.fenced_write(infra_id, move |c| {
+        self.fenced_write(infra_id, move |db| {
                 let now = now_ms();
-                c.prepare_cached(
+                db.execute(
                     "UPDATE instances SET health = ?2, health_detail = ?3, checked_ms = ?4,
                      failing_since_ms = CASE WHEN ?2 = 'healthy' THEN NULL ELSE COALESCE(failing_since_ms, ?4) END
                      WHERE id = ?1",
-                )?
-                .execute(params![id, status.as_str(), detail, now])
+                    values![id, status.as_str(), detail, now],
+                )
                 .map(drop)
             })
             .await
@@ -173,25 +161,26 @@ impl StateStore {
 
     /// The instances of an infra, by node and number.
     pub fn instances(&self, infra_id: &str) -> Result<Vec<InstanceRecord>, StoreError> {
-        let rows = self.with(|c| {
-            c.prepare_cached(&format!(
-                "SELECT {INSTANCE_COLUMNS} FROM instances WHERE infra_id = ?1 ORDER BY node_name, seq"
-            ))?
-            .query_map([infra_id], instance)?
-            .collect::<rusqlite::Result<Vec<_>>>()
+        let rows = self.read(|db| {
+            db.query(
+                &format!(
+                    "SELECT {INSTANCE_COLUMNS} FROM instances WHERE infra_id = ?1 ORDER BY node_name, seq"
+                ),
+                values![infra_id],
+            )
         })?;
-        rows.into_iter().map(decode).collect()
+        rows.iter().map(instance).collect()
     }
 
     /// The next free instance number of a node (numbers are never reused
     /// while the infra exists).
     pub fn next_seq(&self, infra_id: &str, node_name: &str) -> Result<u32, StoreError> {
-        self.with(|c| {
-            c.query_row(
+        self.read(|db| {
+            db.query_one(
                 "SELECT COALESCE(MAX(seq), 0) + 1 FROM instances WHERE infra_id = ?1 AND node_name = ?2",
-                params![infra_id, node_name],
-                |r| r.get(0),
-            )
+                values![infra_id, node_name],
+            )?
+            .get(0)
         })
     }
 }

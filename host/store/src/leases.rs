@@ -18,10 +18,10 @@
 //! several hosts) can apply the same ones.
 
 use crate::error::StoreError;
+use crate::sql::{Row, values};
 use crate::state_store::StateStore;
 use occopus_process::ProcessId;
 use occopus_types::now_ms;
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 use serde::Serialize;
 use std::time::Duration;
 
@@ -139,14 +139,14 @@ pub enum Acquired {
 const COLUMNS: &str =
     "infra_id, epoch, host, pid, start_ticks, command, since_ms, heartbeat_ms, expires_ms";
 
-fn lease(row: &rusqlite::Row<'_>) -> rusqlite::Result<LeaseRecord> {
+fn lease(row: &Row) -> Result<LeaseRecord, StoreError> {
     Ok(LeaseRecord {
         infra_id: row.get(0)?,
         epoch: row.get(1)?,
         holder: LeaseHolder {
             host: row.get(2)?,
             pid: row.get(3)?,
-            start_ticks: row.get::<_, i64>(4)? as u64,
+            start_ticks: row.get::<i64>(4)? as u64,
             command: row.get(5)?,
         },
         since_ms: row.get(6)?,
@@ -170,15 +170,14 @@ impl StateStore {
         ttl: Duration,
     ) -> Result<Acquired, StoreError> {
         let now = now_ms();
-        let acquired = self.with(|c| {
-            let transaction = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current = transaction
-                .query_row(
+        let acquired = self.write(|db| {
+            let current = db
+                .query_opt(
                     &format!("SELECT {COLUMNS} FROM leases WHERE infra_id = ?1"),
-                    [infra_id],
-                    lease,
-                )
-                .optional()?;
+                    values![infra_id],
+                )?
+                .map(|row| lease(&row))
+                .transpose()?;
             let took_over = match current {
                 Some(current) => match current.liveness(now) {
                     Liveness::Alive => return Ok(Acquired::Held(current)),
@@ -186,11 +185,12 @@ impl StateStore {
                 },
                 None => None,
             };
-            let epoch: i64 = transaction.query_row(
-                "UPDATE lease_epochs SET next = next + 1 RETURNING next - 1",
-                [],
-                |r| r.get(0),
-            )?;
+            let epoch: i64 = db
+                .query_one(
+                    "UPDATE lease_epochs SET next = next + 1 RETURNING next - 1",
+                    &[],
+                )?
+                .get(0)?;
             let record = LeaseRecord {
                 infra_id: infra_id.to_string(),
                 epoch,
@@ -199,23 +199,24 @@ impl StateStore {
                 heartbeat_ms: now,
                 expires_ms: now.saturating_add(ttl_ms(ttl)),
             };
-            transaction.execute(
+            db.execute(
                 &format!(
-                    "INSERT OR REPLACE INTO leases ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                    "INSERT INTO leases ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (infra_id) DO UPDATE SET epoch = ?2, host = ?3, pid = ?4,
+                     start_ticks = ?5, command = ?6, since_ms = ?7, heartbeat_ms = ?8, expires_ms = ?9"
                 ),
-                params![
-                    record.infra_id,
+                values![
+                    &record.infra_id,
                     record.epoch,
-                    holder.host,
+                    &holder.host,
                     holder.pid,
                     holder.start_ticks as i64,
-                    holder.command,
+                    &holder.command,
                     record.since_ms,
                     record.heartbeat_ms,
                     record.expires_ms
                 ],
             )?;
-            transaction.commit()?;
             Ok(Acquired::Granted { record, took_over })
         })?;
         if let Acquired::Granted { record, .. } = &acquired {
@@ -237,10 +238,10 @@ impl StateStore {
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let now = now_ms();
-        let renewed = self.with(|c| {
-            c.execute(
+        let renewed = self.read(|db| {
+            db.execute(
                 "UPDATE leases SET heartbeat_ms = ?3, expires_ms = ?4 WHERE infra_id = ?1 AND epoch = ?2",
-                params![infra_id, epoch, now, now.saturating_add(ttl_ms(ttl))],
+                values![infra_id, epoch, now, now.saturating_add(ttl_ms(ttl))],
             )
         })? == 1;
         if !renewed {
@@ -252,10 +253,10 @@ impl StateStore {
     /// Gives the lease at `epoch` back (nothing if it is not held at it any more).
     pub fn release_lease(&self, infra_id: &str, epoch: i64) -> Result<(), StoreError> {
         self.forget_lease(infra_id, epoch);
-        self.with(|c| {
-            c.execute(
+        self.read(|db| {
+            db.execute(
                 "DELETE FROM leases WHERE infra_id = ?1 AND epoch = ?2",
-                params![infra_id, epoch],
+                values![infra_id, epoch],
             )
         })?;
         Ok(())
@@ -268,33 +269,31 @@ impl StateStore {
     /// lease changed meanwhile (given back, or granted anew).
     pub fn break_lease(&self, infra_id: &str, epoch: i64, why: &str) -> Result<bool, StoreError> {
         self.forget_lease(infra_id, epoch);
-        self.with(|c| {
-            occopus_sqlite::write(c, |c| {
-                let broken = c.execute(
-                    "DELETE FROM leases WHERE infra_id = ?1 AND epoch = ?2",
-                    params![infra_id, epoch],
-                )? == 1;
-                if broken {
-                    c.execute(
-                        "INSERT INTO events (infra_id, instance_id, time_ms, message)
-                         SELECT ?1, NULL, ?2, ?3 WHERE EXISTS (SELECT 1 FROM infras WHERE id = ?1)",
-                        params![infra_id, now_ms(), why],
-                    )?;
-                }
-                Ok(broken)
-            })
+        self.write(|db| {
+            let broken = db.execute(
+                "DELETE FROM leases WHERE infra_id = ?1 AND epoch = ?2",
+                values![infra_id, epoch],
+            )? == 1;
+            if broken {
+                db.execute(
+                    "INSERT INTO events (infra_id, instance_id, time_ms, message)
+                     SELECT ?1, NULL, ?2, ?3 WHERE EXISTS (SELECT 1 FROM infras WHERE id = ?1)",
+                    values![infra_id, now_ms(), why],
+                )?;
+            }
+            Ok(broken)
         })
     }
 
     /// The lease on `infra_id`, if one is held.
     pub fn lease(&self, infra_id: &str) -> Result<Option<LeaseRecord>, StoreError> {
-        self.with(|c| {
-            c.query_row(
+        self.read(|db| {
+            db.query_opt(
                 &format!("SELECT {COLUMNS} FROM leases WHERE infra_id = ?1"),
-                [infra_id],
-                lease,
-            )
-            .optional()
+                values![infra_id],
+            )?
+            .map(|row| lease(&row))
+            .transpose()
         })
     }
 

@@ -26,6 +26,7 @@ mod records;
 mod scaling;
 mod schema;
 mod service;
+mod sql;
 mod state_store;
 
 pub use error::StoreError;

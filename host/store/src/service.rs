@@ -2,9 +2,9 @@
 //! service resumes it.
 
 use crate::error::StoreError;
+use crate::sql::values;
 use crate::state_store::StateStore;
 use occopus_types::now_ms;
-use rusqlite::params;
 
 impl StateStore {
     /// Records what the REST service is doing to an infra it manages
@@ -16,12 +16,12 @@ impl StateStore {
         description: &str,
         operation: &str,
     ) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.read(|db| {
+            db.execute(
                 "INSERT INTO service_infras (infra_id, description, operation, updated_ms)
                  VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (infra_id) DO UPDATE SET operation = ?3, updated_ms = ?4",
-                params![infra_id, description, operation, now_ms()],
+                values![infra_id, description, operation, now_ms()],
             )
             .map(drop)
         })
@@ -29,10 +29,10 @@ impl StateStore {
 
     /// Forgets an infra the REST service no longer manages (destroyed).
     pub fn forget_service_infra(&self, infra_id: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.execute(
+        self.read(|db| {
+            db.execute(
                 "DELETE FROM service_infras WHERE infra_id = ?1",
-                params![infra_id],
+                values![infra_id],
             )
             .map(drop)
         })
@@ -40,12 +40,14 @@ impl StateStore {
 
     /// The infras the REST service manages: (id, posted description, operation).
     pub fn service_infras(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        self.with(|c| {
-            c.prepare(
+        let rows = self.read(|db| {
+            db.query(
                 "SELECT infra_id, description, operation FROM service_infras ORDER BY updated_ms",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                &[],
+            )
+        })?;
+        rows.iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .collect()
-        })
     }
 }

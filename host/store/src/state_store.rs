@@ -7,7 +7,8 @@
 use crate::committer::Committer;
 use crate::error::StoreError;
 use crate::schema::MIGRATIONS;
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use crate::sql::{Lite, Sql, values};
+use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -75,11 +76,33 @@ impl StateStore {
         })
     }
 
-    pub(crate) fn with<T>(
+    /// Runs `f`'s statements (reads, or a write that needs no lease) on
+    /// the connection, outside any transaction of the caller's.
+    pub(crate) fn read<T>(
         &self,
-        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        Ok(occopus_sqlite::with(&self.connection, f)?)
+        let connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut Lite(&connection))
+    }
+
+    /// Runs `f` in one write transaction that holds the write lock from its
+    /// start (see occopus-sqlite), and commits it unless `f` fails.
+    pub(crate) fn write<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = f(&mut Lite(&transaction))?;
+        transaction.commit()?;
+        Ok(value)
     }
 
     /// The group committer, unless the store was opened to read only.
@@ -104,18 +127,13 @@ impl StateStore {
     pub(crate) fn fenced<T>(
         &self,
         infra_id: &str,
-        f: impl FnOnce(&Transaction<'_>) -> rusqlite::Result<T>,
+        f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let epoch = self.epoch_of(infra_id)?;
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        fence(&transaction, infra_id, epoch)?;
-        let value = f(&transaction)?;
-        transaction.commit()?;
-        Ok(value)
+        self.write(|db| {
+            fence(db, infra_id, epoch)?;
+            f(db)
+        })
     }
 }
 
@@ -125,14 +143,14 @@ impl StateStore {
     pub(crate) async fn fenced_write(
         &self,
         infra_id: &str,
-        write: impl FnOnce(&Connection) -> rusqlite::Result<()> + Send + 'static,
+        write: impl FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         let epoch = self.epoch_of(infra_id)?;
         let infra_id = infra_id.to_string();
         self.committer()?
-            .write(move |c| {
-                fence(c, &infra_id, epoch)?;
-                Ok(write(c)?)
+            .write(move |db| {
+                fence(db, &infra_id, epoch)?;
+                write(db)
             })
             .await
     }
@@ -141,12 +159,14 @@ impl StateStore {
 /// Refuses a write about `infra_id` unless the lease on it is still at
 /// `epoch`: a holder that was paused or cut off while another took its lease
 /// over writes nothing more.
-pub(crate) fn fence(connection: &Connection, infra_id: &str, epoch: i64) -> Result<(), StoreError> {
-    use rusqlite::OptionalExtension;
-    let current: Option<i64> = connection
-        .prepare_cached("SELECT epoch FROM leases WHERE infra_id = ?1")?
-        .query_row([infra_id], |r| r.get(0))
-        .optional()?;
+pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), StoreError> {
+    let current: Option<i64> = db
+        .query_opt(
+            "SELECT epoch FROM leases WHERE infra_id = ?1",
+            values![infra_id],
+        )?
+        .map(|row| row.get(0))
+        .transpose()?;
     if current == Some(epoch) {
         Ok(())
     } else {
