@@ -25,6 +25,7 @@ mod local_driver;
 mod maintain;
 mod messages;
 mod openstack;
+mod postgres_state;
 mod puppet;
 mod readme;
 mod replay;

@@ -83,8 +83,9 @@ pub struct MaybeInfraIdArg {
 /// Options shared by the commands that use the state database.
 #[derive(Debug, Args)]
 pub struct StateArgs {
-    /// The state database [default: $XDG_DATA_HOME/occopus/state.db].
-    #[arg(long, global = true, value_name = "FILE", env = "OCCOPUS_STATE")]
+    /// The state database: a file [default: $XDG_DATA_HOME/occopus/state.db],
+    /// or a shared PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(long, global = true, value_name = "FILE|URL", env = "OCCOPUS_STATE")]
     pub state: Option<PathBuf>,
     /// Let templates run commands on this machine with cmd() (a security
     /// risk: only for files you trust).

@@ -268,7 +268,9 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
             outln!("{:#}", serde_json::json!({ "infrastructures": list }));
         }
         (false, false) if infos.is_empty() => {
-            let file = state.state_file().map(|f| f.display().to_string());
+            let file = state
+                .state_file()
+                .map(|f| occopus::store::mask_password(&f.display().to_string()));
             errln!(
                 "no infrastructure is recorded in {}",
                 file.as_deref().unwrap_or("the state database")

@@ -70,10 +70,18 @@ impl InfraInfo {
     }
 }
 
-/// Opens the state database at `state` (the front end says where), to
-/// read only if `read_only`.
+/// Opens the state database at `state` (the front end says where): a file,
+/// to read only if `read_only`, or a PostgreSQL database named by its URL
+/// (`postgres://user:password@host:port/database`), which several occopus
+/// processes and hosts may share.
 pub fn open_state(state: Option<PathBuf>, read_only: bool) -> Result<StateStore, ApiError> {
     let path = state.ok_or(ApiError::NoStateLocation)?;
+    if let Some(url) = path
+        .to_str()
+        .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
+    {
+        return Ok(StateStore::open_postgres(url)?);
+    }
     Ok(if read_only {
         StateStore::open_read_only(&path)?
     } else {

@@ -8,14 +8,15 @@
 //! savepoint of a shared transaction, commits once and only then answers each
 //! caller: a write still returns only once it is durable, and a failing write
 //! (one whose lease fence fails included) is rolled back alone. The batch's
-//! transaction takes the write lock when it begins, so that another process
-//! writing the same file makes it wait rather than fail.
+//! transaction takes the writers' lock when it begins, so that another
+//! process writing the same database makes it wait rather than fail. The
+//! savepoints are SQL statements, so both back-ends run the same batch.
 
+use crate::backend::Backend;
 use crate::error::StoreError;
-use crate::sql::{Lite, Sql};
-use rusqlite::{Connection, TransactionBehavior};
+use crate::sql::Sql;
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// At most this many writes share one commit, so a caller never waits behind
@@ -36,9 +37,9 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    /// Starts the writer thread on the connection behind `connection` (shared
-    /// with the store's direct readers and writers, which take the same lock).
-    pub(crate) fn start(connection: Arc<Mutex<Connection>>) -> std::io::Result<Committer> {
+    /// Starts the writer thread on `backend` (shared with the store's direct
+    /// readers and writers, which take the same lock).
+    pub(crate) fn start(backend: Arc<Backend>) -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("occopus-store-writer".into())
@@ -46,7 +47,7 @@ impl Committer {
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
                     batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-                    commit(&connection, batch);
+                    commit(&backend, batch);
                 }
             })?;
         Ok(Committer { jobs })
@@ -72,33 +73,24 @@ impl Committer {
 
 /// Runs `batch` in one transaction, each write in its own savepoint, commits,
 /// then answers every job.
-fn commit(connection: &Mutex<Connection>, batch: Vec<Job>) {
-    let mut connection = connection
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut transaction = match connection.transaction_with_behavior(TransactionBehavior::Immediate)
-    {
-        Ok(transaction) => transaction,
-        Err(e) => {
-            for job in batch {
-                let _ = job.done.send(Err(StoreError::Commit(e.to_string())));
-            }
-            return;
-        }
-    };
+fn commit(backend: &Backend, batch: Vec<Job>) {
     let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
-        let outcome = transaction
-            .savepoint()
-            .map_err(StoreError::from)
-            .and_then(|savepoint| {
-                (job.write)(&mut Lite(&savepoint))?;
-                Ok(savepoint.commit()?)
-            });
-        answers.push((job.done, outcome));
-    }
-    let committed = transaction.commit();
-    drop(connection);
+    let mut jobs = batch.into_iter();
+    let committed = backend.write(|db| {
+        for job in jobs.by_ref() {
+            db.execute("SAVEPOINT occopus_write", &[])?;
+            let outcome = (job.write)(db);
+            if outcome.is_err() {
+                db.execute("ROLLBACK TO SAVEPOINT occopus_write", &[])?;
+            }
+            db.execute("RELEASE SAVEPOINT occopus_write", &[])?;
+            answers.push((job.done, outcome));
+        }
+        Ok(())
+    });
+    // Jobs the batch did not reach (its transaction could not begin, or
+    // broke) fail with it.
+    answers.extend(jobs.map(|job| (job.done, Ok(()))));
     for (done, outcome) in answers {
         let answer = match (&committed, outcome) {
             (Ok(()), outcome) => outcome,

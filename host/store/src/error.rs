@@ -20,6 +20,20 @@ pub enum StoreError {
     },
     #[error("the state database failed: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("the state database failed: {0}")]
+    Database(String),
+    #[error(
+        "the state database {location} cannot be used: {message}; check the URL (--state or OCCOPUS_STATE), that the server runs and accepts this user"
+    )]
+    Postgres { location: String, message: String },
+    #[error(
+        "the state database {location} has schema version {found}, newer than the {known} this occopus knows: it was written by a newer occopus; use that one (this one would misread it)"
+    )]
+    NewerSchema {
+        location: String,
+        found: i64,
+        known: i64,
+    },
     #[error(
         "the state database could not commit: {0}; check the disk has space and the file is writable"
     )]
@@ -45,7 +59,8 @@ impl HasErrorCode for StoreError {
                 source:
                     occopus_sqlite::OpenError::NewerSchema { .. } | occopus_sqlite::OpenError::ReadOnly,
                 ..
-            } => ErrorCode::BadConfiguration,
+            }
+            | StoreError::NewerSchema { .. } => ErrorCode::BadConfiguration,
             StoreError::Fenced { .. } => ErrorCode::Conflict,
             StoreError::NotLeased { .. } => ErrorCode::Internal,
             _ => ErrorCode::StateDatabase,

@@ -189,6 +189,7 @@ impl StateStore {
 mod tests {
     use super::*;
     use crate::records::InfraSnapshot;
+    use crate::testing::TestDatabase;
 
     fn intent(id: &str, seq: u32) -> InstanceRecord {
         InstanceRecord {
@@ -206,10 +207,9 @@ mod tests {
         }
     }
 
-    /// A fresh store holding infra `i1`, and the directory it lives in.
-    fn store_with_infra() -> (tempfile::TempDir, StateStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+    /// A store on `db` holding infra `i1`.
+    fn store_with_infra(db: &TestDatabase) -> StateStore {
+        let store = db.open();
         let me = crate::LeaseHolder::this_process("occopus build");
         store
             .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
@@ -217,12 +217,18 @@ mod tests {
         store
             .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
             .unwrap();
-        (dir, store)
+        store
     }
 
     #[tokio::test]
     async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_rolled_back() {
-        let (_dir, store) = store_with_infra();
+        for db in TestDatabase::each() {
+            let store = store_with_infra(&db);
+            concurrent_writes_on(&store, db.kind()).await;
+        }
+    }
+
+    async fn concurrent_writes_on(store: &StateStore, kind: &str) {
         store.insert_intent(&intent("web-0", 0)).await.unwrap();
         let records: Vec<InstanceRecord> =
             (1..=200).map(|n| intent(&format!("web-{n}"), n)).collect();
@@ -233,13 +239,22 @@ mod tests {
         );
         assert!(many.iter().all(Result::is_ok), "{many:?}");
         let clash = clash.expect_err("a second intent with the same id must fail");
-        assert!(clash.to_string().contains("UNIQUE"), "{clash}");
-        assert_eq!(store.instances("i1").unwrap().len(), 201);
+        assert!(
+            clash.to_string().to_lowercase().contains("unique"),
+            "{kind}: {clash}"
+        );
+        assert_eq!(store.instances("i1").unwrap().len(), 201, "{kind}");
     }
 
     #[tokio::test]
     async fn intents_results_and_deletion_round_trip() {
-        let (dir, store) = store_with_infra();
+        for db in TestDatabase::each() {
+            round_trip_on(&db).await;
+        }
+    }
+
+    async fn round_trip_on(db: &TestDatabase) {
+        let store = store_with_infra(db);
         let mut record = intent("web-1", store.next_seq("i1", "web").unwrap());
         record.resource = serde_json::json!({"type": "dummy"})
             .as_object()
@@ -270,7 +285,7 @@ mod tests {
         let epoch = store.lease("i1").unwrap().unwrap().epoch;
         store.release_lease("i1", epoch).unwrap();
         drop(store);
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let store = db.open();
         assert_eq!(store.instances("i1").unwrap().len(), 1);
         let me = crate::LeaseHolder::this_process("occopus destroy");
         store

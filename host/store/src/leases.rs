@@ -312,6 +312,7 @@ impl StateStore {
 mod tests {
     use super::*;
     use crate::records::InfraSnapshot;
+    use crate::testing::TestDatabase;
 
     fn holder(pid: u32, command: &str) -> LeaseHolder {
         LeaseHolder {
@@ -331,15 +332,20 @@ mod tests {
 
     #[test]
     fn a_second_writer_is_refused_while_the_holder_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        for db in TestDatabase::each() {
+            a_second_writer_is_refused_on(&db);
+        }
+    }
+
+    fn a_second_writer_is_refused_on(db: &TestDatabase) {
+        let store = db.open();
         let me = LeaseHolder::this_process("occopus build");
         let lease = granted(
             store
                 .try_acquire_lease("i1", &me, Duration::from_secs(30))
                 .unwrap(),
         );
-        let other = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let other = db.open();
         match other
             .try_acquire_lease(
                 "i1",
@@ -368,8 +374,13 @@ mod tests {
 
     #[test]
     fn a_dead_or_expired_holder_is_taken_over_at_a_new_epoch() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        for db in TestDatabase::each() {
+            taken_over_on(&db);
+        }
+    }
+
+    fn taken_over_on(db: &TestDatabase) {
+        let store = db.open();
         // A pid with another start time: a process that is gone.
         let dead = LeaseHolder {
             start_ticks: 1,
@@ -419,9 +430,13 @@ mod tests {
     /// The fencing epoch: a holder whose lease was taken over writes nothing.
     #[test]
     fn a_write_with_a_stale_epoch_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("state.db");
-        let stale = StateStore::open(&path).unwrap();
+        for db in TestDatabase::each() {
+            stale_epoch_refused_on(&db);
+        }
+    }
+
+    fn stale_epoch_refused_on(db: &TestDatabase) {
+        let stale = db.open();
         let paused = LeaseHolder {
             host: "paused-host".into(),
             ..LeaseHolder::this_process("occopus maintain")
@@ -436,7 +451,7 @@ mod tests {
             .unwrap();
 
         // Its lease expired; another process takes it over.
-        let fresh = StateStore::open(&path).unwrap();
+        let fresh = db.open();
         let me = LeaseHolder::this_process("occopus build");
         granted(
             fresh
@@ -449,7 +464,7 @@ mod tests {
         assert!(matches!(refused, StoreError::Fenced { .. }), "{refused}");
         assert_eq!(fresh.infra("i1").unwrap().unwrap().status, "ready");
         // And without any lease at all, nothing is written either.
-        let bystander = StateStore::open(&path).unwrap();
+        let bystander = db.open();
         assert!(matches!(
             bystander.set_infra_status("i1", "x").unwrap_err(),
             StoreError::NotLeased { .. }
@@ -458,15 +473,20 @@ mod tests {
 
     #[test]
     fn breaking_a_lease_fences_its_holder_off() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = StateStore::open(&dir.path().join("state.db")).unwrap();
+        for db in TestDatabase::each() {
+            breaking_fences_on(&db);
+        }
+    }
+
+    fn breaking_fences_on(db: &TestDatabase) {
+        let store = db.open();
         let me = LeaseHolder::this_process("occopus maintain");
         let lease = granted(
             store
                 .try_acquire_lease("i1", &me, Duration::from_secs(30))
                 .unwrap(),
         );
-        let other = StateStore::open(&dir.path().join("state.db")).unwrap();
+        let other = db.open();
         assert!(other.break_lease("i1", lease.epoch, "unlocked").unwrap());
         assert!(
             !other.break_lease("i1", lease.epoch, "again").unwrap(),

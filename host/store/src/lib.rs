@@ -15,6 +15,7 @@
 //! infra: every write about an infra is fenced by its lease); `schema.rs`
 //! holds the migrations and `records.rs` the plain types.
 
+mod backend;
 mod committer;
 mod definitions;
 mod error;
@@ -22,15 +23,19 @@ mod events;
 mod infras;
 mod instances;
 mod leases;
+mod postgres;
 mod records;
 mod scaling;
 mod schema;
 mod service;
 mod sql;
 mod state_store;
+#[cfg(test)]
+mod testing;
 
 pub use error::StoreError;
 pub use leases::{Acquired, LeaseHolder, LeaseRecord, Liveness};
+pub use postgres::mask_password;
 pub use records::{
     EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceRecord, InstanceState,
     NodeSnapshot, NodeTarget, ScaleRequest,

@@ -134,6 +134,8 @@ pub(crate) trait Sql {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError>;
     /// Runs a query; returns its rows.
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
+    /// Runs statements without parameters, separated by `;` (migrations).
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
 }
 
 impl dyn Sql + '_ {
@@ -197,6 +199,10 @@ impl Sql for Lite<'_> {
             answer.push(Row(values));
         }
         Ok(answer)
+    }
+
+    fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
+        Ok(self.0.execute_batch(sql)?)
     }
 }
 

@@ -1,14 +1,17 @@
-//! The state database handle: one SQLite connection shared by short
+//! The state database handle: one connection (to the embedded SQLite file,
+//! or to a PostgreSQL database several processes share) used by short
 //! transactions, the writer thread that group-commits the engine's
 //! per-instance writes (see `committer.rs`), and the leases this process
 //! holds, against which every write about an infrastructure is fenced (see
 //! `leases.rs`).
 
+use crate::backend::Backend;
 use crate::committer::Committer;
 use crate::error::StoreError;
+use crate::postgres::Postgres;
 use crate::schema::MIGRATIONS;
-use crate::sql::{Lite, Sql, values};
-use rusqlite::{Connection, TransactionBehavior};
+use crate::sql::{Sql, values};
+use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -17,7 +20,7 @@ use std::sync::{Arc, Mutex};
 /// transactions, and the engine's per-instance writes (the async ones) are
 /// group-committed by a writer thread.
 pub struct StateStore {
-    pub(crate) connection: Arc<Mutex<Connection>>,
+    backend: Arc<Backend>,
     /// None when opened to read only.
     committer: Option<Committer>,
     /// The lease epoch this process holds, per infra id.
@@ -38,11 +41,24 @@ impl StateStore {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let connection = Arc::new(Mutex::new(connection));
+        Self::with_backend(Backend::Sqlite(Mutex::new(connection)))
+    }
+
+    /// Opens (creating its tables, or migrating them) the PostgreSQL
+    /// database at `url` (`postgres://user:password@host:port/database`),
+    /// which several occopus processes and hosts may share.
+    pub fn open_postgres(url: &str) -> Result<StateStore, StoreError> {
+        let postgres = Postgres::connect(url)?;
+        postgres.migrate(MIGRATIONS)?;
+        Self::with_backend(Backend::Postgres(postgres))
+    }
+
+    fn with_backend(backend: Backend) -> Result<StateStore, StoreError> {
+        let backend = Arc::new(backend);
         let committer =
-            Committer::start(connection.clone()).map_err(|e| StoreError::Commit(e.to_string()))?;
+            Committer::start(backend.clone()).map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok(StateStore {
-            connection,
+            backend,
             committer: Some(committer),
             held: Mutex::default(),
         })
@@ -70,7 +86,7 @@ impl StateStore {
             Err(e) => return Err(open_error(e)),
         };
         Ok(StateStore {
-            connection: Arc::new(Mutex::new(connection)),
+            backend: Arc::new(Backend::Sqlite(Mutex::new(connection))),
             committer: None,
             held: Mutex::default(),
         })
@@ -82,27 +98,16 @@ impl StateStore {
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut Lite(&connection))
+        self.backend.read(f)
     }
 
-    /// Runs `f` in one write transaction that holds the write lock from its
-    /// start (see occopus-sqlite), and commits it unless `f` fails.
+    /// Runs `f` in one write transaction that holds the writers' lock from
+    /// its start, and commits it unless `f` fails.
     pub(crate) fn write<T>(
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let value = f(&mut Lite(&transaction))?;
-        transaction.commit()?;
-        Ok(value)
+        self.backend.write(f)
     }
 
     /// The group committer, unless the store was opened to read only.

@@ -1,0 +1,70 @@
+//! The state store on PostgreSQL, through the binary: `--state
+//! postgres://...` builds, reports and destroys as the file does, another
+//! process sees the same infrastructures, and the password is never printed.
+//! The cluster is the one `scripts/test` starts (`OCCOPUS_TEST_POSTGRES`).
+
+use crate::common::{Occopus, instances, run_ok};
+use std::process::Command;
+
+/// A fresh database on the test cluster, dropped with the value.
+struct Database {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl Database {
+    fn new(name: &str) -> Database {
+        let admin = std::env::var("OCCOPUS_TEST_POSTGRES")
+            .expect("OCCOPUS_TEST_POSTGRES is not set: run scripts/test, which starts PostgreSQL");
+        let name = format!("{name}_{}", std::process::id());
+        run_ok(Command::new("psql").args([&admin, "-qc", &format!("CREATE DATABASE {name}")]));
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Database { admin, name, url }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                &self.admin,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+#[test]
+fn an_infrastructure_lives_in_a_shared_postgres_database() {
+    let database = Database::new("e2e_state");
+    let occopus = Occopus::new(112);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: shared\nnodes:\n  - {name: sim, type: sim, scaling: {min: 2}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    let url = database.url.as_str();
+    occopus.ok(&[
+        "build", &infra, "--nodes", &nodes, "-i", "pg-1", "--state", url,
+    ]);
+    // Another process, the same database: it sees the infra and its instances.
+    let report: serde_json::Value =
+        serde_json::from_str(&occopus.ok(&["info", "-i", "pg-1", "--json", "--state", url]))
+            .unwrap();
+    assert_eq!(instances(&report, "sim").len(), 2, "{report}");
+    // The default state file does not know it.
+    assert!(!occopus.run(&["info", "-i", "pg-1"]).status.success());
+    occopus.ok(&["destroy", "-i", "pg-1", "--state", url]);
+    let listed = occopus.ok(&["info", "--json", "--state", url]);
+    assert!(!listed.contains("pg-1"), "{listed}");
+
+    // A wrong password: refused, the URL shown with its password masked.
+    let wrong = url.replace(":occopus-test@", ":wrong-secret@");
+    let output = occopus.run(&["info", "--state", &wrong]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("occopus:***@127.0.0.1"), "{stderr}");
+    assert!(!stderr.contains("wrong-secret"), "{stderr}");
+}
