@@ -68,3 +68,57 @@ fn an_infrastructure_lives_in_a_shared_postgres_database() {
     assert!(stderr.contains("occopus:***@127.0.0.1"), "{stderr}");
     assert!(!stderr.contains("wrong-secret"), "{stderr}");
 }
+
+/// `occopus state copy`: a built infra goes from the state file to
+/// PostgreSQL and back into a new file with nothing lost (every command
+/// reports it alike, and it can be destroyed from the copy); a copy into a
+/// database that is not empty is refused.
+#[test]
+fn a_built_infrastructure_round_trips_file_postgres_file() {
+    let database = Database::new("e2e_copy");
+    let occopus = Occopus::new(113);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: moving\nnodes:\n  - {name: sim, type: sim, scaling: {min: 3, max: 5}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "mv-1"]);
+    occopus.ok(&["scale", "-i", "mv-1", "-n", "sim", "--changescale", "1"]);
+    let file = occopus.dir.path().join("state.db").display().to_string();
+    let back = occopus.dir.path().join("back.db").display().to_string();
+    let url = database.url.as_str();
+    let copied = occopus.run(&["state", "copy", "--from", &file, "--to", url]);
+    let said = String::from_utf8_lossy(&copied.stderr);
+    assert!(copied.status.success(), "{said}");
+    assert!(said.contains("instances 3"), "{said}");
+    assert!(
+        !said.contains("occopus-test"),
+        "the password is masked: {said}"
+    );
+    occopus.ok(&[
+        "state",
+        "copy",
+        "--from",
+        url,
+        "--to",
+        &format!("sqlite:{back}"),
+    ]);
+    let report = |state: &str| occopus.ok(&["info", "-i", "mv-1", "--json", "--state", state]);
+    let original = report(&file);
+    assert_eq!(report(url), original);
+    assert_eq!(report(&back), original);
+    let events = |state: &str| {
+        let shown = occopus.ok(&["info", "-i", "mv-1", "--state", state]);
+        shown
+            .lines()
+            .filter(|l| l.contains("scaling request"))
+            .count()
+    };
+    assert_eq!(events(&back), events(&file));
+
+    let refused = occopus.run(&["state", "copy", "--from", &file, "--to", url]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("copy into an empty database"), "{said}");
+
+    occopus.ok(&["destroy", "-i", "mv-1", "--state", &back]);
+}

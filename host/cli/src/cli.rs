@@ -6,7 +6,7 @@ use crate::output::errln;
 use crate::args::StateArgs;
 use crate::environment;
 use crate::error::CliError;
-use crate::{infra, local_cloud, plugins, serve, upkeep};
+use crate::{infra, local_cloud, plugins, serve, state, upkeep};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -84,6 +84,9 @@ pub enum Command {
     /// List and inspect the installed plugins.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// The state database as a whole: copy it between a file and PostgreSQL.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// The built-in local cloud: nodes that are processes on this machine.
     LocalCloud {
         /// The local cloud's directory [default: $XDG_DATA_HOME/occopus/local-cloud].
@@ -189,6 +192,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Graph { files } => infra::graph(files),
         Command::Serve(args) => serve::serve(args, &config, state).await,
         Command::Plugins(command) => plugins::run(command, &config, state).await,
+        Command::State(command) => state::run(command),
         Command::LocalCloud { root, command } => {
             let mut local_cloud = config.local_cloud.clone();
             local_cloud.root = root.or(local_cloud.root);

@@ -8,7 +8,7 @@
 //! - `error.rs`: failures and exit codes;
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
 //!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
-//!   `local_cloud.rs`: the commands;
+//!   `local_cloud.rs`, `state.rs` (state copy): the commands;
 //! - `progress.rs`, `summary.rs` and `signals.rs`: live progress, bounded
 //!   summaries of many instances, and Ctrl-C;
 //! - `output.rs`: printing that ends quietly when the reader goes away.
@@ -24,6 +24,7 @@ mod plugins;
 mod progress;
 mod serve;
 mod signals;
+mod state;
 mod summary;
 mod upkeep;
 

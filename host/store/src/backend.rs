@@ -18,6 +18,11 @@ pub(crate) enum Backend {
 }
 
 impl Backend {
+    /// Whether this is a PostgreSQL database.
+    pub(crate) fn is_postgres(&self) -> bool {
+        matches!(self, Backend::Postgres(_))
+    }
+
     /// Runs `f` outside any transaction of the caller's.
     pub(crate) fn read<T>(
         &self,

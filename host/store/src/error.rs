@@ -42,6 +42,8 @@ pub enum StoreError {
     Corrupt(#[from] serde_json::Error),
     #[error("a record in the state database is damaged: {0}")]
     Damaged(String),
+    #[error("the state database was not copied: {0}")]
+    CopyRefused(String),
     #[error("the state database was opened to read only")]
     ReadOnly,
     #[error(

@@ -9,7 +9,7 @@ use crate::sql::{Row, values};
 use crate::state_store::StateStore;
 use occopus_types::{InstanceAddresses, now_ms};
 
-const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms, rendered";
+pub(crate) const INSTANCE_COLUMNS: &str = "id, infra_id, node_name, seq, resource, cloud_id, state, addresses, error, created_ms, updated_ms, fingerprint, health, health_detail, checked_ms, failing_since_ms, rendered";
 
 fn instance(row: &Row) -> Result<InstanceRecord, StoreError> {
     Ok(InstanceRecord {

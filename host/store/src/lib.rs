@@ -17,6 +17,7 @@
 
 mod backend;
 mod committer;
+mod copy;
 mod definitions;
 mod error;
 mod events;
@@ -33,6 +34,7 @@ mod state_store;
 #[cfg(test)]
 mod testing;
 
+pub use copy::CopyReport;
 pub use error::StoreError;
 pub use leases::{Acquired, LeaseHolder, LeaseRecord, Liveness};
 pub use postgres::mask_password;

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 /// transactions, and the engine's per-instance writes (the async ones) are
 /// group-committed by a writer thread.
 pub struct StateStore {
-    backend: Arc<Backend>,
+    pub(crate) backend: Arc<Backend>,
     /// None when opened to read only.
     committer: Option<Committer>,
     /// The lease epoch this process holds, per infra id.
