@@ -1,6 +1,7 @@
 //! The state store on PostgreSQL, through the binary: `--state
-//! postgres://...` builds, reports and destroys as the file does, another
-//! process sees the same infrastructures, and the password is never printed.
+//! postgres://...` (or the config file's `state`) builds, reports and
+//! destroys as the file does, another process sees the same
+//! infrastructures, and the password is never printed.
 //! The cluster is the one `scripts/test` starts (`OCCOPUS_TEST_POSTGRES`).
 
 use crate::common::{Occopus, instances, run_ok};
@@ -56,6 +57,22 @@ fn an_infrastructure_lives_in_a_shared_postgres_database() {
     assert_eq!(instances(&report, "sim").len(), 2, "{report}");
     // The default state file does not know it.
     assert!(!occopus.run(&["info", "-i", "pg-1"]).status.success());
+    // The config file's `state` names it too (`--state` and
+    // `$OCCOPUS_STATE` would win).
+    let config = occopus.dir.path().join("occopus.yaml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("state: {url}\n"));
+    std::fs::write(&config, text).unwrap();
+    let output = occopus
+        .command(&["info", "-i", "pg-1"])
+        .env_remove("OCCOPUS_STATE")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     occopus.ok(&["destroy", "-i", "pg-1", "--state", url]);
     let listed = occopus.ok(&["info", "--json", "--state", url]);
     assert!(!listed.contains("pg-1"), "{listed}");

@@ -94,9 +94,13 @@ pub struct StateArgs {
 }
 
 impl StateArgs {
-    /// The state database given, else the default one.
-    pub fn state_file(&self) -> Option<PathBuf> {
-        self.state.clone().or_else(environment::state_file)
+    /// The state database given (`--state`, `$OCCOPUS_STATE`), else the
+    /// config file's `state`, else the default file.
+    pub fn state_file(&self, config: &Config) -> Option<PathBuf> {
+        self.state
+            .clone()
+            .or_else(|| config.state.clone().map(PathBuf::from))
+            .or_else(environment::state_file)
     }
 
     /// How to open the library with `config`, for a command that may
@@ -104,7 +108,7 @@ impl StateArgs {
     pub fn options(&self, config: &Config) -> Options {
         Options {
             config: config.clone(),
-            state: self.state_file(),
+            state: self.state_file(config),
             read_only: false,
             allow_template_commands: self.allow_template_commands,
             node_runner: environment::node_runner(),

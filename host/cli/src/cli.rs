@@ -182,11 +182,11 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Build(args) => infra::build(args, &config, state).await,
         Command::Destroy(args) => infra::destroy(args, &config, state).await,
-        Command::Info(args) => infra::info(args, state),
+        Command::Info(args) => infra::info(args, &config, state),
         Command::Maintain(args) => upkeep::maintain(args, &config, state).await,
         Command::Scale(args) => upkeep::scale(args, &config, state).await,
         Command::Plan(args) => upkeep::plan(args, &config, state).await,
-        Command::Unlock(args) => infra::unlock(args, state),
+        Command::Unlock(args) => infra::unlock(args, &config, state),
         Command::Validate(args) => infra::validate(args, &config, state).await,
         Command::Import { file } => infra::import(file, &config, state).await,
         Command::Graph { files } => infra::graph(files),

@@ -251,8 +251,8 @@ pub async fn destroy(
 }
 
 /// `occopus info`: reads the state database only (no plugin is loaded).
-pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
-    let store = open_state(state.state_file(), true)?;
+pub fn info(args: InfoArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+    let store = open_state(state.state_file(config), true)?;
     let infra_id = args
         .infra_id
         .infra_id
@@ -269,7 +269,7 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
         }
         (false, false) if infos.is_empty() => {
             let file = state
-                .state_file()
+                .state_file(config)
                 .map(|f| occopus::store::mask_password(&f.display().to_string()));
             errln!(
                 "no infrastructure is recorded in {}",
@@ -307,8 +307,8 @@ pub fn info(args: InfoArgs, state: &StateArgs) -> Result<(), CliError> {
 
 /// `occopus unlock`: frees the lease of a holder that is gone (or, with
 /// `--force`, of a live one).
-pub fn unlock(args: UnlockArgs, state: &StateArgs) -> Result<(), CliError> {
-    let store = open_state(state.state_file(), false)?;
+pub fn unlock(args: UnlockArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+    let store = open_state(state.state_file(config), false)?;
     let infra_id = &complete_infra_id(&store, &args.infra_id.infra_id)?;
     match lease::unlock(&store, infra_id, args.force)? {
         None => errln!("infrastructure {infra_id} has no lease: nothing to unlock"),

@@ -1,9 +1,11 @@
 //! The occopus configuration file (`occopus.yaml`), composed of the sections
-//! each capability owns: `plugins` (the plugin host's
-//! [`PluginSettings`]), `local_cloud` ([`LocalCloudConfig`]) and `engine`
-//! ([`EngineConfig`]). Every key is optional:
+//! each capability owns: `state` (where the state database is),
+//! `plugins` (the plugin host's [`PluginSettings`]), `local_cloud`
+//! ([`LocalCloudConfig`]) and `engine` ([`EngineConfig`]). Every key is
+//! optional:
 //!
 //! ```yaml
+//! state: postgres://occopus:SECRET@db.example.org/occopus   # or a file
 //! plugins:
 //!   dir: /srv/occopus/plugins        # every *.wasm here is loaded
 //!   cache_dir: /var/cache/occopus     # compiled plugins
@@ -63,6 +65,10 @@ impl HasErrorCode for ConfigError {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    /// The state database: a file, or a PostgreSQL URL that several occopus
+    /// processes and hosts share (`--state` and `$OCCOPUS_STATE` win).
+    #[serde(default)]
+    pub state: Option<String>,
     /// Where plugins come from and how they are sandboxed.
     #[serde(default)]
     pub plugins: PluginSettings,
@@ -94,6 +100,13 @@ impl Config {
         config.plugins.make_paths_absolute(base);
         if let Some(root) = config.local_cloud.root.as_mut().filter(|r| r.is_relative()) {
             *root = base.join(&*root);
+        }
+        if let Some(state) = config
+            .state
+            .as_mut()
+            .filter(|s| !s.contains("://") && Path::new(s.as_str()).is_relative())
+        {
+            *state = base.join(&*state).display().to_string();
         }
         Ok(config)
     }
