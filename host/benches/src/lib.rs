@@ -20,6 +20,14 @@ pub fn write_sources(dir: &Path, infra: &str, definitions: &str) -> Sources {
 
 /// An occopus with its state in `dir`; `per_endpoint` create/destroy calls
 /// at once (the dummy cloud has no rate limit).
+/// The state database a bench uses: `$OCCOPUS_BENCH_STATE` when set (a
+/// file or a PostgreSQL URL, to measure that back-end), else a file in `dir`.
+pub fn state_location(dir: &Path) -> std::path::PathBuf {
+    std::env::var_os("OCCOPUS_BENCH_STATE")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| dir.join("state.db"))
+}
+
 pub async fn open(dir: &Path, per_endpoint: usize) -> Occopus {
     let mut config = Config::default();
     config.plugins.dir = Some(dir.join("plugins"));
@@ -28,7 +36,7 @@ pub async fn open(dir: &Path, per_endpoint: usize) -> Occopus {
     config.plugins.limits.max_concurrent_calls = (per_endpoint.max(1024) * 2) as u32;
     Occopus::open(Options {
         config,
-        state: Some(dir.join("state.db")),
+        state: Some(state_location(dir)),
         ..Options::default()
     })
     .await

@@ -14,9 +14,10 @@ use crate::schema::postgres_dialect;
 use crate::sql::{Row, Sql, Value};
 use bytes::BytesMut;
 use futures::executor::block_on;
+use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
-use tokio_postgres::{Client, GenericClient, NoTls};
+use tokio_postgres::{Client, GenericClient, NoTls, Statement};
 
 /// The advisory lock every write transaction takes (an arbitrary number,
 /// "occopus" on a phone keypad).
@@ -25,6 +26,9 @@ const WRITE_LOCK: i64 = 6_226_787;
 /// A connection to the shared database.
 pub(crate) struct Postgres {
     client: Mutex<Client>,
+    /// The statements prepared on the connection, by their text: each is
+    /// prepared once, then only executed (one round trip, not two).
+    prepared: Mutex<HashMap<String, Statement>>,
     /// Where it is, its password masked, for messages.
     pub(crate) location: String,
 }
@@ -74,6 +78,7 @@ impl Postgres {
             .map_err(unusable)?;
         Ok(Postgres {
             client: Mutex::new(client),
+            prepared: Mutex::default(),
             location,
         })
     }
@@ -128,7 +133,10 @@ impl Postgres {
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let client = self.lock();
-        f(&mut Statements(&*client))
+        f(&mut Statements {
+            client: &*client,
+            prepared: &self.prepared,
+        })
     }
 
     /// Runs `f` in one write transaction, after the writers' lock; commits
@@ -141,31 +149,55 @@ impl Postgres {
         let transaction = block_on(client.transaction()).map_err(sql_error)?;
         block_on(transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
             .map_err(sql_error)?;
-        let value = f(&mut Statements(&transaction))?;
+        let value = f(&mut Statements {
+            client: &transaction,
+            prepared: &self.prepared,
+        })?;
         block_on(transaction.commit()).map_err(sql_error)?;
         Ok(value)
     }
 }
 
 /// A client or a transaction running the store's statements.
-struct Statements<'c, C: GenericClient>(&'c C);
+struct Statements<'c, C: GenericClient> {
+    client: &'c C,
+    prepared: &'c Mutex<HashMap<String, Statement>>,
+}
+
+impl<C: GenericClient + Sync> Statements<'_, C> {
+    /// `sql` prepared on the connection (once).
+    fn statement(&self, sql: &str) -> Result<Statement, StoreError> {
+        let mut prepared = self
+            .prepared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(statement) = prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement =
+            block_on(self.client.prepare(&dollar_parameters(sql))).map_err(sql_error)?;
+        prepared.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+}
 
 impl<C: GenericClient + Sync> Sql for Statements<'_, C> {
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<usize, StoreError> {
+        let statement = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let changed =
-            block_on(self.0.execute(&dollar_parameters(sql), &params)).map_err(sql_error)?;
+        let changed = block_on(self.client.execute(&statement, &params)).map_err(sql_error)?;
         Ok(usize::try_from(changed).unwrap_or(usize::MAX))
     }
 
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        let statement = self.statement(sql)?;
         let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = block_on(self.0.query(&dollar_parameters(sql), &params)).map_err(sql_error)?;
+        let rows = block_on(self.client.query(&statement, &params)).map_err(sql_error)?;
         rows.iter().map(row).collect()
     }
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
-        block_on(self.0.batch_execute(sql)).map_err(sql_error)
+        block_on(self.client.batch_execute(sql)).map_err(sql_error)
     }
 }
 
