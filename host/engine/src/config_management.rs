@@ -162,22 +162,30 @@ impl Orchestrator {
         records: &[InstanceRecord],
     ) -> ResolvedForPlan {
         let mut resolved = ResolvedForPlan::new();
+        // The nodes the plan renders again and that have a config manager:
+        // usually none, and then no address book is made on this path (it
+        // runs on every maintenance pass).
+        let concerned = |node: &str| {
+            model
+                .addresses_read
+                .get(node)
+                .is_some_and(|read| !read.is_empty())
+                && model
+                    .implementation(node)
+                    .is_some_and(|i| i.config_management.is_some())
+        };
+        if !model.infra.nodes.iter().any(|n| concerned(&n.name)) {
+            return resolved;
+        }
         let ready = || records.iter().filter(|r| r.state == InstanceState::Ready);
         let book: Arc<dyn AddressBook> = Arc::new(Book::of_ready(model, ready()));
-        for record in ready().filter(|r| r.rendered.is_some()) {
-            let reads_addresses = model
-                .addresses_read
-                .get(&record.node_name)
-                .is_some_and(|read| !read.is_empty());
+        for record in ready().filter(|r| r.rendered.is_some() && concerned(&r.node_name)) {
             let (Some(node), Some(implementation)) = (
                 model.infra.node(&record.node_name),
                 model.implementation(&record.node_name),
             ) else {
                 continue;
             };
-            if !reads_addresses {
-                continue;
-            }
             let context = render::node_context(model, node, implementation, infra_id, &record.id);
             let renderer = &self.inner.renderer;
             let Ok(Some((config, rendered))) = node_config(

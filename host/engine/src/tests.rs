@@ -1130,3 +1130,45 @@ async fn a_maintenance_pass_replaces_an_instance_whose_configuration_failed() {
         "{calls:?}"
     );
 }
+
+/// A kept instance whose templates read another node's address and its
+/// config manager's names is rendered again by `plan` with the names its
+/// config manager resolves now: when db is replaced (a new address), both
+/// apps are shown out of date (without the names their templates would not
+/// render, and the plan could not tell).
+#[tokio::test(start_paused = true)]
+async fn plan_renders_kept_instances_with_their_config_managers_names() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, CONFIGURED, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    assert!(
+        harness
+            .engine
+            .plan(&model, "i1")
+            .await
+            .unwrap()
+            .outdated
+            .is_empty()
+    );
+    let db = harness
+        .records("i1")
+        .into_iter()
+        .find(|r| r.node_name == "db")
+        .unwrap();
+    let target = CloudTarget::new(db.resource.clone());
+    occopus_types::Driver::destroy(&harness.cloud.driver, &target, &db.cloud_id.unwrap())
+        .await
+        .unwrap();
+    harness
+        .engine
+        .maintain_pass("i1", &Default::default(), &upkeep(StopSignal::never()))
+        .await
+        .unwrap();
+    let plan = harness.engine.plan(&model, "i1").await.unwrap();
+    assert_eq!(plan.outdated.len(), 2, "{}", plan.render());
+    assert!(
+        plan.outdated.iter().all(|o| o.node == "app"),
+        "{}",
+        plan.render()
+    );
+}
