@@ -100,6 +100,7 @@ impl Orchestrator {
             self.destroy_instances(
                 infra_id,
                 &model.auth,
+                Some(model),
                 |r| victims.contains(r.id.as_str()),
                 how.stop.clone(),
             )

@@ -61,19 +61,20 @@ impl Orchestrator {
         self.recorded_infra(infra_id)?;
         store.set_infra_status(infra_id, "destroying")?;
         store.log_event(infra_id, None, "destroy started")?;
+        let model = self.stored_model(infra_id, auth)?;
         let mut report = self
-            .destroy_instances(infra_id, auth, |_| true, stop)
+            .destroy_instances(infra_id, auth, model.as_ref(), |_| true, stop)
             .await?;
-        if report.failed.is_empty()
-            && store.instances(infra_id)?.is_empty()
-            && let Some(model) = self.stored_model(infra_id, auth)?
-            && let Err(failure) = self.forget_infra(&model, infra_id).await
+        let emptied = report.failed.is_empty() && store.instances(infra_id)?.is_empty();
+        if emptied
+            && let Some(model) = &model
+            && let Err(failure) = self.forget_infra(model, infra_id).await
         {
             report
                 .failed
                 .push((infra_id.to_string(), failure.to_string()));
         }
-        if report.failed.is_empty() && store.instances(infra_id)?.is_empty() {
+        if emptied && report.failed.is_empty() {
             store.delete_infra(infra_id)?;
         } else {
             store.set_infra_status(infra_id, "destroy-failed")?;
@@ -83,11 +84,13 @@ impl Orchestrator {
 
     /// Destroys the recorded instances that `select` picks, plus any instance
     /// tagged with the infra that the store does not know (when every
-    /// instance is selected), dependents first.
+    /// instance is selected), dependents first; each is then dropped from
+    /// its node's config manager in `model` (the infra's description).
     pub(crate) async fn destroy_instances(
         &self,
         infra_id: &str,
         auth: &AuthData,
+        model: Option<&Model>,
         select: impl Fn(&InstanceRecord) -> bool,
         stop: StopSignal,
     ) -> Result<DestroyReport, EngineError> {
@@ -154,8 +157,6 @@ impl Orchestrator {
                 .collect()
         };
         let remaining = std::sync::Mutex::new(remaining);
-        let model = self.stored_model(infra_id, auth)?;
-        let model = model.as_ref();
         let tasks = victims.into_iter().map(|victim| {
             let waits_for = dependents_of(&victim.node_name);
             let mut done = done_tx.subscribe();

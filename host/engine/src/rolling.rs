@@ -56,8 +56,14 @@ impl Orchestrator {
                 let new_first = live + batch.len() <= node.scaling.max as usize;
                 let goes = |id: &str| batch.contains(&id);
                 if !new_first {
-                    self.destroy_instances(infra_id, &model.auth, |r| goes(&r.id), stop.clone())
-                        .await?;
+                    self.destroy_instances(
+                        infra_id,
+                        &model.auth,
+                        Some(model),
+                        |r| goes(&r.id),
+                        stop.clone(),
+                    )
+                    .await?;
                 }
                 let created = self
                     .create_instances(model, infra_id, node, batch.len(), stop)
@@ -73,8 +79,14 @@ impl Orchestrator {
                     break;
                 }
                 if new_first {
-                    self.destroy_instances(infra_id, &model.auth, |r| goes(&r.id), stop.clone())
-                        .await?;
+                    self.destroy_instances(
+                        infra_id,
+                        &model.auth,
+                        Some(model),
+                        |r| goes(&r.id),
+                        stop.clone(),
+                    )
+                    .await?;
                     rolled
                         .replaced
                         .extend(batch.iter().map(|id| id.to_string()));
