@@ -171,6 +171,12 @@ impl Orchestrator {
         run: Arc<Run>,
         tasks: Vec<(String, Planned)>,
     ) -> Vec<InstanceOutcome> {
+        // Every instance is announced before any starts, so that a watcher
+        // knows the run's size before the first instances move on (a log
+        // switches to summaries by it).
+        for (node, record) in &tasks {
+            self.emit(&run.infra_id, node, record.id(), Phase::Waiting, None);
+        }
         let handles: Vec<_> = tasks
             .into_iter()
             .map(|(node, record)| {

@@ -48,10 +48,7 @@ impl Orchestrator {
     ) -> InstanceOutcome {
         let mut outcome = InstanceOutcome {
             node: node.to_string(),
-            instance_id: match &record {
-                Planned::Recorded(r) => r.id.clone(),
-                Planned::New(_, id) => id.clone(),
-            },
+            instance_id: record.id().to_string(),
             phase: Phase::Failed,
             addresses: InstanceAddresses::default(),
             detail: None,
@@ -115,13 +112,6 @@ impl Orchestrator {
         let not_described = || InstanceFailure::NotDescribed(node_name.to_string());
         let node = model.infra.node(node_name).ok_or_else(not_described)?;
         let implementation = model.implementation(node_name).ok_or_else(not_described)?;
-        self.emit(
-            &run.infra_id,
-            node_name,
-            &outcome.instance_id,
-            Phase::Waiting,
-            None,
-        );
         for dependency in model.infra.dependencies_of(node_name) {
             if !run.wait_ready(dependency).await {
                 return Err(Halted::Stopped("waiting for dependencies"));

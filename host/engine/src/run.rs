@@ -136,4 +136,12 @@ impl Planned {
         let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
         Planned::New(seq, format!("{node}-{seq}-{suffix}"))
     }
+
+    /// The instance's id.
+    pub(crate) fn id(&self) -> &str {
+        match self {
+            Planned::Recorded(record) => &record.id,
+            Planned::New(_, id) => id,
+        }
+    }
 }
