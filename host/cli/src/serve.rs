@@ -32,6 +32,11 @@ pub struct ServeArgs {
     /// Seconds between maintenance passes of each infrastructure.
     #[arg(long, default_value_t = 10.0)]
     pub maintain_interval: f64,
+    /// Seconds between claim passes: how soon this replica does what
+    /// another replica on the same state database was asked, and takes over
+    /// the infras of one that died (once their lease is dead or expired).
+    #[arg(long, default_value_t = 1.0)]
+    pub claim_interval: f64,
     /// Seconds a client has to send a request's headers (also how long an
     /// idle connection stays open).
     #[arg(long, default_value_t = 10.0)]
@@ -65,6 +70,7 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         import_dir: args.import_dir,
         max_body_bytes: args.max_body_bytes,
         maintain_interval,
+        claim_interval: positive_seconds("--claim-interval", args.claim_interval)?,
     };
     let occopus = Occopus::open(state.options(config)).await?;
     let mut stop = stop_on_ctrl_c("the service's infrastructures are recorded")?;

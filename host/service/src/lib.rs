@@ -6,7 +6,8 @@
 //! - `error.rs`: the one JSON error shape every failure answers with;
 //! - `events.rs`: an infra's event stream, ending with its last outcome;
 //! - `service.rs`: the service's settings and its background jobs (a build,
-//!   a destroy or the maintenance loop of each infra it manages);
+//!   a destroy or the maintenance loop of each infra it manages), shared
+//!   with the other replicas on one database through the store;
 //! - `server.rs`: listening, resuming, serving (through `occopus-http`'s
 //!   accept loop and its limits);
 //! - `time_limit.rs`: 408 for a request that takes too long.
@@ -22,4 +23,4 @@ pub use error::HttpError;
 pub use occopus_http::ServerLimits;
 pub use routes::router;
 pub use server::{ServeError, serve};
-pub use service::{Operation, Service, ServiceSettings};
+pub use service::{Service, ServiceSettings};

@@ -2,7 +2,7 @@
 //! clients keep working, plus `/validate`, `/nodedefs` and `/healthz`.
 
 use crate::error::HttpError;
-use crate::service::{Operation, Service};
+use crate::service::Service;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -13,6 +13,7 @@ use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use occopus::engine::ScaleBy;
+use occopus::store::ServiceOperation;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -195,12 +196,11 @@ async fn list(State(service): State<Arc<Service>>) -> Answer {
         .into_iter()
         .map(|i| i.infra.id)
         .collect();
-    // Which of them this service builds, maintains or destroys (the others
-    // are the command line's: it reports them, but does not change them).
-    let managed: Vec<&String> = ids
-        .iter()
-        .filter(|id| service.operation(id).is_some())
-        .collect();
+    // Which of them the service (any replica) builds, maintains or destroys
+    // (the others are the command line's: it reports them, but does not
+    // change them).
+    let managed = service.managed()?;
+    let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
     Ok(axum::Json(
         json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
     ))
@@ -216,7 +216,7 @@ async fn create(
     let description = body_text(body)?;
     checked(&service, description.clone()).await?;
     let infra_id = uuid::Uuid::new_v4().to_string();
-    service.spawn_build(infra_id.clone(), description);
+    service.request(&infra_id, &description, ServiceOperation::Build)?;
     Ok(axum::Json(json!({"infraid": infra_id})))
 }
 
@@ -231,7 +231,7 @@ async fn report(
         Ok(infos) => Ok(axum::Json(infos[0].occopus_report())),
         // Accepted, and its build has not recorded it yet (or was stopped
         // first by a delete, whose destroy is still to run): not gone yet.
-        Err(_) if service.operation(&id).is_some() => Ok(axum::Json(json!({}))),
+        Err(_) if service.operation(&id)?.is_some() => Ok(axum::Json(json!({}))),
         Err(error) => Err(error.into()),
     }
 }
@@ -244,15 +244,16 @@ async fn delete(
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let id = path(id)?;
-    if service.operation(&id) == Some(Operation::Destroying) {
-        return Err(HttpError::conflict(format!(
-            "infrastructure `{id}` is being destroyed already"
-        )));
+    match service.operation(&id)? {
+        Some(ServiceOperation::Destroy) => {
+            return Err(HttpError::conflict(format!(
+                "infrastructure `{id}` is being destroyed already"
+            )));
+        }
+        Some(_) => {}
+        None => drop(service.occopus.info(Some(&id))?),
     }
-    if service.operation(&id).is_none() {
-        service.occopus.info(Some(&id))?;
-    }
-    service.spawn_destroy(id.clone());
+    service.request(&id, "", ServiceOperation::Destroy)?;
     Ok(axum::Json(json!({"infraid": id})))
 }
 
@@ -263,8 +264,8 @@ async fn scale(
     by: ScaleBy,
     instance: Option<&str>,
 ) -> Result<(), HttpError> {
-    match service.operation(id) {
-        Some(Operation::Destroying) => {
+    match service.operation(id)? {
+        Some(ServiceOperation::Destroy) => {
             return Err(HttpError::conflict(format!(
                 "infrastructure `{id}` is being destroyed"
             )));
@@ -279,7 +280,7 @@ async fn scale(
                  `occopus maintain -i {id}`"
             )));
         }
-        Some(Operation::Building | Operation::Maintaining) => {}
+        Some(_) => {}
     }
     service.occopus.scale(id, node, by, instance)?;
     Ok(())
@@ -363,7 +364,7 @@ async fn events(
 ) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, HttpError>
 {
     let id = path(id)?;
-    if service.operation(&id).is_none() {
+    if service.operation(&id)?.is_none() {
         service.occopus.info(Some(&id))?;
     }
     Ok(Sse::new(crate::events::stream(service, id)).keep_alive(crate::events::keep_alive()))

@@ -1,6 +1,18 @@
 //! The running service: the library, its settings, and its background jobs
-//! (a build, a destroy or the maintenance loop of each infra it manages),
-//! recorded in the store so that a restarted service resumes them.
+//! (a build, a destroy or the maintenance loop of each infra it manages).
+//!
+//! What the service is asked to do to an infra is recorded in the store
+//! (`service_infras`, with a revision per request), not kept here: several
+//! replicas of the service may share one database, and a restarted one
+//! resumes from it. A replica runs an infra's job only while it holds the
+//! infra's lease, which makes the work of each infra run on exactly one
+//! replica at a time. A request reaching any replica is recorded there; the
+//! replica holding the lease (or, if none does, whichever takes it) replaces
+//! its job by the one the newest revision asks for: at once when the request
+//! reached it, else at its next claim pass ([`Service::claim`], every
+//! [`ServiceSettings::claim_interval`]). The same pass picks up the infras
+//! of a replica that died, once its lease is dead or expired, and the
+//! engine resumes them from their recorded intents.
 
 use occopus::engine::{
     BuildOptions, DestroyOptions, EngineError, ErrorPolicy, LeasePolicy, StopHandle, StopSignal,
@@ -8,8 +20,10 @@ use occopus::engine::{
 };
 use occopus::model::Sources;
 use occopus::model::yaml::Imports;
+use occopus::store::{Liveness, ServiceOperation, ServiceRecord, StateStore};
+use occopus::types::now_ms;
 use occopus::{ApiError, Occopus};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +42,9 @@ pub struct ServiceSettings {
     pub max_body_bytes: usize,
     /// The time between maintenance passes of each infra.
     pub maintain_interval: Duration,
+    /// The time between claim passes: looks for requests other replicas
+    /// recorded and for infras whose lease holder is gone.
+    pub claim_interval: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -38,37 +55,31 @@ impl Default for ServiceSettings {
             import_dir: None,
             max_body_bytes: 1 << 20,
             maintain_interval: Duration::from_secs(10),
+            claim_interval: Duration::from_secs(1),
         }
     }
 }
 
-/// How a job of the service takes its infra's lease: it waits for another
-/// holder (a command line run on the same state database) to end, however
-/// long that takes; a holder that died is taken over at once.
+/// How a job of the service takes its infra's lease: at once or not at
+/// all. A lease held elsewhere (another replica, a command line) is looked
+/// at again by the next claim pass, so no task of this replica waits on one.
 fn job_lease(operation: &str) -> LeasePolicy {
-    LeasePolicy {
-        command: format!("occopus serve ({operation} job)"),
-        wait: Duration::MAX,
-    }
+    LeasePolicy::no_wait(format!("occopus serve ({operation} job)"))
 }
 
-/// What a restarted service does with an infra: the description it was
-/// posted with (empty: keep the stored one) and the operation to resume.
-struct Resume<'a> {
-    description: &'a str,
-    operation: &'static str,
+/// Whether a job ended because its infra is someone else's to change: its
+/// lease was held (by another replica or a command line) or lost to another
+/// holder. That one does the work; this replica says nothing of it.
+fn done_elsewhere(error: &ApiError) -> bool {
+    matches!(
+        error,
+        ApiError::Engine(EngineError::Held { .. } | EngineError::LeaseLost { .. })
+    )
 }
 
-/// What the service is doing to an infra.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Building,
-    Maintaining,
-    Destroying,
-}
-
+/// What this replica runs for an infra: a revision of its record.
 struct Job {
-    operation: Operation,
+    revision: i64,
     stop: StopHandle,
     /// Closes when the job's task has ended (its sender is dropped).
     finished: tokio::sync::watch::Receiver<()>,
@@ -76,6 +87,8 @@ struct Job {
 
 /// Held by a job's task; dropping it marks the job finished.
 struct Running {
+    /// The record whose revision the job does.
+    record: ServiceRecord,
     stop: StopSignal,
     _finished: tokio::sync::watch::Sender<()>,
     /// The job this one replaced, asked to stop; wait for it before acting.
@@ -84,7 +97,8 @@ struct Running {
 
 impl Running {
     /// Waits until the replaced job's task has ended (its cloud calls done
-    /// and recorded), so that two jobs never act on one infra at once.
+    /// and recorded, its lease given back), so that two jobs never act on
+    /// one infra at once.
     async fn after_previous(&mut self) {
         if let Some(previous) = &mut self.previous {
             while previous.changed().await.is_ok() {}
@@ -123,6 +137,7 @@ impl Outcome {
 pub struct Service {
     pub(crate) occopus: Occopus,
     pub(crate) settings: ServiceSettings,
+    /// This replica's jobs, by infra id.
     jobs: Mutex<HashMap<String, Job>>,
     /// How the jobs ended, for the event streams.
     outcomes: broadcast::Sender<Outcome>,
@@ -137,6 +152,10 @@ impl Service {
             jobs: Mutex::new(HashMap::new()),
             outcomes: broadcast::channel(256).0,
         })
+    }
+
+    fn store(&self) -> &StateStore {
+        self.occopus.orchestrator().store()
     }
 
     /// How the service's jobs end, from now on.
@@ -154,10 +173,10 @@ impl Service {
         });
     }
 
-    /// Whether `infra_id` is gone: no job of this service and no record.
+    /// Whether `infra_id` is gone: not managed and not recorded.
     pub(crate) fn is_gone(&self, infra_id: &str) -> bool {
-        let store = self.occopus.orchestrator().store();
-        self.operation(infra_id).is_none() && matches!(store.infra(infra_id), Ok(None))
+        matches!(self.operation(infra_id), Ok(None))
+            && matches!(self.store().infra(infra_id), Ok(None))
     }
 
     /// The sources of a posted description: its imports confined to the
@@ -180,117 +199,184 @@ impl Service {
         }
     }
 
-    /// The operation under way on an infra, if any.
-    pub(crate) fn operation(&self, infra_id: &str) -> Option<Operation> {
-        self.jobs
-            .lock()
-            .ok()?
-            .get(infra_id)
-            .map(|job| job.operation)
+    /// The operation the service (any replica) is asked to run on an infra,
+    /// if it manages it and something is under way.
+    pub(crate) fn operation(&self, infra_id: &str) -> Result<Option<ServiceOperation>, ApiError> {
+        Ok(self
+            .store()
+            .service_infra(infra_id)?
+            .map(|record| record.operation)
+            .filter(|operation| *operation != ServiceOperation::Idle))
     }
 
-    /// Records a job for `infra_id`, stopping the one it replaces.
-    fn start_job(
-        &self,
+    /// The infras the service (any replica) builds, maintains or destroys.
+    pub(crate) fn managed(&self) -> Result<HashSet<String>, ApiError> {
+        Ok(self
+            .store()
+            .service_infras()?
+            .into_iter()
+            .filter(|record| record.operation != ServiceOperation::Idle)
+            .map(|record| record.infra_id)
+            .collect())
+    }
+
+    /// Records a request for `operation` on `infra_id` (posted with
+    /// `description` if it is new) and has it done: here if this replica
+    /// runs the infra's job or nobody holds its lease, else by the replica
+    /// (or command line) that holds it.
+    pub(crate) fn request(
+        self: &Arc<Self>,
         infra_id: &str,
-        operation: Operation,
-        resume_as: Option<Resume>,
-    ) -> Running {
-        self.replace_job(infra_id, operation, resume_as, |_| true)
-            .expect("an unconditional replacement always happens")
+        description: &str,
+        operation: ServiceOperation,
+    ) -> Result<(), ApiError> {
+        let record = self
+            .store()
+            .request_service_operation(infra_id, description, operation)?;
+        let held_elsewhere = self.lease_alive(infra_id)?;
+        self.take_up(record, held_elsewhere);
+        Ok(())
     }
 
-    /// Records a job for `infra_id` if the job there now passes `replaces`,
-    /// stopping the one it replaces, and stores `resume_as` for a restart.
-    /// All under the jobs' lock, so that neither another job nor another
-    /// record slips in between (the record always names the running job).
+    /// Whether someone holds the lease on `infra_id` now.
+    fn lease_alive(&self, infra_id: &str) -> Result<bool, ApiError> {
+        Ok(self
+            .store()
+            .lease(infra_id)?
+            .is_some_and(|lease| lease.liveness(now_ms()) == Liveness::Alive))
+    }
+
+    /// One claim pass: every managed infra whose newest revision this
+    /// replica does not run yet is taken up, if this replica runs an older
+    /// one or nobody holds its lease.
+    pub fn claim(self: &Arc<Self>) -> Result<(), ApiError> {
+        let store = self.store();
+        let records = store.service_infras()?;
+        let now = now_ms();
+        let alive: HashSet<String> = store
+            .leases()?
+            .into_iter()
+            .filter(|lease| lease.liveness(now) == Liveness::Alive)
+            .map(|lease| lease.infra_id)
+            .collect();
+        for record in records {
+            let held_elsewhere = alive.contains(&record.infra_id);
+            self.take_up(record, held_elsewhere);
+        }
+        Ok(())
+    }
+
+    /// Claims what a previous run of the service (or a replica that died)
+    /// left, then keeps claiming every claim interval.
+    pub fn resume(self: &Arc<Self>) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(service.settings.claim_interval);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(error) = service.claim() {
+                    tracing::warn!(%error, "cannot look for work; trying again");
+                }
+            }
+        });
+    }
+
+    /// Starts the job `record` asks for, unless this replica runs that
+    /// revision (or a newer one) already, or runs none and the lease is
+    /// `held_elsewhere` (its holder does it).
+    fn take_up(self: &Arc<Self>, record: ServiceRecord, held_elsewhere: bool) {
+        if record.operation == ServiceOperation::Idle {
+            return;
+        }
+        let replaced = |running: Option<i64>| match running {
+            Some(revision) => revision < record.revision,
+            None => !held_elsewhere,
+        };
+        if let Some(running) = self.replace_job(record.clone(), replaced, |_| Ok(())) {
+            tracing::info!(infra = %record.infra_id, operation = record.operation.as_str(), revision = record.revision, "taking up");
+            self.spawn(running);
+        }
+    }
+
+    /// Records a job for `record` if the revision this replica runs for its
+    /// infra passes `replaces` and `recorded` succeeds, stopping the job it
+    /// replaces. All under the jobs' lock, so that no other job slips in
+    /// between.
     fn replace_job(
         &self,
-        infra_id: &str,
-        operation: Operation,
-        resume_as: Option<Resume>,
-        replaces: impl FnOnce(Option<Operation>) -> bool,
+        mut record: ServiceRecord,
+        replaces: impl FnOnce(Option<i64>) -> bool,
+        recorded: impl FnOnce(&mut ServiceRecord) -> Result<(), ()>,
     ) -> Option<Running> {
-        let (stop, signal) = StopHandle::new();
-        let (finished_tx, finished) = tokio::sync::watch::channel(());
-        let job = Job {
-            operation,
-            stop,
-            finished,
-        };
         let mut jobs = self
             .jobs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !replaces(jobs.get(infra_id).map(|j| j.operation)) {
+        if !replaces(jobs.get(&record.infra_id).map(|job| job.revision)) {
             return None;
         }
-        if let Some(Resume {
-            description,
-            operation,
-        }) = resume_as
-        {
-            self.record(infra_id, description, operation);
-        }
-        let previous = jobs.insert(infra_id.to_owned(), job).map(|previous| {
+        recorded(&mut record).ok()?;
+        let (stop, signal) = StopHandle::new();
+        let (finished_tx, finished) = tokio::sync::watch::channel(());
+        let job = Job {
+            revision: record.revision,
+            stop,
+            finished,
+        };
+        let previous = jobs.insert(record.infra_id.clone(), job).map(|previous| {
             previous.stop.stop();
             previous.finished
         });
         Some(Running {
+            record,
             stop: signal,
             _finished: finished_tx,
             previous,
         })
     }
 
-    fn end_job(&self, infra_id: &str, operation: Operation) {
+    /// Forgets the job of `running`'s revision (a newer one stays).
+    fn end_job(&self, running: &Running) {
         if let Ok(mut jobs) = self.jobs.lock()
-            && jobs.get(infra_id).is_some_and(|j| j.operation == operation)
+            && jobs
+                .get(&running.record.infra_id)
+                .is_some_and(|job| job.revision == running.record.revision)
         {
-            jobs.remove(infra_id);
+            jobs.remove(&running.record.infra_id);
         }
     }
 
-    /// Records what the service does to an infra, for a restart to resume.
-    fn record(&self, infra_id: &str, description: &str, operation: &str) {
-        let store = self.occopus.orchestrator().store();
-        if let Err(error) = store.set_service_operation(infra_id, description, operation) {
-            tracing::error!(infra = %infra_id, %error, "cannot record the service's operation");
+    /// Moves the record of `running` on to `operation` (its job's own
+    /// transition); nothing if a newer request came meanwhile.
+    fn advance(&self, running: &Running, operation: ServiceOperation) {
+        let record = &running.record;
+        if let Err(error) =
+            self.store()
+                .advance_service_operation(&record.infra_id, record.revision, operation)
+        {
+            tracing::error!(infra = %record.infra_id, %error, "cannot record the service's operation");
         }
     }
 
-    /// Picks up the infras a previous run of the service managed: resumes
-    /// builds and destroys that were under way, maintains the others.
-    pub fn resume(self: &Arc<Self>) {
-        let managed = match self.occopus.orchestrator().store().service_infras() {
-            Ok(managed) => managed,
-            Err(error) => {
-                tracing::error!(%error, "cannot read the infras to resume");
-                return;
-            }
-        };
-        for (infra_id, description, operation) in managed {
-            tracing::info!(infra = %infra_id, %operation, "resuming");
-            match operation.as_str() {
-                "build" => self.spawn_build(infra_id, description),
-                "destroy" => self.spawn_destroy(infra_id),
-                _ => self.spawn_maintenance(infra_id),
-            }
+    /// Runs the job of `running`'s record.
+    fn spawn(self: &Arc<Self>, running: Running) {
+        match running.record.operation {
+            ServiceOperation::Build => self.spawn_build(running),
+            ServiceOperation::Maintain => self.spawn_maintenance(running),
+            ServiceOperation::Destroy => self.spawn_destroy(running),
+            ServiceOperation::Idle => {}
         }
     }
 
-    /// Builds the posted `description` as `infra_id` in the background (or
-    /// resumes that build), then maintains it.
-    pub(crate) fn spawn_build(self: &Arc<Self>, infra_id: String, description: String) {
-        let sources = self.posted_sources(description.clone());
-        let resume_as = Resume {
-            description: &description,
-            operation: "build",
-        };
-        let mut running = self.start_job(&infra_id, Operation::Building, Some(resume_as));
+    /// Builds the record's description (or resumes its build) in the
+    /// background, then maintains it.
+    fn spawn_build(self: &Arc<Self>, mut running: Running) {
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
+            let infra_id = running.record.infra_id.clone();
+            let sources = service.posted_sources(running.record.description.clone());
             let stop = running.stop.clone();
             let options = BuildOptions {
                 infra_id: Some(infra_id.clone()),
@@ -313,44 +399,55 @@ impl Service {
                     );
                     service.tell(&infra_id, "infra-failed", Some(why));
                 }
+                Err(error) if done_elsewhere(&error) => {
+                    tracing::info!(infra = %infra_id, %error, "its build runs elsewhere");
+                    service.end_job(&running);
+                    return;
+                }
                 Err(error) => {
                     tracing::warn!(infra = %infra_id, %error, "build failed");
                     service.tell(&infra_id, "infra-failed", Some(error.to_string()));
                 }
             }
-            // Maintain it next, unless a delete replaced this build meanwhile
-            // (checked and done under the jobs' lock: a delete that comes a
-            // moment later replaces the maintenance instead).
-            let resume_as = Resume {
-                description: &description,
-                operation: "maintain",
+            // Maintain it next, unless another job replaced this build
+            // meanwhile (checked and done under the jobs' lock; in the store,
+            // only if no newer request came).
+            let revision = running.record.revision;
+            let maintain = ServiceRecord {
+                operation: ServiceOperation::Maintain,
+                ..running.record.clone()
             };
-            let handed_over =
-                service.replace_job(&infra_id, Operation::Maintaining, Some(resume_as), |now| {
-                    now == Some(Operation::Building) && !stop.is_stopped()
-                });
-            let Some(next) = handed_over else {
-                return;
-            };
-            drop(running);
-            service.spawn_maintenance_as(infra_id, next);
+            let store = service.store();
+            let handed_over = service.replace_job(
+                maintain,
+                |now| now == Some(revision) && !stop.is_stopped(),
+                |record| {
+                    let advanced = store
+                        .advance_service_operation(&record.infra_id, revision, record.operation)
+                        .map_err(|error| tracing::error!(infra = %record.infra_id, %error, "cannot record the service's operation"))?;
+                    *record = advanced.ok_or(())?;
+                    Ok(())
+                },
+            );
+            match handed_over {
+                Some(next) => {
+                    drop(running);
+                    service.spawn_maintenance(next);
+                }
+                None => service.end_job(&running),
+            }
         });
     }
 
-    /// Keeps `infra_id` alive: a maintenance pass every interval until
-    /// stopped, with the engine's default error policy: a transient failure
-    /// is retried, any other ends the maintenance (logged; the infra stays
-    /// listed until it is deleted).
-    fn spawn_maintenance(self: &Arc<Self>, infra_id: String) {
-        let running = self.start_job(&infra_id, Operation::Maintaining, None);
-        self.spawn_maintenance_as(infra_id, running);
-    }
-
-    /// The maintenance loop of `infra_id`, as the job `running`.
-    fn spawn_maintenance_as(self: &Arc<Self>, infra_id: String, mut running: Running) {
+    /// Keeps the record's infra alive: a maintenance pass every interval
+    /// until stopped, with the engine's default error policy: a transient
+    /// failure is retried, any other ends the maintenance (logged, and
+    /// recorded as idle; the infra stays listed until it is deleted).
+    fn spawn_maintenance(self: &Arc<Self>, mut running: Running) {
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
+            let infra_id = running.record.infra_id.clone();
             let upkeep = Upkeep {
                 interval: service.settings.maintain_interval,
                 policy: ErrorPolicy::default(),
@@ -366,55 +463,64 @@ impl Service {
                     |_| {},
                 )
                 .await;
-            if let Err(error) = ended {
-                tracing::error!(infra = %infra_id, %error, "maintenance ended");
-                service.end_job(&infra_id, Operation::Maintaining);
+            match ended {
+                Err(error) if done_elsewhere(&error) => {
+                    tracing::info!(infra = %infra_id, %error, "its maintenance runs elsewhere");
+                }
+                Err(error) => {
+                    tracing::error!(infra = %infra_id, %error, "maintenance ended");
+                    service.advance(&running, ServiceOperation::Idle);
+                }
+                Ok(()) => {}
             }
+            service.end_job(&running);
         });
     }
 
-    /// Destroys `infra_id` in the background, after stopping its other job.
-    pub(crate) fn spawn_destroy(self: &Arc<Self>, infra_id: String) {
-        let resume_as = Resume {
-            description: "",
-            operation: "destroy",
-        };
-        let mut running = self.start_job(&infra_id, Operation::Destroying, Some(resume_as));
+    /// Destroys the record's infra in the background, after its other job
+    /// here has stopped.
+    fn spawn_destroy(self: &Arc<Self>, mut running: Running) {
         let service = self.clone();
         tokio::spawn(async move {
             running.after_previous().await;
+            let infra_id = running.record.infra_id.clone();
             let options = DestroyOptions {
                 stop: running.stop.clone(),
                 lease: job_lease("destroy"),
             };
             let auth = service.settings.auth_data.clone();
-            match service
+            let destroyed = service
                 .occopus
                 .destroy(&infra_id, auth.as_deref(), options)
-                .await
-            {
+                .await;
+            service.end_job(&running);
+            match destroyed {
                 Ok(report) if !report.failed.is_empty() => {
                     let why = format!(
                         "{} instance(s) could not be destroyed and stay recorded; DELETE again",
                         report.failed.len()
                     );
                     tracing::warn!(infra = %infra_id, "{why}");
-                    service.end_job(&infra_id, Operation::Destroying);
+                    service.advance(&running, ServiceOperation::Idle);
                     service.tell(&infra_id, "infra-destroy-failed", Some(why));
                 }
                 // Unknown: its build was stopped before it recorded anything.
                 Ok(_) | Err(ApiError::Engine(EngineError::UnknownInfra(_))) => {
                     tracing::info!(infra = %infra_id, "destroyed");
-                    let store = service.occopus.orchestrator().store();
-                    if let Err(error) = store.forget_service_infra(&infra_id) {
+                    let store = service.store();
+                    if let Err(error) =
+                        store.forget_service_infra(&infra_id, running.record.revision)
+                    {
                         tracing::error!(infra = %infra_id, %error, "cannot forget the infra");
                     }
-                    service.end_job(&infra_id, Operation::Destroying);
                     service.tell(&infra_id, "infra-destroyed", None);
+                }
+                Err(error) if done_elsewhere(&error) => {
+                    tracing::info!(infra = %infra_id, %error, "its destroy runs elsewhere");
                 }
                 Err(error) => {
                     tracing::warn!(infra = %infra_id, %error, "destroy failed");
-                    service.end_job(&infra_id, Operation::Destroying);
+                    service.advance(&running, ServiceOperation::Idle);
                     service.tell(&infra_id, "infra-destroy-failed", Some(error.to_string()));
                 }
             }

@@ -42,7 +42,7 @@ const TABLES: &[(&str, &str, &str)] = &[
     ),
     (
         "service_infras",
-        "infra_id, description, operation, updated_ms",
+        "infra_id, description, operation, updated_ms, revision",
         "infra_id",
     ),
 ];
@@ -83,19 +83,12 @@ impl StateStore {
     /// moves forward in `target`, never back.
     pub fn copy_to(&self, target: &StateStore) -> Result<CopyReport, StoreError> {
         let now = now_ms();
-        let held: Vec<String> = self.read(|db| {
-            db.query("SELECT infra_id FROM leases", &[])?
-                .iter()
-                .map(|row| row.get(0))
-                .collect::<Result<_, _>>()
-        })?;
-        for infra_id in held {
-            if let Some(lease) = self.lease(&infra_id)?
-                && lease.liveness(now) == Liveness::Alive
-            {
+        for lease in self.leases()? {
+            if lease.liveness(now) == Liveness::Alive {
                 return Err(StoreError::CopyRefused(format!(
-                    "infrastructure `{infra_id}` is being changed by {}; copy once it is done \
+                    "infrastructure `{}` is being changed by {}; copy once it is done \
                      (or `occopus unlock` it if its holder is gone)",
+                    lease.infra_id,
                     lease.describe(now)
                 )));
             }

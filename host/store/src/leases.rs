@@ -297,6 +297,19 @@ impl StateStore {
         })
     }
 
+    /// Every lease held now (alive or not), by infra id.
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.read(|db| {
+            db.query(
+                &format!("SELECT {COLUMNS} FROM leases ORDER BY infra_id"),
+                &[],
+            )?
+            .iter()
+            .map(lease)
+            .collect()
+        })
+    }
+
     fn forget_lease(&self, infra_id: &str, epoch: i64) {
         let mut held = self
             .held

@@ -42,4 +42,5 @@ pub use records::{
     EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceRecord, InstanceState,
     NodeSnapshot, NodeTarget, ScaleRequest,
 };
+pub use service::{ServiceOperation, ServiceRecord};
 pub use state_store::StateStore;

@@ -94,6 +94,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE instances ADD COLUMN rendered TEXT;
 ",
+    // Several service replicas on one database: each request on a managed
+    // infra bumps its revision (service.rs).
+    "
+    ALTER TABLE service_infras ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// A migration in PostgreSQL's dialect: the same tables, with 64-bit
