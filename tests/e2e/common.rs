@@ -172,6 +172,8 @@ pub struct Occopus {
     // Fields drop in order: the nodes must go while their directory exists.
     _nodes: DestroyNodesOnDrop,
     pub dir: tempfile::TempDir,
+    /// The state database: `state.db` in `dir`, or a PostgreSQL URL.
+    pub state: String,
 }
 
 impl Occopus {
@@ -187,7 +189,25 @@ impl Occopus {
         )
         .unwrap();
         let nodes = DestroyNodesOnDrop(dir.path().join("local-cloud"));
-        Occopus { dir, _nodes: nodes }
+        let state = dir.path().join("state.db").display().to_string();
+        Occopus {
+            dir,
+            _nodes: nodes,
+            state,
+        }
+    }
+
+    /// Like [`Occopus::new`], its state in `database` (PostgreSQL).
+    pub fn on_postgres(subnet: u8, database: &Database) -> Self {
+        Occopus {
+            state: database.url.clone(),
+            ..Occopus::new(subnet)
+        }
+    }
+
+    /// Its state database, as a command opens it.
+    pub fn store(&self) -> occopus::store::StateStore {
+        occopus::info::open_state(Some(self.state.clone().into()), true).unwrap()
     }
 
     /// The binary with this environment.
@@ -197,7 +217,7 @@ impl Occopus {
             .args(args)
             .arg("--config")
             .arg(self.dir.path().join("occopus.yaml"))
-            .env("OCCOPUS_STATE", self.dir.path().join("state.db"))
+            .env("OCCOPUS_STATE", &self.state)
             .env("OCCOPUS_CACHE_DIR", shared_cache_dir())
             .env("OCCOPUS_PLUGIN_DIR", self.dir.path().join("plugins"))
             .env("XDG_CONFIG_HOME", self.dir.path().join("xdg-config"))
@@ -531,4 +551,78 @@ pub fn auth_data_file(dir: &Path, resource_type: &str, auth_data: &str) -> Strin
     )
     .unwrap();
     path.display().to_string()
+}
+
+/// A fresh database on the test cluster, dropped with the value.
+pub struct Database {
+    admin: String,
+    name: String,
+    /// Its URL, password included.
+    pub url: String,
+}
+
+impl Database {
+    pub fn new(name: &str) -> Database {
+        let admin = std::env::var("OCCOPUS_TEST_POSTGRES")
+            .expect("OCCOPUS_TEST_POSTGRES is not set: run scripts/test, which starts PostgreSQL");
+        let name = format!("{name}_{}", std::process::id());
+        run_ok(std::process::Command::new("psql").args([
+            &admin,
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ]));
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        Database { admin, name, url }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args([
+                &self.admin,
+                "-qc",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Starts `occopus serve` as `command` says (with `--port 0`) and waits for
+/// the address it listens on; killed (SIGKILL) when dropped.
+pub fn serve(mut command: std::process::Command) -> (KillOnDrop, String) {
+    use std::io::BufRead;
+    let mut process = command
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(process.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next().expect("the service ended").unwrap();
+        if let Some(address) = line.strip_prefix("occopus REST service listening on ") {
+            break address.to_owned();
+        }
+    };
+    std::thread::spawn(move || lines.for_each(drop));
+    (KillOnDrop(process), base)
+}
+
+/// One request, answered 200; its JSON answer.
+pub fn http(method: &str, url: &str, body: Option<String>) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new().request(method.parse().unwrap(), url);
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        assert!(status.is_success(), "{method} {url}: {status} {text}");
+        serde_json::from_str(&text).unwrap()
+    })
 }

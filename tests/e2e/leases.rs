@@ -1,7 +1,7 @@
 //! One writer per infrastructure, through the binary: every pair of commands
 //! that change one infra (build, destroy, maintain, the REST service's jobs)
-//! raced on one state file, each case five times, on the local cloud and on
-//! the `dummy` cloud. Every run ends with exactly the target number of
+//! raced on one state database, each case five times, on the local cloud and
+//! on the `dummy` cloud, with the state in a SQLite file and in PostgreSQL. Every run ends with exactly the target number of
 //! instances (or none after a destroy), counted in the store and, for the
 //! local cloud, in the cloud too (the dummy cloud keeps no inventory), and
 //! the loser names the holder.
@@ -10,8 +10,8 @@
 //! a URL on 127.0.0.1 that the test serves only once the second command has
 //! had its turn, so the first holds the lease until then.
 
-use crate::common::{KillOnDrop, Occopus, created_tokens, free_port};
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::common::{Database, KillOnDrop, Occopus, created_tokens, free_port, http};
+use std::io::{Read, Write};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,39 @@ enum Cloud {
     Local,
     Dummy,
 }
+
+/// One cell of the matrix: an occopus on `cloud`, its state in a file or in
+/// a fresh PostgreSQL database (dropped after it).
+struct Cell {
+    cloud: Cloud,
+    occopus: Occopus,
+    _database: Option<Database>,
+}
+
+/// The matrix a case runs on: each of `clouds` with each state database
+/// (the local cloud's runs take `subnets`: with a file, with PostgreSQL).
+fn matrix(name: &str, subnets: [u8; 2], clouds: &[Cloud]) -> impl Iterator<Item = Cell> {
+    let name = name.replace('-', "_");
+    let cells: Vec<(Cloud, u8, bool)> = [(subnets[0], false), (subnets[1], true)]
+        .into_iter()
+        .flat_map(|(subnet, postgres)| clouds.iter().map(move |c| (*c, subnet, postgres)))
+        .collect();
+    cells.into_iter().map(move |(cloud, subnet, postgres)| {
+        let database = postgres.then(|| Database::new(&format!("leases_{name}")));
+        let occopus = match &database {
+            Some(database) => Occopus::on_postgres(subnet, database),
+            None => Occopus::new(subnet),
+        };
+        Cell {
+            cloud,
+            occopus,
+            _database: database,
+        }
+    })
+}
+
+/// Both clouds.
+const CLOUDS: &[Cloud] = &[Cloud::Local, Cloud::Dummy];
 
 /// A health check on 127.0.0.1:`port`: nothing listens there until the
 /// test opens the gate.
@@ -127,18 +160,8 @@ fn succeeded(output: &Output, what: &str) {
 
 /// The lease of `infra_id` as the store has it: (command, pid).
 fn holder(occopus: &Occopus, infra_id: &str) -> Option<(String, u32)> {
-    let db = rusqlite::Connection::open_with_flags(
-        occopus.dir.path().join("state.db"),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .ok()?;
-    db.busy_timeout(Duration::from_secs(5)).unwrap();
-    db.query_row(
-        "SELECT command, pid FROM leases WHERE infra_id = ?1",
-        [infra_id],
-        |row| Ok((row.get(0)?, row.get(1)?)),
-    )
-    .ok()
+    let lease = occopus.store().lease(infra_id).unwrap()?;
+    Some((lease.holder.command, lease.holder.pid))
 }
 
 /// Waits until `command` holds the lease of `infra_id`; returns its pid.
@@ -218,8 +241,12 @@ fn against_a_build(
     second: impl Fn(&[String], &str) -> Vec<String>,
     expected: usize,
 ) {
-    for (cloud, subnet) in [(Cloud::Local, subnets[0]), (Cloud::Dummy, subnets[1])] {
-        let occopus = Occopus::new(subnet);
+    for Cell {
+        cloud,
+        occopus,
+        _database,
+    } in matrix(name, subnets, CLOUDS)
+    {
         for run in 0..RUNS {
             let id = format!("{name}-{run}");
             let gate = Gate::closed();
@@ -266,8 +293,12 @@ fn destroy_during_a_build_waits_for_it_and_leaves_nothing() {
 
 #[test]
 fn destroy_during_maintain_names_it_and_destroys_once_it_stops() {
-    for (cloud, subnet) in [(Cloud::Local, 75), (Cloud::Dummy, 76)] {
-        let occopus = Occopus::new(subnet);
+    for Cell {
+        cloud,
+        occopus,
+        _database,
+    } in matrix("destroy-maintain", [75, 76], CLOUDS)
+    {
         for run in 0..RUNS {
             let id = format!("destroy-maintain-{run}");
             built(&occopus, cloud, &id);
@@ -298,45 +329,17 @@ fn destroy_during_maintain_names_it_and_destroys_once_it_stops() {
 
 /// `occopus serve` on a free port; killed when dropped.
 fn serve(occopus: &Occopus) -> (KillOnDrop, String) {
-    let mut process = occopus
-        .command(&["serve", "--port", "0", "--maintain-interval", "0.2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(process.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines.next().expect("the service ended").unwrap();
-        if let Some(address) = line.strip_prefix("occopus REST service listening on ") {
-            break address.to_owned();
-        }
-    };
-    std::thread::spawn(move || lines.for_each(drop));
-    (KillOnDrop(process), base)
-}
-
-/// One request, answered 200; its JSON answer.
-fn http(method: &str, url: &str, body: Option<String>) -> serde_json::Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new().request(method.parse().unwrap(), url);
-        if let Some(body) = body {
-            request = request.body(body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        assert!(status.is_success(), "{method} {url}: {status} {text}");
-        serde_json::from_str(&text).unwrap()
-    })
+    crate::common::serve(occopus.command(&["serve", "--port", "0", "--maintain-interval", "0.2"]))
 }
 
 #[test]
-fn the_command_line_and_the_service_take_turns_on_one_state_file() {
-    for (cloud, subnet) in [(Cloud::Local, 79), (Cloud::Dummy, 80)] {
-        let occopus = Occopus::new(subnet);
+fn the_command_line_and_the_service_take_turns_on_one_state_database() {
+    for Cell {
+        cloud,
+        occopus,
+        _database,
+    } in matrix("service", [79, 80], CLOUDS)
+    {
         let (service, base) = serve(&occopus);
         for run in 0..RUNS {
             let gate = Gate::closed();
@@ -381,7 +384,12 @@ fn the_command_line_and_the_service_take_turns_on_one_state_file() {
 
 #[test]
 fn a_killed_holder_is_taken_over_without_duplicates() {
-    let occopus = Occopus::new(81);
+    for cell in matrix("killed", [81, 117], &[Cloud::Local]) {
+        killed_holder_taken_over(&cell.occopus);
+    }
+}
+
+fn killed_holder_taken_over(occopus: &Occopus) {
     for run in 0..RUNS {
         let id = format!("killed-{run}");
         let gate = Gate::closed();
@@ -413,7 +421,12 @@ fn a_killed_holder_is_taken_over_without_duplicates() {
 
 #[test]
 fn unlock_refuses_a_live_holder_unless_forced() {
-    let occopus = Occopus::new(82);
+    for cell in matrix("unlock", [82, 118], &[Cloud::Dummy]) {
+        unlock_refuses_on(&cell.occopus);
+    }
+}
+
+fn unlock_refuses_on(occopus: &Occopus) {
     let gate = Gate::closed();
     let files = describe(&occopus, Cloud::Dummy, &gate);
     let build = spawn(&occopus, &build_args(&files, "held", &[]));

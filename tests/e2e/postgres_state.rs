@@ -4,39 +4,7 @@
 //! infrastructures, and the password is never printed.
 //! The cluster is the one `scripts/test` starts (`OCCOPUS_TEST_POSTGRES`).
 
-use crate::common::{Occopus, instances, run_ok};
-use std::process::Command;
-
-/// A fresh database on the test cluster, dropped with the value.
-struct Database {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    fn new(name: &str) -> Database {
-        let admin = std::env::var("OCCOPUS_TEST_POSTGRES")
-            .expect("OCCOPUS_TEST_POSTGRES is not set: run scripts/test, which starts PostgreSQL");
-        let name = format!("{name}_{}", std::process::id());
-        run_ok(Command::new("psql").args([&admin, "-qc", &format!("CREATE DATABASE {name}")]));
-        let (base, _) = admin.rsplit_once('/').unwrap();
-        let url = format!("{base}/{name}");
-        Database { admin, name, url }
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                &self.admin,
-                "-qc",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
-    }
-}
+use crate::common::{Database, Occopus, instances};
 
 #[test]
 fn an_infrastructure_lives_in_a_shared_postgres_database() {
