@@ -393,13 +393,13 @@ fn killed_holder_taken_over(occopus: &Occopus) {
     for run in 0..RUNS {
         let id = format!("killed-{run}");
         let gate = Gate::closed();
-        let files = describe(&occopus, Cloud::Local, &gate);
-        let build = spawn(&occopus, &build_args(&files, &id, &[]));
-        let pid = wait_for_holder(&occopus, &id, "occopus build");
+        let files = describe(occopus, Cloud::Local, &gate);
+        let build = spawn(occopus, &build_args(&files, &id, &[]));
+        let pid = wait_for_holder(occopus, &id, "occopus build");
         // Let it create some instances, then SIGKILL it: its lease stays.
         std::thread::sleep(Duration::from_millis(200 * run as u64));
         drop(build);
-        assert_eq!(holder(&occopus, &id).map(|(_, p)| p), Some(pid));
+        assert_eq!(holder(occopus, &id).map(|(_, p)| p), Some(pid));
         // `unlock` without --force frees it, since its holder is dead here;
         // on odd runs the next build takes it over by itself.
         if run % 2 == 0 {
@@ -413,9 +413,9 @@ fn killed_holder_taken_over(occopus: &Occopus) {
         }
         gate.open();
         occopus.ok(&build_args(&files, &id, &[]));
-        ends_with(&occopus, Cloud::Local, &id, TARGET);
+        ends_with(occopus, Cloud::Local, &id, TARGET);
         occopus.ok(&["destroy", "-i", &id]);
-        ends_with(&occopus, Cloud::Local, &id, 0);
+        ends_with(occopus, Cloud::Local, &id, 0);
     }
 }
 
@@ -428,9 +428,9 @@ fn unlock_refuses_a_live_holder_unless_forced() {
 
 fn unlock_refuses_on(occopus: &Occopus) {
     let gate = Gate::closed();
-    let files = describe(&occopus, Cloud::Dummy, &gate);
-    let build = spawn(&occopus, &build_args(&files, "held", &[]));
-    let pid = wait_for_holder(&occopus, "held", "occopus build");
+    let files = describe(occopus, Cloud::Dummy, &gate);
+    let build = spawn(occopus, &build_args(&files, "held", &[]));
+    let pid = wait_for_holder(occopus, "held", "occopus build");
     let refused = occopus.run(&["unlock", "-i", "held"]);
     assert_eq!(refused.status.code(), Some(5));
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -449,5 +449,5 @@ fn unlock_refuses_on(occopus: &Occopus) {
     let stderr = String::from_utf8_lossy(&ended.stderr);
     assert!(stderr.contains("taken over or broken"), "{stderr}");
     occopus.ok(&build_args(&files, "held", &[]));
-    ends_with(&occopus, Cloud::Dummy, "held", TARGET);
+    ends_with(occopus, Cloud::Dummy, "held", TARGET);
 }
