@@ -29,6 +29,7 @@ mod postgres_state;
 mod puppet;
 mod readme;
 mod replay;
+mod replicas;
 mod rest;
 mod sandbox;
 mod sdk_example;
