@@ -412,6 +412,11 @@ impl Orchestrator {
         else {
             return Ok(None);
         };
+        // Most nodes have no config manager: no need to read every instance
+        // for an address book (a destroy asks this once per instance).
+        if implementation.config_management.is_none() {
+            return Ok(None);
+        }
         let context = render::node_context(model, node, implementation, infra_id, instance_id);
         let records = self
             .inner

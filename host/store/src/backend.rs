@@ -14,7 +14,7 @@ pub(crate) enum Backend {
     /// The embedded SQLite file (one connection, WAL; see occopus-sqlite).
     Sqlite(Mutex<Connection>),
     /// A PostgreSQL database, possibly shared by several hosts.
-    Postgres(Postgres),
+    Postgres(Box<Postgres>),
 }
 
 impl Backend {

@@ -11,10 +11,18 @@
 //! transaction takes the writers' lock when it begins, so that another
 //! process writing the same database makes it wait rather than fail. The
 //! savepoints are SQL statements, so both back-ends run the same batch.
+//!
+//! Round trips count on a database over a network (PostgreSQL): each write
+//! is fenced (its infra's lease still at its epoch) once per infra and epoch
+//! per batch, not once per write, since the batch's transaction holds the
+//! writers' lock that every lease grant takes; and one savepoint's release
+//! and the next one's start go in one statement batch.
 
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::sql::Sql;
+use crate::state_store::current_epoch;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
 use tokio::sync::oneshot;
@@ -26,7 +34,15 @@ const MAX_BATCH: usize = 512;
 /// One write: statements run on the connection inside its savepoint.
 type Write = Box<dyn FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send>;
 
+/// The lease a write is made under: its infra and the epoch this process
+/// was granted.
+pub(crate) struct Fence {
+    pub(crate) infra_id: String,
+    pub(crate) epoch: i64,
+}
+
 struct Job {
+    fence: Fence,
     write: Write,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
@@ -53,14 +69,17 @@ impl Committer {
         Ok(Committer { jobs })
     }
 
-    /// Runs `write` in the next group commit and returns once it is committed.
+    /// Runs `write` in the next group commit, if the lease on its infra is
+    /// still at `fence`'s epoch then, and returns once it is committed.
     pub(crate) async fn write(
         &self,
+        fence: Fence,
         write: impl FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
         let (done, answer) = oneshot::channel();
         self.jobs
             .send(Job {
+                fence,
                 write: Box::new(write),
                 done,
             })
@@ -71,19 +90,61 @@ impl Committer {
     }
 }
 
+/// Refuses a write under `fence` unless its infra's lease is at its epoch,
+/// reading each infra's lease once per batch (`epochs`).
+fn check(
+    db: &mut dyn Sql,
+    epochs: &mut HashMap<String, Option<i64>>,
+    fence: &Fence,
+) -> Result<(), StoreError> {
+    let current = match epochs.get(&fence.infra_id) {
+        Some(current) => *current,
+        None => {
+            let current = current_epoch(db, &fence.infra_id)?;
+            epochs.insert(fence.infra_id.clone(), current);
+            current
+        }
+    };
+    if current == Some(fence.epoch) {
+        Ok(())
+    } else {
+        Err(StoreError::Fenced {
+            infra_id: fence.infra_id.clone(),
+        })
+    }
+}
+
 /// Runs `batch` in one transaction, each write in its own savepoint, commits,
 /// then answers every job.
 fn commit(backend: &Backend, batch: Vec<Job>) {
     let mut answers = Vec::with_capacity(batch.len());
-    let mut jobs = batch.into_iter();
+    // A write alone in its batch needs no savepoint: if it fails, the
+    // batch's transaction is rolled back with it (two round trips fewer).
+    let alone = batch.len() == 1;
+    let mut jobs = batch.into_iter().peekable();
     let committed = backend.write(|db| {
-        for job in jobs.by_ref() {
-            db.execute("SAVEPOINT occopus_write", &[])?;
-            let outcome = (job.write)(db);
-            if outcome.is_err() {
-                db.execute("ROLLBACK TO SAVEPOINT occopus_write", &[])?;
+        let mut epochs = HashMap::new();
+        if !alone {
+            db.batch("SAVEPOINT occopus_write")?;
+        }
+        while let Some(job) = jobs.next() {
+            let outcome = check(db, &mut epochs, &job.fence).and_then(|()| (job.write)(db));
+            if alone {
+                let failed = outcome.is_err();
+                answers.push((job.done, outcome));
+                if failed {
+                    return Err(StoreError::Commit("its only write failed".into()));
+                }
+                continue;
             }
-            db.execute("RELEASE SAVEPOINT occopus_write", &[])?;
+            if outcome.is_err() {
+                db.batch("ROLLBACK TO SAVEPOINT occopus_write")?;
+            }
+            db.batch(if jobs.peek().is_some() {
+                "RELEASE SAVEPOINT occopus_write; SAVEPOINT occopus_write"
+            } else {
+                "RELEASE SAVEPOINT occopus_write"
+            })?;
             answers.push((job.done, outcome));
         }
         Ok(())
@@ -94,9 +155,96 @@ fn commit(backend: &Backend, batch: Vec<Job>) {
     for (done, outcome) in answers {
         let answer = match (&committed, outcome) {
             (Ok(()), outcome) => outcome,
-            (Err(e), _) => Err(StoreError::Commit(e.to_string())),
+            // A write's own failure is what its caller needs to hear.
+            (Err(_), Err(own)) => Err(own),
+            (Err(e), Ok(())) => Err(StoreError::Commit(e.to_string())),
         };
         // The caller may have given up waiting; the write stands either way.
         let _ = done.send(answer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::error::StoreError;
+    use crate::leases::{Acquired, LeaseHolder};
+    use crate::records::InfraSnapshot;
+    use crate::sql::Sql;
+    use crate::state_store::StateStore;
+    use crate::testing::TestDatabase;
+    use std::time::Duration;
+
+    fn lease(store: &StateStore, infra_id: &str) -> i64 {
+        let me = LeaseHolder::this_process("test");
+        match store
+            .try_acquire_lease(infra_id, &me, Duration::from_secs(30))
+            .unwrap()
+        {
+            Acquired::Granted { record, .. } => record.epoch,
+            Acquired::Held(by) => panic!("held by {by:?}"),
+        }
+    }
+
+    fn set_status(
+        status: &'static str,
+        id: &'static str,
+    ) -> impl FnOnce(&mut dyn Sql) -> Result<(), StoreError> {
+        move |db| {
+            db.execute(
+                "UPDATE infras SET status = ?1 WHERE id = ?2",
+                crate::sql::values![status, id],
+            )
+            .map(drop)
+        }
+    }
+
+    /// In a batch, a write that fails (fenced off, or a broken statement)
+    /// fails alone with its own error; alone in its batch, it too gets its
+    /// own error, and nothing of it is written.
+    #[test]
+    fn a_failing_write_fails_alone_with_its_own_error() {
+        for db in TestDatabase::each() {
+            fails_alone_on(&db);
+        }
+    }
+
+    fn fails_alone_on(db: &TestDatabase) {
+        let store = db.open();
+        for id in ["good", "stale"] {
+            lease(&store, id);
+            store
+                .upsert_infra(id, id, "building", &InfraSnapshot::default())
+                .unwrap();
+        }
+        let epoch = store.lease("stale").unwrap().unwrap().epoch;
+        assert!(db.open().break_lease("stale", epoch, "test").unwrap());
+
+        let (good, stale, broken) = futures::executor::block_on(async {
+            futures::join!(
+                store.fenced_write("good", set_status("ready", "good")),
+                store.fenced_write("stale", set_status("ready", "stale")),
+                store.fenced_write("good", |db| db
+                    .execute("UPDATE no_such_table SET x = 1", &[])
+                    .map(drop)),
+            )
+        });
+        good.unwrap();
+        assert!(matches!(stale, Err(StoreError::Fenced { .. })), "{stale:?}");
+        assert!(
+            !matches!(broken, Ok(()) | Err(StoreError::Commit(_))),
+            "{broken:?}"
+        );
+        assert_eq!(store.infra("good").unwrap().unwrap().status, "ready");
+        assert_eq!(store.infra("stale").unwrap().unwrap().status, "building");
+
+        let alone = futures::executor::block_on(store.fenced_write("good", |db| {
+            set_status("failed", "good")(db)?;
+            db.execute("UPDATE no_such_table SET x = 1", &[]).map(drop)
+        }));
+        assert!(
+            !matches!(alone, Ok(()) | Err(StoreError::Commit(_))),
+            "{alone:?}"
+        );
+        assert_eq!(store.infra("good").unwrap().unwrap().status, "ready");
     }
 }

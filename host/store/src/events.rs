@@ -2,7 +2,7 @@
 
 use crate::error::StoreError;
 use crate::records::EventRecord;
-use crate::sql::{Sql, values};
+use crate::sql::{Sql, Value, values};
 use crate::state_store::StateStore;
 use occopus_types::now_ms;
 
@@ -32,18 +32,32 @@ impl StateStore {
         self.log_events(infra_id, &[(instance_id, message.to_string())])
     }
 
-    /// Appends several events (instance, message) in one transaction.
+    /// Appends several events (instance, message) in one transaction, a
+    /// hundred rows per statement (a plan of a thousand changes is ten
+    /// round trips to a database server, not a thousand).
     pub fn log_events(
         &self,
         infra_id: &str,
         events: &[(Option<&str>, String)],
     ) -> Result<(), StoreError> {
+        const ROWS_PER_STATEMENT: usize = 100;
         let now = now_ms();
         self.fenced(infra_id, |db| {
-            for (instance_id, message) in events {
+            for chunk in events.chunks(ROWS_PER_STATEMENT) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| format!("(?1, ?{}, ?2, ?{})", 3 + 2 * i, 4 + 2 * i))
+                    .collect();
+                let mut params = vec![Value::from(infra_id), Value::from(now)];
+                for (instance_id, message) in chunk {
+                    params.push(Value::from(*instance_id));
+                    params.push(Value::from(message));
+                }
                 db.execute(
-                    "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES (?1, ?2, ?3, ?4)",
-                    values![infra_id, *instance_id, now, message],
+                    &format!(
+                        "INSERT INTO events (infra_id, instance_id, time_ms, message) VALUES {}",
+                        rows.join(", ")
+                    ),
+                    &params,
                 )?;
             }
             Ok(())

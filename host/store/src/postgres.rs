@@ -1,12 +1,15 @@
 //! The PostgreSQL back-end: the same statements as the SQLite file's (see
 //! `sql.rs`), for a database several occopus processes and hosts share.
 //!
-//! One connection per store, driven by a runtime thread of its own, so that
-//! the store's synchronous calls (made from async tasks and plain threads
-//! alike) wait on it without blocking a runtime they run on. Write
-//! transactions take one advisory lock first: as with SQLite's write lock,
-//! writers go one at a time, so a lease's fence checked in a transaction
-//! holds until it commits. Statements are written with SQLite's `?N`
+//! Two connections per store, driven by a runtime thread of their own, so
+//! that the store's synchronous calls (made from async tasks and plain
+//! threads alike) wait on them without blocking a runtime they run on: one
+//! for write transactions (the group commit's among them), one for reads and
+//! single-statement writes, which so never wait behind a write transaction
+//! (they see what is committed, as SQLite's readers do). Write transactions
+//! take one advisory lock first: as with SQLite's write lock, writers go one
+//! at a time, so a lease's fence checked in a transaction holds until it
+//! commits. Statements are written with SQLite's `?N`
 //! parameters and rewritten to PostgreSQL's `$N`.
 
 use crate::error::StoreError;
@@ -23,12 +26,35 @@ use tokio_postgres::{Client, GenericClient, NoTls, Statement};
 /// "occopus" on a phone keypad).
 const WRITE_LOCK: i64 = 6_226_787;
 
-/// A connection to the shared database.
-pub(crate) struct Postgres {
+/// One connection and the statements prepared on it.
+struct Connection {
     client: Mutex<Client>,
     /// The statements prepared on the connection, by their text: each is
     /// prepared once, then only executed (one round trip, not two).
     prepared: Mutex<HashMap<String, Statement>>,
+}
+
+impl Connection {
+    fn new(client: Client) -> Connection {
+        Connection {
+            client: Mutex::new(client),
+            prepared: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Client> {
+        self.client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// The connections to the shared database.
+pub(crate) struct Postgres {
+    /// Write transactions.
+    writer: Connection,
+    /// Reads and single-statement writes.
+    reader: Connection,
     /// Where it is, its password masked, for messages.
     pub(crate) location: String,
 }
@@ -59,11 +85,16 @@ impl Postgres {
                     }
                 };
                 runtime.block_on(async move {
-                    match config.connect(NoTls).await {
-                        Ok((client, connection)) => {
-                            let _ = sender.send(Ok(client));
-                            // Runs until the client is dropped.
-                            let _ = connection.await;
+                    let connected = async {
+                        let writer = config.connect(NoTls).await?;
+                        let reader = config.connect(NoTls).await?;
+                        Ok::<_, tokio_postgres::Error>((writer, reader))
+                    };
+                    match connected.await {
+                        Ok(((writer, writer_connection), (reader, reader_connection))) => {
+                            let _ = sender.send(Ok((writer, reader)));
+                            // Run until their clients are dropped.
+                            let _ = futures::join!(writer_connection, reader_connection);
                         }
                         Err(e) => {
                             let _ = sender.send(Err(e.to_string()));
@@ -72,13 +103,13 @@ impl Postgres {
                 });
             })
             .map_err(|e| unusable(format!("cannot start its connection thread: {e}")))?;
-        let client = receiver
+        let (writer, reader) = receiver
             .recv()
             .map_err(|_| unusable("its connection thread ended".into()))?
             .map_err(unusable)?;
         Ok(Postgres {
-            client: Mutex::new(client),
-            prepared: Mutex::default(),
+            writer: Connection::new(writer),
+            reader: Connection::new(reader),
             location,
         })
     }
@@ -121,21 +152,16 @@ impl Postgres {
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Client> {
-        self.client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Runs `f` outside any transaction (each statement commits by itself).
+    /// Runs `f` outside any transaction (each statement commits by
+    /// itself), on the reading connection.
     pub(crate) fn read<T>(
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let client = self.lock();
+        let client = self.reader.lock();
         f(&mut Statements {
             client: &*client,
-            prepared: &self.prepared,
+            prepared: &self.reader.prepared,
         })
     }
 
@@ -145,13 +171,13 @@ impl Postgres {
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.lock();
+        let mut client = self.writer.lock();
         let transaction = block_on(client.transaction()).map_err(sql_error)?;
         block_on(transaction.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK]))
             .map_err(sql_error)?;
         let value = f(&mut Statements {
             client: &transaction,
-            prepared: &self.prepared,
+            prepared: &self.writer.prepared,
         })?;
         block_on(transaction.commit()).map_err(sql_error)?;
         Ok(value)

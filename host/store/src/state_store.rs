@@ -6,7 +6,7 @@
 //! `leases.rs`).
 
 use crate::backend::Backend;
-use crate::committer::Committer;
+use crate::committer::{Committer, Fence};
 use crate::error::StoreError;
 use crate::postgres::Postgres;
 use crate::schema::MIGRATIONS;
@@ -50,7 +50,7 @@ impl StateStore {
     pub fn open_postgres(url: &str) -> Result<StateStore, StoreError> {
         let postgres = Postgres::connect(url)?;
         postgres.migrate(MIGRATIONS)?;
-        Self::with_backend(Backend::Postgres(postgres))
+        Self::with_backend(Backend::Postgres(Box::new(postgres)))
     }
 
     fn with_backend(backend: Backend) -> Result<StateStore, StoreError> {
@@ -150,14 +150,11 @@ impl StateStore {
         infra_id: &str,
         write: impl FnOnce(&mut dyn Sql) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(), StoreError> {
-        let epoch = self.epoch_of(infra_id)?;
-        let infra_id = infra_id.to_string();
-        self.committer()?
-            .write(move |db| {
-                fence(db, &infra_id, epoch)?;
-                write(db)
-            })
-            .await
+        let fence = Fence {
+            infra_id: infra_id.to_string(),
+            epoch: self.epoch_of(infra_id)?,
+        };
+        self.committer()?.write(fence, write).await
     }
 }
 
@@ -165,18 +162,21 @@ impl StateStore {
 /// `epoch`: a holder that was paused or cut off while another took its lease
 /// over writes nothing more.
 pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), StoreError> {
-    let current: Option<i64> = db
-        .query_opt(
-            "SELECT epoch FROM leases WHERE infra_id = ?1",
-            values![infra_id],
-        )?
-        .map(|row| row.get(0))
-        .transpose()?;
-    if current == Some(epoch) {
+    if current_epoch(db, infra_id)? == Some(epoch) {
         Ok(())
     } else {
         Err(StoreError::Fenced {
             infra_id: infra_id.to_string(),
         })
     }
+}
+
+/// The epoch the lease on `infra_id` is at, if one is held.
+pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i64>, StoreError> {
+    db.query_opt(
+        "SELECT epoch FROM leases WHERE infra_id = ?1",
+        values![infra_id],
+    )?
+    .map(|row| row.get(0))
+    .transpose()
 }
