@@ -104,7 +104,8 @@ fn try_open_migrated(path: &Path, migrations: &[&str]) -> Result<Connection, Ope
 /// created, migrated or locked for writing. On a read-only mount, where
 /// SQLite cannot create the WAL's shared-memory file, it reads the file as
 /// it is (`immutable`). A schema newer than `known_version` is refused; an
-/// older one is read as it is (the caller sees no newer tables).
+/// older one is read as it is (the caller sees no newer tables); none yet (a
+/// file another process is creating) reads as [`OpenError::Missing`].
 pub fn open_read_only(path: &Path, known_version: i64) -> Result<Connection, OpenError> {
     if !path.exists() {
         return Err(OpenError::Missing(path.to_owned()));
@@ -114,6 +115,11 @@ pub fn open_read_only(path: &Path, known_version: i64) -> Result<Connection, Ope
     let usable = |connection: Connection| -> Result<Connection, OpenError> {
         connection.busy_timeout(BUSY_TIMEOUT)?;
         let version: i64 = connection.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        // Created, its tables not committed yet (its creator's first
+        // migration runs in one transaction): as good as missing, not broken.
+        if version == 0 {
+            return Err(OpenError::Missing(path.to_owned()));
+        }
         if version > known_version {
             return Err(OpenError::NewerSchema {
                 found: version,
@@ -215,6 +221,12 @@ mod tests {
             Err(OpenError::Missing(_))
         ));
         assert!(!path.exists());
+        // Created by another process that has not committed its tables yet.
+        drop(Connection::open(&path).unwrap());
+        assert!(matches!(
+            open_read_only(&path, 2),
+            Err(OpenError::Missing(_))
+        ));
         drop(open_migrated(&path, MIGRATIONS).unwrap());
         let connection = open_read_only(&path, 2).unwrap();
         let error = connection
