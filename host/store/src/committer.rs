@@ -20,8 +20,7 @@
 
 use crate::backend::Backend;
 use crate::error::StoreError;
-use crate::sql::Sql;
-use crate::state_store::current_epoch;
+use crate::sql::{Sql, values};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -88,6 +87,16 @@ impl Committer {
             .await
             .map_err(|_| StoreError::Commit("the writer thread has stopped".into()))?
     }
+}
+
+/// The epoch the lease on `infra_id` is at, if one is held.
+pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i64>, StoreError> {
+    db.query_opt(
+        "SELECT epoch FROM leases WHERE infra_id = ?1",
+        values![infra_id],
+    )?
+    .map(|row| row.get(0))
+    .transpose()
 }
 
 /// Refuses a write under `fence` unless its infra's lease is at its epoch,
@@ -169,7 +178,7 @@ mod tests {
     use crate::error::StoreError;
     use crate::leases::{Acquired, LeaseHolder};
     use crate::records::InfraSnapshot;
-    use crate::sql::Sql;
+    use crate::sql::{Sql, values};
     use crate::state_store::StateStore;
     use crate::testing::TestDatabase;
     use std::time::Duration;

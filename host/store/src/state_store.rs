@@ -6,11 +6,11 @@
 //! `leases.rs`).
 
 use crate::backend::Backend;
-use crate::committer::{Committer, Fence};
+use crate::committer::{Committer, Fence, current_epoch};
 use crate::error::StoreError;
 use crate::postgres::Postgres;
 use crate::schema::MIGRATIONS;
-use crate::sql::{Sql, values};
+use crate::sql::Sql;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
@@ -169,14 +169,4 @@ pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), 
             infra_id: infra_id.to_string(),
         })
     }
-}
-
-/// The epoch the lease on `infra_id` is at, if one is held.
-pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i64>, StoreError> {
-    db.query_opt(
-        "SELECT epoch FROM leases WHERE infra_id = ?1",
-        values![infra_id],
-    )?
-    .map(|row| row.get(0))
-    .transpose()
 }
