@@ -178,7 +178,7 @@ mod tests {
     use crate::error::StoreError;
     use crate::leases::{Acquired, LeaseHolder};
     use crate::records::InfraSnapshot;
-    use crate::sql::{Sql, values};
+    use crate::sql::Sql;
     use crate::state_store::StateStore;
     use crate::testing::TestDatabase;
     use std::time::Duration;
