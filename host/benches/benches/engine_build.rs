@@ -3,8 +3,8 @@
 //! N nodes in 10 dependency levels (level i needs level i-1), each instance
 //! taking 100 ms to create and 200 ms to boot, so no build can finish before
 //! 10 x 300 ms = 3 s. Prints makespan / bound (target <= 1.10) and the peak RSS
-//! of this process. `cargo bench --bench engine_build [-- --quick]`
-//! (`--quick`: 1,000 nodes only).
+//! of this process. `cargo bench --bench engine_build [-- --quick]`: 1,000,
+//! 5,000 and 10,000 nodes (`--quick`: 1,000 only).
 
 use occopus::engine::{BuildOptions, DestroyOptions, LeasePolicy, StopSignal};
 use occopus::model::Sources;
@@ -129,6 +129,7 @@ fn main() {
         bench(1000).await;
         if !quick {
             bench(5000).await;
+            bench(10_000).await;
         }
     });
 }

@@ -1,9 +1,10 @@
 //! Keeping an infrastructure alive, one reconcile pass at a time:
 //!
 //! 1. observe every instance that is up: the driver's status, then (when it
-//!    runs) its health checks, recorded with the time; an instance the cloud
-//!    reports failed or gone, or whose checks have failed for longer than its
-//!    node's `health_check.timeout`, is marked failed;
+//!    runs) its health checks, recorded with the time in one write per pass
+//!    (an instance whose health did not change gets only its check time); an
+//!    instance the cloud reports failed or gone, or whose checks have failed
+//!    for longer than its node's `health_check.timeout`, is marked failed;
 //! 2. apply the queued scaling requests (each checked against the node's
 //!    limits again: a refused one is logged and dropped);
 //! 3. converge (see [`crate::plan`]): failed instances are destroyed and
@@ -26,7 +27,7 @@ use crate::run::Book;
 use crate::stop::StopSignal;
 use occopus_model::render::node_context;
 use occopus_model::{AddressBook, AuthData, Model};
-use occopus_store::{InstanceRecord, InstanceState, NodeTarget};
+use occopus_store::{HealthObserved, InstanceRecord, InstanceState, NodeTarget};
 use occopus_types::{CloudState, ConfigState, now_ms};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -56,6 +57,23 @@ pub struct PassReport {
     pub held: Vec<(String, i64)>,
     /// Wall time of the pass.
     pub elapsed_ms: u64,
+}
+
+/// What observing one instance found: why it counts as failed, if it does,
+/// and what its health checks said, if they ran.
+#[derive(Default)]
+struct Observation {
+    failure: Option<InstanceFailure>,
+    health: Option<HealthObserved>,
+}
+
+impl Observation {
+    fn failed(failure: InstanceFailure) -> Self {
+        Observation {
+            failure: Some(failure),
+            health: None,
+        }
+    }
 }
 
 impl Orchestrator {
@@ -145,9 +163,20 @@ impl Orchestrator {
                 )
             }
         });
+        let mut observations = Vec::with_capacity(up.len());
+        let mut health = Vec::with_capacity(up.len());
+        for (record, observation) in futures::future::join_all(checks).await {
+            let observation = observation?;
+            health.extend(observation.health);
+            observations.push((record, observation.failure));
+        }
+        self.inner
+            .store
+            .record_health_checks(infra_id, health)
+            .await?;
         let mut failed = Vec::new();
-        for (record, failure) in futures::future::join_all(checks).await {
-            if let Some(failure) = failure? {
+        for (record, failure) in observations {
+            if let Some(failure) = failure {
                 let why = failure.to_string();
                 self.inner
                     .store
@@ -179,18 +208,18 @@ impl Orchestrator {
         infra_id: &str,
         record: &InstanceRecord,
         book: Arc<dyn AddressBook>,
-    ) -> Result<Option<InstanceFailure>, EngineError> {
+    ) -> Result<Observation, EngineError> {
         let store = &self.inner.store;
         let (Some(node), Some(implementation), Some(cloud_id)) = (
             model.infra.node(&record.node_name),
             model.implementation(&record.node_name),
             record.cloud_id.as_deref(),
         ) else {
-            return Ok(None);
+            return Ok(Observation::default());
         };
         let unobservable = |why: &dyn std::fmt::Display| {
             tracing::warn!(instance = %record.id, "cannot observe: {why}");
-            Ok(None)
+            Ok(Observation::default())
         };
         let driver = match self.plugins().driver(record.resource_type()) {
             Ok(driver) => driver,
@@ -203,7 +232,7 @@ impl Orchestrator {
         let status = match self.with_retries(|| driver.status(&target, cloud_id)).await {
             Ok(status) => status,
             Err(e) if e.is_not_found() => {
-                return Ok(Some(InstanceFailure::Gone {
+                return Ok(Observation::failed(InstanceFailure::Gone {
                     cloud_id: cloud_id.to_string(),
                 }));
             }
@@ -212,12 +241,12 @@ impl Orchestrator {
         match status.state {
             CloudState::Running => {}
             CloudState::Failed | CloudState::Shutdown => {
-                return Ok(Some(InstanceFailure::CloudReports {
+                return Ok(Observation::failed(InstanceFailure::CloudReports {
                     state: status.state,
                     detail: status.detail,
                 }));
             }
-            CloudState::Pending | CloudState::Unknown => return Ok(None),
+            CloudState::Pending | CloudState::Unknown => return Ok(Observation::default()),
         }
         let context = node_context(model, node, implementation, infra_id, &record.id);
         // As in Occopus, what its config manager says is part of its state:
@@ -227,21 +256,29 @@ impl Orchestrator {
             .await
         {
             Ok(None | Some(ConfigState::Ready)) => {}
-            Ok(Some(ConfigState::Failed)) => return Ok(Some(InstanceFailure::ConfigFailed)),
-            Ok(Some(ConfigState::Pending | ConfigState::Unknown)) => return Ok(None),
+            Ok(Some(ConfigState::Failed)) => {
+                return Ok(Observation::failed(InstanceFailure::ConfigFailed));
+            }
+            Ok(Some(ConfigState::Pending | ConfigState::Unknown)) => {
+                return Ok(Observation::default());
+            }
             Err(e) => return unobservable(&e),
         }
         let addresses = status.addresses();
         let probes = match self.probes(implementation, &context, &book, &addresses) {
             Ok(probes) => probes,
-            Err(why) => return Ok(Some(why.into())),
+            Err(why) => return Ok(Observation::failed(why.into())),
         };
         let checked = self.inner.prober.check(&probes).await;
         let detail = checked.as_ref().err().map(ToString::to_string);
-        store
-            .record_health(infra_id, &record.id, checked.is_ok(), detail.as_deref())
-            .await?;
-        match checked {
+        // Recorded with the others' at the end of the pass, in one write.
+        let health = Some(HealthObserved::of(
+            &record.id,
+            checked.is_ok(),
+            detail,
+            &record.health,
+        ));
+        let failure = match checked {
             Ok(()) if record.state != InstanceState::Ready => {
                 store
                     .record_state(
@@ -252,20 +289,21 @@ impl Orchestrator {
                         None,
                     )
                     .await?;
-                Ok(None)
+                None
             }
-            Ok(()) => Ok(None),
+            Ok(()) => None,
             Err(last) => {
                 let since = record.health.failing_since_ms.unwrap_or_else(now_ms);
                 let failing = Duration::from_millis((now_ms() - since).max(0) as u64);
                 let timeout = implementation.health_check.timeout;
-                Ok((failing >= timeout).then(|| InstanceFailure::Unhealthy {
+                (failing >= timeout).then(|| InstanceFailure::Unhealthy {
                     failing_secs: failing.as_secs(),
                     timeout_secs: Some(timeout.as_secs()),
                     last,
-                }))
+                })
             }
-        }
+        };
+        Ok(Observation { failure, health })
     }
 
     /// Counts failures in a row per node from what a pass created, and holds

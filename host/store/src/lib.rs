@@ -36,6 +36,7 @@ mod testing;
 
 pub use copy::CopyReport;
 pub use error::StoreError;
+pub use instances::HealthObserved;
 pub use leases::{Acquired, LeaseHolder, LeaseRecord, Liveness};
 pub use postgres::mask_password;
 pub use records::{
