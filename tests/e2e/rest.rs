@@ -1058,3 +1058,54 @@ async fn posted_node_definitions_import_relative_to_the_import_dir() {
         "{answer}"
     );
 }
+
+/// `GET` answers carry an entity tag; asked again with it, the service
+/// answers 304 with no body; a change made by another process (a command
+/// line's maintenance pass on the same state) moves the tag.
+#[tokio::test]
+async fn conditional_gets_answer_304_until_the_infra_changes() {
+    let occopus = Occopus::new(119);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: tagged\nnodes:\n  - {name: sim, type: sim, scaling: {min: 2, max: 3}}\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "tagged"]);
+    let service = RestService::start(&occopus);
+    let get = |path: &'static str, tag: Option<String>| {
+        let mut request = service
+            .client
+            .get(format!("{}{path}", service.base))
+            .bearer_auth(TOKEN);
+        if let Some(tag) = tag {
+            request = request.header("if-none-match", tag);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+            (status, etag, response.text().await.unwrap())
+        }
+    };
+    for path in ["/infrastructures/tagged", "/infrastructures/"] {
+        let (status, etag, body) = get(path, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
+        let (status, again, body) = get(path, Some(etag.clone())).await;
+        assert_eq!(
+            (status, again.as_str(), body.as_str()),
+            (304, etag.as_str(), "")
+        );
+        let (status, _, _) = get(path, Some("\"other\"".into())).await;
+        assert_eq!(status, 200);
+    }
+
+    // Another process changes it: the tag moves, the new report comes.
+    let (_, before, _) = get("/infrastructures/tagged", None).await;
+    occopus.ok(&["scale", "-i", "tagged", "-n", "sim", "-c", "+1"]);
+    occopus.ok(&["maintain", "-i", "tagged", "--once"]);
+    let (status, after, body) = get("/infrastructures/tagged", Some(before.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    assert_ne!(after, before);
+    let report: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["sim"]["instances"].as_object().unwrap().len(), 3);
+}

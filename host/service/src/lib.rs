@@ -3,6 +3,8 @@
 //!
 //! - `routes.rs`: the paths (Occopus's own, plus validation and node
 //!   definitions) and their handlers;
+//! - `cache.rs`: reports kept rendered while their infra's tag holds, and
+//!   the entity tags (`ETag`, `If-None-Match`) that go with them;
 //! - `error.rs`: the one JSON error shape every failure answers with;
 //! - `events.rs`: an infra's event stream, ending with its last outcome;
 //! - `service.rs`: the service's settings and its background jobs (a build,
@@ -12,6 +14,7 @@
 //!   accept loop and its limits);
 //! - `time_limit.rs`: 408 for a request that takes too long.
 
+mod cache;
 mod error;
 mod events;
 mod routes;

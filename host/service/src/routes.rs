@@ -1,17 +1,19 @@
 //! The service's paths. Occopus's own paths and answer shapes, so that its
 //! clients keep working, plus `/validate`, `/nodedefs` and `/healthz`.
 
+use crate::cache::{entity_tag, tagged_json};
 use crate::error::HttpError;
 use crate::service::Service;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use occopus::ApiError;
 use occopus::engine::ScaleBy;
 use occopus::store::ServiceOperation;
 use serde_json::{Value, json};
@@ -187,23 +189,26 @@ async fn checked(
 }
 
 /// `GET /infrastructures/`: the documented key, and the misspelt one the
-/// original sent, for its old clients.
-#[utoipa::path(get, path = "/infrastructures/", tag = "occopus", responses((status = 200, description = "`{\"infrastructures\": [ID, ...]}` (also under the original's misspelt key `infrastuctures`)"), (status = 401, description = "no or wrong bearer token")))]
-async fn list(State(service): State<Arc<Service>>) -> Answer {
-    let ids: Vec<String> = service
-        .occopus
-        .info(None)?
-        .into_iter()
-        .map(|i| i.infra.id)
-        .collect();
+/// original sent, for its old clients; tagged, 304 when the client has it.
+#[utoipa::path(get, path = "/infrastructures/", tag = "occopus", responses((status = 200, description = "`{\"infrastructures\": [ID, ...]}` (also under the original's misspelt key `infrastuctures`); `ETag` set"), (status = 304, description = "unchanged since the `If-None-Match` tag"), (status = 401, description = "no or wrong bearer token")))]
+async fn list(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
+    let ids = service.store().infra_ids().map_err(ApiError::from)?;
     // Which of them the service (any replica) builds, maintains or destroys
     // (the others are the command line's: it reports them, but does not
     // change them).
     let managed = service.managed()?;
     let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
-    Ok(axum::Json(
-        json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
-    ))
+    let body = serde_json::to_vec(
+        &json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
+    )
+    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&body, &mut hasher);
+    let etag = entity_tag(&format!("{:016x}", std::hash::Hasher::finish(&hasher)));
+    tagged_json(&headers, &etag, || Ok(Bytes::from(body)))
 }
 
 /// `POST /infrastructures/`: checks the description, answers with the new id
@@ -220,20 +225,35 @@ async fn create(
     Ok(axum::Json(json!({"infraid": infra_id})))
 }
 
-/// `GET /infrastructures/ID`: Occopus's report, with health per instance.
-#[utoipa::path(get, path = "/infrastructures/{id}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "Occopus's report: `{NODE: {instances: {ID: {resource_address, state, health, ...}}, scaling: {actual, min, max, target}}}`"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure")))]
+/// `GET /infrastructures/ID`: Occopus's report, with health per instance;
+/// tagged with the infra's tag (see `cache.rs`), 304 when the client has it.
+#[utoipa::path(get, path = "/infrastructures/{id}", tag = "occopus", params(("id" = String, Path, description = "the infrastructure id")), responses((status = 200, description = "Occopus's report: `{NODE: {instances: {ID: {resource_address, state, health, ...}}, scaling: {actual, min, max, target}}}`; `ETag` set"), (status = 304, description = "unchanged since the `If-None-Match` tag: nothing read or rendered"), (status = 401, description = "no or wrong bearer token"), (status = 404, description = "no such infrastructure")))]
 async fn report(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
-) -> Answer {
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
     let id = path(id)?;
-    match service.occopus.info(Some(&id)) {
-        Ok(infos) => Ok(axum::Json(infos[0].occopus_report())),
+    let Some(tag) = service.store().infra_tag(&id).map_err(ApiError::from)? else {
+        service.reports.forget(&id);
         // Accepted, and its build has not recorded it yet (or was stopped
         // first by a delete, whose destroy is still to run): not gone yet.
-        Err(_) if service.operation(&id)?.is_some() => Ok(axum::Json(json!({}))),
-        Err(error) => Err(error.into()),
-    }
+        if service.operation(&id)?.is_some() {
+            return Ok(axum::Json(json!({})).into_response());
+        }
+        // Unknown (404), or recorded this very moment.
+        let infos = service.occopus.info(Some(&id))?;
+        return Ok(axum::Json(infos[0].occopus_report()).into_response());
+    };
+    tagged_json(&headers, &entity_tag(&tag), || {
+        service.reports.get_or_render(&id, &tag, || {
+            let infos = service.occopus.info(Some(&id))?;
+            let report = infos[0].occopus_report();
+            serde_json::to_vec(&report).map(Bytes::from).map_err(|e| {
+                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })
+        })
+    })
 }
 
 /// `DELETE /infrastructures/ID`: stops its build or maintenance and destroys

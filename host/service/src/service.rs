@@ -139,6 +139,8 @@ pub struct Service {
     pub(crate) settings: ServiceSettings,
     /// This replica's jobs, by infra id.
     jobs: Mutex<HashMap<String, Job>>,
+    /// The infras' reports as last rendered (see `cache.rs`).
+    pub(crate) reports: crate::cache::Reports,
     /// How the jobs ended, for the event streams.
     outcomes: broadcast::Sender<Outcome>,
 }
@@ -150,11 +152,12 @@ impl Service {
             occopus,
             settings,
             jobs: Mutex::new(HashMap::new()),
+            reports: crate::cache::Reports::default(),
             outcomes: broadcast::channel(256).0,
         })
     }
 
-    fn store(&self) -> &StateStore {
+    pub(crate) fn store(&self) -> &StateStore {
         self.occopus.orchestrator().store()
     }
 

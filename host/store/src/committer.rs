@@ -21,6 +21,7 @@
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::sql::{Sql, values};
+use crate::state_store::bump_version;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -133,11 +134,15 @@ fn commit(backend: &Backend, batch: Vec<Job>) {
     let mut jobs = batch.into_iter().peekable();
     let committed = backend.write(|db| {
         let mut epochs = HashMap::new();
+        let mut written = std::collections::BTreeSet::new();
         if !alone {
             db.batch("SAVEPOINT occopus_write")?;
         }
         while let Some(job) = jobs.next() {
             let outcome = check(db, &mut epochs, &job.fence).and_then(|()| (job.write)(db));
+            if outcome.is_ok() {
+                written.insert(job.fence.infra_id.clone());
+            }
             if alone {
                 let failed = outcome.is_err();
                 answers.push((job.done, outcome));
@@ -155,6 +160,10 @@ fn commit(backend: &Backend, batch: Vec<Job>) {
                 "RELEASE SAVEPOINT occopus_write"
             })?;
             answers.push((job.done, outcome));
+        }
+        // Every infra written in the batch is marked changed, once.
+        for infra_id in &written {
+            bump_version(db, infra_id)?;
         }
         Ok(())
     });

@@ -16,7 +16,7 @@ use occopus_types::now_ms;
 const TABLES: &[(&str, &str, &str)] = &[
     (
         "infras",
-        "id, name, status, snapshot, created_ms, updated_ms",
+        "id, name, status, snapshot, created_ms, updated_ms, version",
         "id",
     ),
     ("instances", INSTANCE_COLUMNS, "id"),

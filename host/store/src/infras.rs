@@ -61,6 +61,21 @@ impl StateStore {
         .transpose()
     }
 
+    /// A tag of what is recorded of an infra now, if it is recorded: it
+    /// changes with every write about it (its version), and differs between
+    /// two infras of one id built one after the other (its creation time).
+    /// An HTTP entity tag, for instance.
+    pub fn infra_tag(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row = self.read(|db| {
+            db.query_opt(
+                "SELECT created_ms, version FROM infras WHERE id = ?1",
+                values![id],
+            )
+        })?;
+        row.map(|row| Ok(format!("{}-{}", row.get::<i64>(0)?, row.get::<i64>(1)?)))
+            .transpose()
+    }
+
     /// Every infra's id, oldest first.
     pub fn infra_ids(&self) -> Result<Vec<String>, StoreError> {
         let rows =

@@ -442,4 +442,35 @@ mod tests {
         assert_eq!(second[2].failing_since_ms, None);
         assert_eq!(second[2].detail, None);
     }
+
+    /// The tag moves with every write about the infra, in either path, and
+    /// not with reads; an infra rebuilt under the same id gets another one.
+    #[tokio::test]
+    async fn an_infra_s_tag_moves_with_its_writes() {
+        for db in TestDatabase::each() {
+            tag_moves_on(&db).await;
+        }
+    }
+
+    async fn tag_moves_on(db: &TestDatabase) {
+        let store = store_with_infra(db);
+        let first = store.infra_tag("i1").unwrap().unwrap();
+        assert_eq!(store.infra_tag("i1").unwrap().unwrap(), first);
+        store.insert_intent(&intent("web-1", 1)).await.unwrap();
+        let second = store.infra_tag("i1").unwrap().unwrap();
+        assert_ne!(second, first);
+        store.instances("i1").unwrap();
+        assert_eq!(store.infra_tag("i1").unwrap().unwrap(), second);
+        store.set_infra_status("i1", "ready").unwrap();
+        let third = store.infra_tag("i1").unwrap().unwrap();
+        assert_ne!(third, second);
+        store.delete_infra("i1").unwrap();
+        assert_eq!(store.infra_tag("i1").unwrap(), None);
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        store
+            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
+            .unwrap();
+        let rebuilt = store.infra_tag("i1").unwrap().unwrap();
+        assert!(![first, second, third].contains(&rebuilt), "{rebuilt}");
+    }
 }

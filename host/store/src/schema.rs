@@ -99,6 +99,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     "
     ALTER TABLE service_infras ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ",
+    // Each infra's version, bumped by every write about it (`fenced`), so
+    // that a reader can tell whether what it rendered is still current.
+    "
+    ALTER TABLE infras ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+",
 ];
 
 /// A migration in PostgreSQL's dialect: the same tables, with 64-bit

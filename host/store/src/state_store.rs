@@ -137,7 +137,9 @@ impl StateStore {
         let epoch = self.epoch_of(infra_id)?;
         self.write(|db| {
             fence(db, infra_id, epoch)?;
-            f(db)
+            let value = f(db)?;
+            bump_version(db, infra_id)?;
+            Ok(value)
         })
     }
 }
@@ -169,4 +171,14 @@ pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), 
             infra_id: infra_id.to_string(),
         })
     }
+}
+
+/// Marks `infra_id` changed: its version moves on (in the transaction of
+/// the change), so a rendered report of an older version is known stale.
+pub(crate) fn bump_version(db: &mut dyn Sql, infra_id: &str) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE infras SET version = version + 1 WHERE id = ?1",
+        crate::sql::values![infra_id],
+    )
+    .map(drop)
 }
