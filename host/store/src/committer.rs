@@ -21,7 +21,6 @@
 use crate::backend::Backend;
 use crate::error::StoreError;
 use crate::sql::{Sql, values};
-use crate::state_store::bump_version;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -98,6 +97,16 @@ pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i
     )?
     .map(|row| row.get(0))
     .transpose()
+}
+
+/// Marks `infra_id` changed: its version moves on (in the transaction of
+/// the change), so a rendered report of an older version is known stale.
+pub(crate) fn bump_version(db: &mut dyn Sql, infra_id: &str) -> Result<(), StoreError> {
+    db.execute(
+        "UPDATE infras SET version = version + 1 WHERE id = ?1",
+        values![infra_id],
+    )
+    .map(drop)
 }
 
 /// Refuses a write under `fence` unless its infra's lease is at its epoch,

@@ -6,7 +6,7 @@
 //! `leases.rs`).
 
 use crate::backend::Backend;
-use crate::committer::{Committer, Fence, current_epoch};
+use crate::committer::{Committer, Fence, bump_version, current_epoch};
 use crate::error::StoreError;
 use crate::postgres::Postgres;
 use crate::schema::MIGRATIONS;
@@ -171,14 +171,4 @@ pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), 
             infra_id: infra_id.to_string(),
         })
     }
-}
-
-/// Marks `infra_id` changed: its version moves on (in the transaction of
-/// the change), so a rendered report of an older version is known stale.
-pub(crate) fn bump_version(db: &mut dyn Sql, infra_id: &str) -> Result<(), StoreError> {
-    db.execute(
-        "UPDATE infras SET version = version + 1 WHERE id = ?1",
-        crate::sql::values![infra_id],
-    )
-    .map(drop)
 }
