@@ -1,7 +1,8 @@
-//! Answers that need not be read or rendered again: each infra's report is
-//! kept rendered with the tag of what it was rendered from (the store's
-//! `infra_tag`, which every write about the infra moves, whichever process
-//! or replica makes it), and sent as its HTTP entity tag. A request whose
+//! Answers that need not be read or rendered again: each infra's report (and
+//! the list of infras) is kept rendered with the tag of what it was rendered
+//! from (the store's `infra_tag`, which every write about the infra moves,
+//! whichever process or replica makes it; `list_tag` for the list), and sent
+//! as its HTTP entity tag. A request whose
 //! `If-None-Match` names the current tag gets 304 without anything being
 //! read or rendered; another gets the kept bytes while the tag holds. So a
 //! portal polling an infra costs one indexed read of two numbers, not every
@@ -13,34 +14,34 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// The reports rendered, by infra id: (tag, JSON bytes).
+/// The answers rendered, by path: (tag, JSON bytes).
 #[derive(Default)]
-pub(crate) struct Reports(Mutex<HashMap<String, (String, Bytes)>>);
+pub(crate) struct Rendered(Mutex<HashMap<String, (String, Bytes)>>);
 
-impl Reports {
-    /// The report of `infra_id` rendered at `tag`, rendering it with
-    /// `render` unless it is kept.
+impl Rendered {
+    /// The answer of `path` rendered at `tag`, rendering it with `render`
+    /// unless it is kept.
     pub(crate) fn get_or_render<E>(
         &self,
-        infra_id: &str,
+        path: &str,
         tag: &str,
         render: impl FnOnce() -> Result<Bytes, E>,
     ) -> Result<Bytes, E> {
-        if let Some((kept, bytes)) = self.lock().get(infra_id)
+        if let Some((kept, bytes)) = self.lock().get(path)
             && kept == tag
         {
             return Ok(bytes.clone());
         }
-        // Rendered outside the lock: other infras' readers do not wait.
+        // Rendered outside the lock: other paths' readers do not wait.
         let bytes = render()?;
         self.lock()
-            .insert(infra_id.to_string(), (tag.to_string(), bytes.clone()));
+            .insert(path.to_string(), (tag.to_string(), bytes.clone()));
         Ok(bytes)
     }
 
-    /// Forgets `infra_id` (no longer recorded).
-    pub(crate) fn forget(&self, infra_id: &str) {
-        self.lock().remove(infra_id);
+    /// Forgets `path` (its infra is no longer recorded).
+    pub(crate) fn forget(&self, path: &str) {
+        self.lock().remove(path);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Bytes)>> {
@@ -112,7 +113,7 @@ mod tests {
 
     #[test]
     fn a_report_is_rendered_again_only_when_its_tag_moves() {
-        let reports = Reports::default();
+        let reports = Rendered::default();
         let mut renders = 0;
         let mut render = |text: &'static str| {
             renders += 1;

@@ -195,20 +195,29 @@ async fn list(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let ids = service.store().infra_ids().map_err(ApiError::from)?;
-    // Which of them the service (any replica) builds, maintains or destroys
-    // (the others are the command line's: it reports them, but does not
-    // change them).
-    let managed = service.managed()?;
-    let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
-    let body = serde_json::to_vec(
-        &json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
-    )
-    .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?;
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    std::hash::Hash::hash(&body, &mut hasher);
-    let etag = entity_tag(&format!("{:016x}", std::hash::Hasher::finish(&hasher)));
-    tagged_json(&headers, &etag, || Ok(Bytes::from(body)))
+    let tag = service.store().list_tag().map_err(ApiError::from)?;
+    tagged_json(&headers, &entity_tag(&tag), || {
+        service
+            .rendered
+            .get_or_render("/infrastructures/", &tag, || {
+                let ids = service.store().infra_ids().map_err(ApiError::from)?;
+                // Which of them the service (any replica) builds, maintains or
+                // destroys (the others are the command line's: it reports them,
+                // but does not change them).
+                let managed = service.managed()?;
+                let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
+                json_bytes(
+                    &json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
+                )
+            })
+    })
+}
+
+/// `value` as JSON text.
+fn json_bytes(value: &Value) -> Result<Bytes, HttpError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|e| HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))
 }
 
 /// `POST /infrastructures/`: checks the description, answers with the new id
@@ -235,7 +244,7 @@ async fn report(
 ) -> Result<Response, HttpError> {
     let id = path(id)?;
     let Some(tag) = service.store().infra_tag(&id).map_err(ApiError::from)? else {
-        service.reports.forget(&id);
+        service.rendered.forget(&id);
         // Accepted, and its build has not recorded it yet (or was stopped
         // first by a delete, whose destroy is still to run): not gone yet.
         if service.operation(&id)?.is_some() {
@@ -246,12 +255,9 @@ async fn report(
         return Ok(axum::Json(infos[0].occopus_report()).into_response());
     };
     tagged_json(&headers, &entity_tag(&tag), || {
-        service.reports.get_or_render(&id, &tag, || {
+        service.rendered.get_or_render(&id, &tag, || {
             let infos = service.occopus.info(Some(&id))?;
-            let report = infos[0].occopus_report();
-            serde_json::to_vec(&report).map(Bytes::from).map_err(|e| {
-                HttpError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })
+            json_bytes(&infos[0].occopus_report())
         })
     })
 }

@@ -139,8 +139,8 @@ pub struct Service {
     pub(crate) settings: ServiceSettings,
     /// This replica's jobs, by infra id.
     jobs: Mutex<HashMap<String, Job>>,
-    /// The infras' reports as last rendered (see `cache.rs`).
-    pub(crate) reports: crate::cache::Reports,
+    /// The infras' reports and their list, as last rendered (see `cache.rs`).
+    pub(crate) rendered: crate::cache::Rendered,
     /// How the jobs ended, for the event streams.
     outcomes: broadcast::Sender<Outcome>,
 }
@@ -152,7 +152,7 @@ impl Service {
             occopus,
             settings,
             jobs: Mutex::new(HashMap::new()),
-            reports: crate::cache::Reports::default(),
+            rendered: crate::cache::Rendered::default(),
             outcomes: broadcast::channel(256).0,
         })
     }

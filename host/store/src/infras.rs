@@ -76,6 +76,23 @@ impl StateStore {
             .transpose()
     }
 
+    /// A tag of the list of infras and of which the REST service manages:
+    /// it changes when an infra is recorded or forgotten and with every
+    /// request or transition of the service's records.
+    pub fn list_tag(&self) -> Result<String, StoreError> {
+        let row = self.read(|db| {
+            db.query_one(
+                "SELECT (SELECT COUNT(*) FROM infras), (SELECT COALESCE(MAX(created_ms), 0) FROM infras),
+                 (SELECT COUNT(*) FROM service_infras), (SELECT CAST(COALESCE(SUM(revision), 0) AS BIGINT) FROM service_infras)",
+                &[],
+            )
+        })?;
+        let parts: Vec<String> = (0..4)
+            .map(|i| row.get::<i64>(i).map(|n| n.to_string()))
+            .collect::<Result<_, _>>()?;
+        Ok(parts.join("-"))
+    }
+
     /// Every infra's id, oldest first.
     pub fn infra_ids(&self) -> Result<Vec<String>, StoreError> {
         let rows =

@@ -472,5 +472,18 @@ mod tests {
             .unwrap();
         let rebuilt = store.infra_tag("i1").unwrap().unwrap();
         assert!(![first, second, third].contains(&rebuilt), "{rebuilt}");
+
+        // The list's tag: moved by a service request, not by a read.
+        let listed = store.list_tag().unwrap();
+        assert_eq!(store.list_tag().unwrap(), listed);
+        store
+            .request_service_operation("i1", "", crate::ServiceOperation::Maintain)
+            .unwrap();
+        let managed = store.list_tag().unwrap();
+        assert_ne!(managed, listed);
+        store
+            .request_service_operation("i1", "", crate::ServiceOperation::Destroy)
+            .unwrap();
+        assert_ne!(store.list_tag().unwrap(), managed);
     }
 }
