@@ -13,38 +13,87 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-/// The answers rendered, by path: (tag, JSON bytes).
+/// How long a tag read from the database is trusted while nothing was
+/// written through this process's store: a write of another process or
+/// replica on the same database shows in answers within it; one of this
+/// process, at once.
+pub(crate) const FRESH: Duration = Duration::from_millis(100);
+
+/// One kept answer.
+struct Entry {
+    /// The tag it was rendered at.
+    tag: String,
+    bytes: Bytes,
+    /// The store's generation when the tag was last read.
+    generation: u64,
+    /// When the tag was last read.
+    checked: Instant,
+}
+
+/// The answers rendered, by path.
 #[derive(Default)]
-pub(crate) struct Rendered(Mutex<HashMap<String, (String, Bytes)>>);
+pub(crate) struct Rendered(Mutex<HashMap<String, Entry>>);
 
 impl Rendered {
-    /// The answer of `path` rendered at `tag`, rendering it with `render`
-    /// unless it is kept.
+    /// The tag of `path` now (none: not recorded): the kept one if it was
+    /// read less than [`FRESH`] ago and nothing was written through this
+    /// process's store since (`generation`, read before calling); else
+    /// read with `read_tag`.
+    pub(crate) fn tag<E>(
+        &self,
+        path: &str,
+        generation: u64,
+        read_tag: impl FnOnce() -> Result<Option<String>, E>,
+    ) -> Result<Option<String>, E> {
+        if let Some(entry) = self.lock().get(path)
+            && entry.generation == generation
+            && entry.checked.elapsed() < FRESH
+        {
+            return Ok(Some(entry.tag.clone()));
+        }
+        let tag = read_tag()?;
+        let mut kept = self.lock();
+        match &tag {
+            None => drop(kept.remove(path)),
+            Some(tag) => {
+                if let Some(entry) = kept.get_mut(path).filter(|entry| &entry.tag == tag) {
+                    entry.generation = generation;
+                    entry.checked = Instant::now();
+                }
+            }
+        }
+        Ok(tag)
+    }
+
+    /// The answer of `path` rendered at `tag` (read at `generation`),
+    /// rendering it with `render` unless it is kept.
     pub(crate) fn get_or_render<E>(
         &self,
         path: &str,
         tag: &str,
+        generation: u64,
         render: impl FnOnce() -> Result<Bytes, E>,
     ) -> Result<Bytes, E> {
-        if let Some((kept, bytes)) = self.lock().get(path)
-            && kept == tag
+        if let Some(entry) = self.lock().get(path)
+            && entry.tag == tag
         {
-            return Ok(bytes.clone());
+            return Ok(entry.bytes.clone());
         }
         // Rendered outside the lock: other paths' readers do not wait.
         let bytes = render()?;
-        self.lock()
-            .insert(path.to_string(), (tag.to_string(), bytes.clone()));
+        let entry = Entry {
+            tag: tag.to_string(),
+            bytes: bytes.clone(),
+            generation,
+            checked: Instant::now(),
+        };
+        self.lock().insert(path.to_string(), entry);
         Ok(bytes)
     }
 
-    /// Forgets `path` (its infra is no longer recorded).
-    pub(crate) fn forget(&self, path: &str) {
-        self.lock().remove(path);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Bytes)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -113,29 +162,86 @@ mod tests {
 
     #[test]
     fn a_report_is_rendered_again_only_when_its_tag_moves() {
-        let reports = Rendered::default();
+        let rendered = Rendered::default();
         let mut renders = 0;
         let mut render = |text: &'static str| {
             renders += 1;
             Ok::<_, ()>(Bytes::from_static(text.as_bytes()))
         };
         assert_eq!(
-            reports.get_or_render("i1", "1-1", || render("a")).unwrap(),
+            rendered
+                .get_or_render("i1", "1-1", 0, || render("a"))
+                .unwrap(),
             "a"
         );
         assert_eq!(
-            reports.get_or_render("i1", "1-1", || render("b")).unwrap(),
+            rendered
+                .get_or_render("i1", "1-1", 0, || render("b"))
+                .unwrap(),
             "a"
         );
         assert_eq!(
-            reports.get_or_render("i1", "1-2", || render("c")).unwrap(),
+            rendered
+                .get_or_render("i1", "1-2", 0, || render("c"))
+                .unwrap(),
             "c"
         );
-        reports.forget("i1");
+        assert_eq!(renders, 2);
+    }
+
+    #[test]
+    fn a_kept_tag_is_trusted_only_while_fresh_and_nothing_was_written_here() {
+        let rendered = Rendered::default();
+        let mut reads = 0;
+        let mut read = |tag: Option<&str>| {
+            reads += 1;
+            Ok::<_, ()>(tag.map(str::to_string))
+        };
+        let tag = rendered
+            .tag("i1", 7, || read(Some("1-1")))
+            .unwrap()
+            .unwrap();
+        rendered
+            .get_or_render("i1", &tag, 7, || Ok::<_, ()>(Bytes::from_static(b"a")))
+            .unwrap();
+        // Fresh, nothing written here: the database is not asked.
         assert_eq!(
-            reports.get_or_render("i1", "1-2", || render("d")).unwrap(),
-            "d"
+            rendered
+                .tag("i1", 7, || read(Some("x")))
+                .unwrap()
+                .as_deref(),
+            Some("1-1")
         );
-        assert_eq!(renders, 3);
+        // A write through this process: asked again.
+        assert_eq!(
+            rendered
+                .tag("i1", 8, || read(Some("1-2")))
+                .unwrap()
+                .as_deref(),
+            Some("1-2")
+        );
+        // Gone: forgotten.
+        assert_eq!(rendered.tag("i1", 9, || read(None)).unwrap(), None);
+        assert_eq!(
+            rendered
+                .tag("i1", 9, || read(Some("1-3")))
+                .unwrap()
+                .as_deref(),
+            Some("1-3")
+        );
+        assert_eq!(reads, 4);
+        // Older than FRESH: asked again even without a write here.
+        rendered
+            .get_or_render("i2", "2-1", 9, || Ok::<_, ()>(Bytes::from_static(b"b")))
+            .unwrap();
+        std::thread::sleep(FRESH);
+        let mut asked = false;
+        rendered
+            .tag("i2", 9, || {
+                asked = true;
+                Ok::<_, ()>(Some("2-1".to_string()))
+            })
+            .unwrap();
+        assert!(asked);
     }
 }

@@ -195,21 +195,23 @@ async fn list(
     State(service): State<Arc<Service>>,
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
-    let tag = service.store().list_tag().map_err(ApiError::from)?;
+    const PATH: &str = "/infrastructures/";
+    let generation = service.store().generation();
+    let tag = service
+        .rendered
+        .tag(PATH, generation, || service.store().list_tag().map(Some))
+        .map_err(ApiError::from)?
+        .unwrap_or_default();
     tagged_json(&headers, &entity_tag(&tag), || {
-        service
-            .rendered
-            .get_or_render("/infrastructures/", &tag, || {
-                let ids = service.store().infra_ids().map_err(ApiError::from)?;
-                // Which of them the service (any replica) builds, maintains or
-                // destroys (the others are the command line's: it reports them,
-                // but does not change them).
-                let managed = service.managed()?;
-                let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
-                json_bytes(
-                    &json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}),
-                )
-            })
+        service.rendered.get_or_render(PATH, &tag, generation, || {
+            let ids = service.store().infra_ids().map_err(ApiError::from)?;
+            // Which of them the service (any replica) builds, maintains or
+            // destroys (the others are the command line's: it reports them,
+            // but does not change them).
+            let managed = service.managed()?;
+            let managed: Vec<&String> = ids.iter().filter(|id| managed.contains(*id)).collect();
+            json_bytes(&json!({"infrastructures": ids, "infrastuctures": ids, "managed": managed}))
+        })
     })
 }
 
@@ -243,8 +245,12 @@ async fn report(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let id = path(id)?;
-    let Some(tag) = service.store().infra_tag(&id).map_err(ApiError::from)? else {
-        service.rendered.forget(&id);
+    let generation = service.store().generation();
+    let tag = service
+        .rendered
+        .tag(&id, generation, || service.store().infra_tag(&id))
+        .map_err(ApiError::from)?;
+    let Some(tag) = tag else {
         // Accepted, and its build has not recorded it yet (or was stopped
         // first by a delete, whose destroy is still to run): not gone yet.
         if service.operation(&id)?.is_some() {
@@ -255,7 +261,7 @@ async fn report(
         return Ok(axum::Json(infos[0].occopus_report()).into_response());
     };
     tagged_json(&headers, &entity_tag(&tag), || {
-        service.rendered.get_or_render(&id, &tag, || {
+        service.rendered.get_or_render(&id, &tag, generation, || {
             let infos = service.occopus.info(Some(&id))?;
             json_bytes(&infos[0].occopus_report())
         })

@@ -54,7 +54,11 @@ pub(crate) struct Committer {
 impl Committer {
     /// Starts the writer thread on `backend` (shared with the store's direct
     /// readers and writers, which take the same lock).
-    pub(crate) fn start(backend: Arc<Backend>) -> std::io::Result<Committer> {
+    /// `generation` moves after every commit (see `StateStore::generation`).
+    pub(crate) fn start(
+        backend: Arc<Backend>,
+        generation: Arc<std::sync::atomic::AtomicU64>,
+    ) -> std::io::Result<Committer> {
         let (jobs, queue) = mpsc::channel::<Job>();
         std::thread::Builder::new()
             .name("occopus-store-writer".into())
@@ -63,6 +67,7 @@ impl Committer {
                     let mut batch = vec![first];
                     batch.extend(queue.try_iter().take(MAX_BATCH - 1));
                     commit(&backend, batch);
+                    generation.fetch_add(1, std::sync::atomic::Ordering::Release);
                 }
             })?;
         Ok(Committer { jobs })

@@ -80,6 +80,16 @@ fn service_record(row: &Row) -> Result<ServiceRecord, StoreError> {
     })
 }
 
+/// Notes a write of the service's records when dropped (after it, whatever
+/// its outcome).
+struct Changed<'s>(&'s StateStore);
+
+impl Drop for Changed<'_> {
+    fn drop(&mut self) {
+        self.0.changed();
+    }
+}
+
 impl StateStore {
     /// Records a request for `operation` on `infra_id` (a new infra with the
     /// `description` it was posted with; an existing one keeps its own) at a
@@ -90,6 +100,7 @@ impl StateStore {
         description: &str,
         operation: ServiceOperation,
     ) -> Result<ServiceRecord, StoreError> {
+        let _changed = Changed(self);
         self.read(|db| {
             let row = db.query_one(
                 &format!(
@@ -114,6 +125,7 @@ impl StateStore {
         revision: i64,
         operation: ServiceOperation,
     ) -> Result<Option<ServiceRecord>, StoreError> {
+        let _changed = Changed(self);
         self.read(|db| {
             db.query_opt(
                 &format!(
@@ -130,6 +142,7 @@ impl StateStore {
 
     /// Forgets `infra_id` (destroyed) if its record is still at `revision`.
     pub fn forget_service_infra(&self, infra_id: &str, revision: i64) -> Result<bool, StoreError> {
+        let _changed = Changed(self);
         self.read(|db| {
             db.execute(
                 "DELETE FROM service_infras WHERE infra_id = ?1 AND revision = ?2",

@@ -14,6 +14,7 @@ use crate::sql::Sql;
 use rusqlite::Connection;
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The state database. Share it behind an `Arc`; calls are short
@@ -25,6 +26,8 @@ pub struct StateStore {
     committer: Option<Committer>,
     /// The lease epoch this process holds, per infra id.
     pub(crate) held: Mutex<HashMap<String, i64>>,
+    /// Moves with every write made through this store (see [`StateStore::generation`]).
+    generation: Arc<AtomicU64>,
 }
 
 impl StateStore {
@@ -55,12 +58,14 @@ impl StateStore {
 
     fn with_backend(backend: Backend) -> Result<StateStore, StoreError> {
         let backend = Arc::new(backend);
-        let committer =
-            Committer::start(backend.clone()).map_err(|e| StoreError::Commit(e.to_string()))?;
+        let generation = Arc::new(AtomicU64::new(0));
+        let committer = Committer::start(backend.clone(), generation.clone())
+            .map_err(|e| StoreError::Commit(e.to_string()))?;
         Ok(StateStore {
             backend,
             committer: Some(committer),
             held: Mutex::default(),
+            generation,
         })
     }
 
@@ -89,6 +94,7 @@ impl StateStore {
             backend: Arc::new(Backend::Sqlite(Mutex::new(connection))),
             committer: None,
             held: Mutex::default(),
+            generation: Arc::default(),
         })
     }
 
@@ -107,7 +113,23 @@ impl StateStore {
         &self,
         f: impl FnOnce(&mut dyn Sql) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.backend.write(f)
+        let value = self.backend.write(f)?;
+        self.changed();
+        Ok(value)
+    }
+
+    /// Notes a write made outside [`StateStore::write`].
+    pub(crate) fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// A number that moves with every write made through this store (by
+    /// this process), so that a reader can keep what it rendered without
+    /// asking the database while it stays; writes of other processes (or
+    /// replicas) on a shared database do not move it: read a tag
+    /// (`infra_tag`, `list_tag`) for those.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The group committer, unless the store was opened to read only.
