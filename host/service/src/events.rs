@@ -8,9 +8,9 @@
 //! (`: keep-alive`) every [`KEEP_ALIVE`] keeps proxies from closing a quiet
 //! stream.
 
+use crate::fanout::Rendered;
 use crate::service::{Outcome, Service};
 use axum::response::sse::{Event as SseEvent, KeepAlive};
-use occopus::engine::Event;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
@@ -29,6 +29,11 @@ fn outcome_event(outcome: &Outcome) -> SseEvent {
         .unwrap_or_default()
 }
 
+/// The event telling a stream it missed `missed` events (it fell behind).
+fn lagged(missed: u64) -> SseEvent {
+    SseEvent::default().event("lagged").data(missed.to_string())
+}
+
 /// The keep-alive of every event stream.
 pub fn keep_alive() -> KeepAlive {
     KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")
@@ -38,7 +43,7 @@ pub fn keep_alive() -> KeepAlive {
 struct Watch {
     service: Arc<Service>,
     infra_id: String,
-    events: broadcast::Receiver<Event>,
+    events: broadcast::Receiver<Arc<Rendered>>,
     outcomes: broadcast::Receiver<Outcome>,
     check: tokio::time::Interval,
     ended: bool,
@@ -50,7 +55,7 @@ pub fn stream(
     infra_id: String,
 ) -> impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>> {
     let watch = Watch {
-        events: service.occopus.subscribe(),
+        events: service.fanout.subscribe(&infra_id),
         outcomes: service.outcomes(),
         check: tokio::time::interval_at(tokio::time::Instant::now() + GONE_CHECK, GONE_CHECK),
         service,
@@ -72,18 +77,15 @@ impl Watch {
         loop {
             tokio::select! {
                 event = self.events.recv() => match event {
-                    Ok(event) if event.infra_id == self.infra_id => {
-                        return Some(
-                            SseEvent::default()
-                                .event(event.phase.as_str())
-                                .json_data(&event)
-                                .unwrap_or_default(),
-                        );
+                    Ok(event) => {
+                        return Some(match &*event {
+                            Rendered::Change { name, json } => {
+                                SseEvent::default().event(*name).data(json)
+                            }
+                            Rendered::Lagged(missed) => lagged(*missed),
+                        });
                     }
-                    Ok(_) => {}
-                    Err(RecvError::Lagged(missed)) => {
-                        return Some(SseEvent::default().event("lagged").data(missed.to_string()));
-                    }
+                    Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
                     Err(RecvError::Closed) => return None,
                 },
                 outcome = self.outcomes.recv() => match outcome {

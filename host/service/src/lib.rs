@@ -7,6 +7,7 @@
 //!   the entity tags (`ETag`, `If-None-Match`) that go with them;
 //! - `error.rs`: the one JSON error shape every failure answers with;
 //! - `events.rs`: an infra's event stream, ending with its last outcome;
+//! - `fanout.rs`: each event rendered once for all the streams of its infra;
 //! - `service.rs`: the service's settings and its background jobs (a build,
 //!   a destroy or the maintenance loop of each infra it manages), shared
 //!   with the other replicas on one database through the store;
@@ -17,6 +18,7 @@
 mod cache;
 mod error;
 mod events;
+mod fanout;
 mod routes;
 mod server;
 mod service;

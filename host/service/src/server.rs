@@ -43,7 +43,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| ServeError::Bind { address, source })?;
     bound(local);
-    service.resume();
+    service.start();
     let router = router(service).layer(axum::middleware::from_fn_with_state(
         request_timeout,
         time_limit,

@@ -141,6 +141,8 @@ pub struct Service {
     jobs: Mutex<HashMap<String, Job>>,
     /// The infras' reports and their list, as last rendered (see `cache.rs`).
     pub(crate) rendered: crate::cache::Rendered,
+    /// The event streams' channels (see `fanout.rs`).
+    pub(crate) fanout: Arc<crate::fanout::Fanout>,
     /// How the jobs ended, for the event streams.
     outcomes: broadcast::Sender<Outcome>,
 }
@@ -153,6 +155,7 @@ impl Service {
             settings,
             jobs: Mutex::new(HashMap::new()),
             rendered: crate::cache::Rendered::default(),
+            fanout: Arc::default(),
             outcomes: broadcast::channel(256).0,
         })
     }
@@ -269,9 +272,13 @@ impl Service {
         Ok(())
     }
 
-    /// Claims what a previous run of the service (or a replica that died)
-    /// left, then keeps claiming every claim interval.
-    pub fn resume(self: &Arc<Self>) {
+    /// Starts the service's background work: the event streams' fan-out;
+    /// claiming what a previous run of the service (or a replica that died)
+    /// left, then claiming again every claim interval.
+    pub fn start(self: &Arc<Self>) {
+        let fanout = self.fanout.clone();
+        let events = self.occopus.subscribe();
+        tokio::spawn(async move { fanout.run(events).await });
         let service = self.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(service.settings.claim_interval);
