@@ -121,7 +121,7 @@ impl Orchestrator {
                 .destroy_instances(
                     infra_id,
                     &model.auth,
-                    Some(&model),
+                    &[&model],
                     |r| mine.contains(&r.id),
                     StopSignal::never(),
                 )

@@ -97,10 +97,28 @@ impl Orchestrator {
         store.log_events(infra_id, &events)?;
         let victims: HashSet<&str> = plan.victims().collect();
         if !victims.is_empty() {
+            // Instances of a node the description no longer has are dropped
+            // from their config manager as the previous description said.
+            let removed = records.iter().any(|r| {
+                victims.contains(r.id.as_str()) && model.infra.node(&r.node_name).is_none()
+            });
+            let previous = how
+                .previous
+                .and_then(|p| p.description.as_ref())
+                .filter(|_| removed)
+                .and_then(|d| match Model::from_stored(d, infra_id, model.auth.clone()) {
+                    Ok(previous) => Some(previous),
+                    Err(e) => {
+                        tracing::warn!(infra = %infra_id, "the previous description cannot be read; removed nodes are not dropped from their config managers: {e}");
+                        None
+                    }
+                });
+            let mut models: Vec<&Model> = vec![model];
+            models.extend(&previous);
             self.destroy_instances(
                 infra_id,
                 &model.auth,
-                Some(model),
+                &models,
                 |r| victims.contains(r.id.as_str()),
                 how.stop.clone(),
             )

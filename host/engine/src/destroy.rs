@@ -63,7 +63,7 @@ impl Orchestrator {
         store.log_event(infra_id, None, "destroy started")?;
         let model = self.stored_model(infra_id, auth)?;
         let mut report = self
-            .destroy_instances(infra_id, auth, model.as_ref(), |_| true, stop)
+            .destroy_instances(infra_id, auth, &Vec::from_iter(&model), |_| true, stop)
             .await?;
         let emptied = report.failed.is_empty() && store.instances(infra_id)?.is_empty();
         if emptied
@@ -85,12 +85,14 @@ impl Orchestrator {
     /// Destroys the recorded instances that `select` picks, plus any instance
     /// tagged with the infra that the store does not know (when every
     /// instance is selected), dependents first; each is then dropped from
-    /// its node's config manager in `model` (the infra's description).
+    /// its node's config manager as the first of `models` (descriptions of
+    /// the infra, newest first) that has its node describes it: a node
+    /// removed from the description is found in the previous one.
     pub(crate) async fn destroy_instances(
         &self,
         infra_id: &str,
         auth: &AuthData,
-        model: Option<&Model>,
+        models: &[&Model],
         select: impl Fn(&InstanceRecord) -> bool,
         stop: StopSignal,
     ) -> Result<DestroyReport, EngineError> {
@@ -170,7 +172,7 @@ impl Orchestrator {
                 let result = if stop.is_stopped() {
                     Err(DestroyFailure::Stopped)
                 } else {
-                    self.destroy_one(infra_id, auth, model, &victim).await
+                    self.destroy_one(infra_id, auth, models, &victim).await
                 };
                 let mut counts = remaining
                     .lock()
@@ -216,7 +218,7 @@ impl Orchestrator {
         &self,
         infra_id: &str,
         auth: &AuthData,
-        model: Option<&Model>,
+        models: &[&Model],
         victim: &InstanceRecord,
     ) -> Result<(), DestroyFailure> {
         let store = &self.inner.store;
@@ -261,7 +263,7 @@ impl Orchestrator {
                 return Err(failure);
             }
         }
-        if let Some(model) = model {
+        if let Some(model) = models.iter().find(|m| m.infra.node(node).is_some()) {
             self.forget_node(model, infra_id, node, &victim.id).await?;
         }
         store

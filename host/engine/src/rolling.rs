@@ -59,7 +59,7 @@ impl Orchestrator {
                     self.destroy_instances(
                         infra_id,
                         &model.auth,
-                        Some(model),
+                        &[model],
                         |r| goes(&r.id),
                         stop.clone(),
                     )
@@ -82,7 +82,7 @@ impl Orchestrator {
                     self.destroy_instances(
                         infra_id,
                         &model.auth,
-                        Some(model),
+                        &[model],
                         |r| goes(&r.id),
                         stop.clone(),
                     )

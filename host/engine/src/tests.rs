@@ -1131,6 +1131,34 @@ async fn a_maintenance_pass_replaces_an_instance_whose_configuration_failed() {
     );
 }
 
+/// A node removed from the description: its instances are destroyed and
+/// dropped from their config manager as the previous description configured
+/// them (the new one no longer has their section).
+#[tokio::test(start_paused = true)]
+async fn a_node_removed_from_the_description_is_dropped_from_its_config_manager() {
+    let harness = Harness::new();
+    let model = harness.model(INFRA, CONFIGURED, "v1");
+    assert!(harness.build(&model, options("i1")).await.succeeded());
+    let apps: Vec<String> = harness
+        .records("i1")
+        .into_iter()
+        .filter(|r| r.node_name == "app")
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(apps.len(), 2);
+    let without_app = "\ninfra_name: shop\nnodes:\n  - {name: db, type: db}\n";
+    let smaller = harness.model(without_app, CONFIGURED, "v1");
+    assert!(harness.build(&smaller, options("i1")).await.succeeded());
+    assert!(harness.records("i1").iter().all(|r| r.node_name == "db"));
+    let calls = harness.cloud.driver.calls();
+    for app in &apps {
+        assert!(
+            calls.contains(&Call::DropNode(app.clone())),
+            "{app}: {calls:?}"
+        );
+    }
+}
+
 /// A kept instance whose templates read another node's address and its
 /// config manager's names is rendered again by `plan` with the names its
 /// config manager resolves now: when db is replaced (a new address), both
