@@ -66,8 +66,7 @@ impl Committer {
                 while let Ok(first) = queue.recv() {
                     let mut batch = vec![first];
                     batch.extend(queue.try_iter().take(MAX_BATCH - 1));
-                    commit(&backend, batch);
-                    generation.fetch_add(1, std::sync::atomic::Ordering::Release);
+                    commit(&backend, batch, &generation);
                 }
             })?;
         Ok(Committer { jobs })
@@ -139,8 +138,9 @@ fn check(
 }
 
 /// Runs `batch` in one transaction, each write in its own savepoint, commits,
-/// then answers every job.
-fn commit(backend: &Backend, batch: Vec<Job>) {
+/// moves `generation` on, then answers every job (so that a caller that
+/// heard its write is done finds the generation moved).
+fn commit(backend: &Backend, batch: Vec<Job>, generation: &std::sync::atomic::AtomicU64) {
     let mut answers = Vec::with_capacity(batch.len());
     // A write alone in its batch needs no savepoint: if it fails, the
     // batch's transaction is rolled back with it (two round trips fewer).
@@ -181,6 +181,7 @@ fn commit(backend: &Backend, batch: Vec<Job>) {
         }
         Ok(())
     });
+    generation.fetch_add(1, std::sync::atomic::Ordering::Release);
     // Jobs the batch did not reach (its transaction could not begin, or
     // broke) fail with it.
     answers.extend(jobs.map(|job| (job.done, Ok(()))));
