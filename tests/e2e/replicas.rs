@@ -117,9 +117,12 @@ fn holder(store: &StateStore, infra_id: &str) -> Option<(u32, String)> {
 fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
     let database = Database::new("e2e_replicas");
     let occopus = Occopus::on_postgres(114, &database);
-    let store = occopus.store();
+    // Opened once the replicas have created the tables (a store opened to
+    // read only on a database without them reads an empty one).
+    let mut store = None;
     for (run, moment) in MOMENTS.into_iter().enumerate() {
         let mut replicas: Vec<Replica> = (0..3).map(|_| Replica::start(&occopus)).collect();
+        let store: &StateStore = store.get_or_insert_with(|| occopus.store());
         let a = &replicas[0];
         if run == 0 {
             http("POST", &format!("{}/nodedefs", a.base), Some(NODES.into()));
@@ -136,7 +139,7 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
             Duration::from_secs(120),
             "the kill moment never came",
             || {
-                let web = of_node(&store, &id, "web");
+                let web = of_node(store, &id, "web");
                 match moment {
                     Moment::Recorded(n) => web.len() >= n,
                     Moment::Ready(n) => ready(&web) >= n,
@@ -145,14 +148,14 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
         );
         // What the cloud had made by then (the dummy's cloud id carries the
         // time of its create: a second create would change it).
-        let made: Vec<(String, String)> = of_node(&store, &id, "web")
+        let made: Vec<(String, String)> = of_node(store, &id, "web")
             .into_iter()
             .filter_map(|i| Some((i.id, i.cloud_id?)))
             .collect();
         // The replica doing the build: A, unless another claimed the fresh
         // request first (a claim pass may come before A's job took the
         // lease; the work is done once either way). That one is killed.
-        let (builder, command) = holder(&store, &id).expect("nobody holds the build");
+        let (builder, command) = holder(store, &id).expect("nobody holds the build");
         assert_eq!(
             command, "occopus serve (build job)",
             "run {run}: the build had ended at {moment:?}"
@@ -169,24 +172,24 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
         wait_until(
             Duration::from_secs(60),
             "nobody took the build over",
-            || holder(&store, &id).is_some_and(|(pid, _)| survivors.contains(&pid)),
+            || holder(store, &id).is_some_and(|(pid, _)| survivors.contains(&pid)),
         );
         let took_over = killed.elapsed();
         wait_until(
             Duration::from_secs(120),
             "the build was not finished",
             || {
-                let web = of_node(&store, &id, "web");
-                ready(&web) == WEB && ready(&of_node(&store, &id, "probe")) == 1
+                let web = of_node(store, &id, "web");
+                ready(&web) == WEB && ready(&of_node(store, &id, "probe")) == 1
             },
         );
         // Then maintained, by one of them.
         wait_until(Duration::from_secs(60), "nobody maintains it", || {
-            holder(&store, &id).is_some_and(|(pid, command)| {
+            holder(store, &id).is_some_and(|(pid, command)| {
                 survivors.contains(&pid) && command == "occopus serve (maintain job)"
             })
         });
-        let (maintainer, _) = holder(&store, &id).unwrap();
+        let (maintainer, _) = holder(store, &id).unwrap();
         eprintln!(
             "run {run}: A killed at {moment:?}; taken over after {:.0} ms, built {:.1} s after the kill",
             took_over.as_secs_f64() * 1000.0,
@@ -196,7 +199,7 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
         // Exactly 200, each created once: one intent per slot, what the
         // cloud had made before the kill kept (not made again), none
         // destroyed; the local cloud created the probe once.
-        let web = of_node(&store, &id, "web");
+        let web = of_node(store, &id, "web");
         assert_eq!(web.len(), WEB, "run {run}");
         let mut seqs: Vec<u32> = web.iter().map(|i| i.seq).collect();
         seqs.sort_unstable();
@@ -234,7 +237,7 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
 
         // Maintenance goes on after the kill: the probe's node dies, it is
         // replaced.
-        let probe = of_node(&store, &id, "probe").remove(0);
+        let probe = of_node(store, &id, "probe").remove(0);
         let node = occopus
             .local_cloud()
             .list(Some(&id))
@@ -244,7 +247,7 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
             .unwrap();
         kill_group(node.record.pid.unwrap());
         wait_until(Duration::from_secs(60), "the probe was not healed", || {
-            let now = of_node(&store, &id, "probe");
+            let now = of_node(store, &id, "probe");
             now.len() == 1 && now[0].id != probe.id && now[0].state == InstanceState::Ready
         });
 
@@ -261,7 +264,7 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
             || {
                 store.infra(&id).unwrap().is_none()
                     && store.service_infra(&id).unwrap().is_none()
-                    && holder(&store, &id).is_none()
+                    && holder(store, &id).is_none()
             },
         );
         assert!(occopus.local_cloud().list(Some(&id)).unwrap().is_empty());

@@ -80,7 +80,11 @@ pub fn open_state(state: Option<PathBuf>, read_only: bool) -> Result<StateStore,
         .to_str()
         .filter(|p| p.starts_with("postgres://") || p.starts_with("postgresql://"))
     {
-        return Ok(StateStore::open_postgres(url)?);
+        return Ok(if read_only {
+            StateStore::open_postgres_read_only(url)?
+        } else {
+            StateStore::open_postgres(url)?
+        });
     }
     Ok(if read_only {
         StateStore::open_read_only(&path)?

@@ -111,3 +111,56 @@ impl StateStore {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::records::InfraSnapshot;
+    use crate::testing::TestDatabase;
+
+    /// A store opened to read only creates nothing where occopus never wrote
+    /// (the database reads as empty, and stays without tables), reads what
+    /// is there, and writes nothing.
+    #[test]
+    fn a_read_only_open_creates_nothing_and_writes_nothing() {
+        for db in TestDatabase::each() {
+            read_only_on(&db);
+        }
+    }
+
+    fn read_only_on(db: &TestDatabase) {
+        let kind = db.kind();
+        let empty = db.open_read_only();
+        assert!(empty.infra_ids().unwrap().is_empty(), "{kind}");
+        drop(empty);
+        let untouched = match db {
+            TestDatabase::Sqlite(dir) => !dir.path().join("state.db").exists(),
+            TestDatabase::Postgres { admin, name } => {
+                let (base, _) = admin.rsplit_once('/').unwrap();
+                crate::postgres::Postgres::connect(&format!("{base}/{name}"))
+                    .unwrap()
+                    .schema_version()
+                    .unwrap()
+                    .is_none()
+            }
+        };
+        assert!(untouched, "{kind}: a read-only open created the database");
+        // Opened to write: the tables are created then, not before.
+        let store = db.open();
+        let me = crate::LeaseHolder::this_process("occopus build");
+        store
+            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
+            .unwrap();
+        store
+            .upsert_infra("i1", "demo", "ready", &InfraSnapshot::default())
+            .unwrap();
+        let reader = db.open_read_only();
+        assert_eq!(reader.infra_ids().unwrap(), ["i1"], "{kind}");
+        let me = crate::LeaseHolder::this_process("occopus unlock");
+        assert!(
+            reader
+                .try_acquire_lease("i2", &me, std::time::Duration::from_secs(30))
+                .is_err(),
+            "{kind}: a read-only store wrote"
+        );
+    }
+}

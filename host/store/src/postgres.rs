@@ -114,6 +114,30 @@ impl Postgres {
         })
     }
 
+    /// The schema version the database holds (none: occopus never wrote
+    /// to it), read without creating anything.
+    pub(crate) fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        self.read(|db| {
+            let created: Option<String> = db
+                .query_one("SELECT CAST(to_regclass('occopus_schema') AS TEXT)", &[])?
+                .get(0)?;
+            if created.is_none() {
+                return Ok(None);
+            }
+            db.query_opt("SELECT version FROM occopus_schema", &[])?
+                .map(|row| row.get(0))
+                .transpose()
+        })
+    }
+
+    /// Makes both connections refuse every write (a store opened to read
+    /// only), as a read-only SQLite connection does.
+    pub(crate) fn refuse_writes(&self) -> Result<(), StoreError> {
+        const READ_ONLY: &str = "SET default_transaction_read_only = on";
+        self.read(|db| db.batch(READ_ONLY))?;
+        self.write(|db| db.batch(READ_ONLY))
+    }
+
     /// Applies the `migrations` (SQLite's, see [`postgres_dialect`]) the
     /// database has not seen yet, in one
     /// transaction under the writers' lock (two first opens do not both

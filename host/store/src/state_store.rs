@@ -56,6 +56,37 @@ impl StateStore {
         Self::with_backend(Backend::Postgres(Box::new(postgres)))
     }
 
+    /// Opens the PostgreSQL database at `url` to read only, as
+    /// [`StateStore::open_read_only`] does a file: nothing is created or
+    /// migrated; a database occopus never wrote to reads as empty; a newer
+    /// schema is refused.
+    pub fn open_postgres_read_only(url: &str) -> Result<StateStore, StoreError> {
+        let postgres = Postgres::connect(url)?;
+        let known = MIGRATIONS.len() as i64;
+        match postgres.schema_version()? {
+            None => Ok(Self::read_only(Backend::Sqlite(Mutex::new(empty()?)))),
+            Some(found) if found > known => Err(StoreError::NewerSchema {
+                location: postgres.location.clone(),
+                found,
+                known,
+            }),
+            Some(_) => {
+                postgres.refuse_writes()?;
+                Ok(Self::read_only(Backend::Postgres(Box::new(postgres))))
+            }
+        }
+    }
+
+    /// A store on `backend` that never writes (no group committer).
+    fn read_only(backend: Backend) -> StateStore {
+        StateStore {
+            backend: Arc::new(backend),
+            committer: None,
+            held: Mutex::default(),
+            generation: Arc::default(),
+        }
+    }
+
     fn with_backend(backend: Backend) -> Result<StateStore, StoreError> {
         let backend = Arc::new(backend);
         let generation = Arc::new(AtomicU64::new(0));
@@ -79,23 +110,10 @@ impl StateStore {
         };
         let connection = match occopus_sqlite::open_read_only(path, MIGRATIONS.len() as i64) {
             Ok(connection) => connection,
-            Err(occopus_sqlite::OpenError::Missing(_)) => {
-                let mut empty = Connection::open_in_memory()?;
-                let transaction = empty.transaction()?;
-                for migration in MIGRATIONS {
-                    transaction.execute_batch(migration)?;
-                }
-                transaction.commit()?;
-                empty
-            }
+            Err(occopus_sqlite::OpenError::Missing(_)) => empty()?,
             Err(e) => return Err(open_error(e)),
         };
-        Ok(StateStore {
-            backend: Arc::new(Backend::Sqlite(Mutex::new(connection))),
-            committer: None,
-            held: Mutex::default(),
-            generation: Arc::default(),
-        })
+        Ok(Self::read_only(Backend::Sqlite(Mutex::new(connection))))
     }
 
     /// Runs `f`'s statements (reads, or a write that needs no lease) on
@@ -193,4 +211,16 @@ pub(crate) fn fence(db: &mut dyn Sql, infra_id: &str, epoch: i64) -> Result<(), 
             infra_id: infra_id.to_string(),
         })
     }
+}
+
+/// An empty database in memory, with the schema: what a store opened to
+/// read only reads where there is no database yet.
+fn empty() -> Result<Connection, StoreError> {
+    let mut empty = Connection::open_in_memory()?;
+    let transaction = empty.transaction()?;
+    for migration in MIGRATIONS {
+        transaction.execute_batch(migration)?;
+    }
+    transaction.commit()?;
+    Ok(empty)
 }

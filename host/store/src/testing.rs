@@ -52,6 +52,19 @@ impl TestDatabase {
         }
     }
 
+    /// A store on this database opened to read only.
+    pub(crate) fn open_read_only(&self) -> StateStore {
+        match self {
+            TestDatabase::Sqlite(dir) => {
+                StateStore::open_read_only(&dir.path().join("state.db")).unwrap()
+            }
+            TestDatabase::Postgres { admin, name } => {
+                let (base, _) = admin.rsplit_once('/').unwrap();
+                StateStore::open_postgres_read_only(&format!("{base}/{name}")).unwrap()
+            }
+        }
+    }
+
     /// A store on this database (another process's, as far as the store
     /// knows, when opened again).
     pub(crate) fn open(&self) -> StateStore {
