@@ -114,7 +114,6 @@ impl StateStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::records::InfraSnapshot;
     use crate::testing::TestDatabase;
 
     /// A store opened to read only creates nothing where occopus never wrote
@@ -145,14 +144,7 @@ mod tests {
         };
         assert!(untouched, "{kind}: a read-only open created the database");
         // Opened to write: the tables are created then, not before.
-        let store = db.open();
-        let me = crate::LeaseHolder::this_process("occopus build");
-        store
-            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
-            .unwrap();
-        store
-            .upsert_infra("i1", "demo", "ready", &InfraSnapshot::default())
-            .unwrap();
+        let _writer = db.open_with_infra();
         let reader = db.open_read_only();
         assert_eq!(reader.infra_ids().unwrap(), ["i1"], "{kind}");
         let me = crate::LeaseHolder::this_process("occopus unlock");

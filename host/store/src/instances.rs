@@ -290,23 +290,10 @@ mod tests {
         }
     }
 
-    /// A store on `db` holding infra `i1`.
-    fn store_with_infra(db: &TestDatabase) -> StateStore {
-        let store = db.open();
-        let me = crate::LeaseHolder::this_process("occopus build");
-        store
-            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
-            .unwrap();
-        store
-            .upsert_infra("i1", "demo", "building", &InfraSnapshot::default())
-            .unwrap();
-        store
-    }
-
     #[tokio::test]
     async fn concurrent_writes_commit_together_and_a_failing_one_alone_is_rolled_back() {
         for db in TestDatabase::each() {
-            let store = store_with_infra(&db);
+            let store = db.open_with_infra();
             concurrent_writes_on(&store, db.kind()).await;
         }
     }
@@ -337,7 +324,7 @@ mod tests {
     }
 
     async fn round_trip_on(db: &TestDatabase) {
-        let store = store_with_infra(db);
+        let store = db.open_with_infra();
         let mut record = intent("web-1", store.next_seq("i1", "web").unwrap());
         record.resource = serde_json::json!({"type": "dummy"})
             .as_object()
@@ -392,7 +379,7 @@ mod tests {
     }
 
     async fn health_checks_on(db: &TestDatabase) {
-        let store = store_with_infra(db);
+        let store = db.open_with_infra();
         for n in 0..3 {
             store
                 .insert_intent(&intent(&format!("web-{n}"), n))
@@ -453,7 +440,7 @@ mod tests {
     }
 
     async fn tag_moves_on(db: &TestDatabase) {
-        let store = store_with_infra(db);
+        let store = db.open_with_infra();
         let first = store.infra_tag("i1").unwrap().unwrap();
         assert_eq!(store.infra_tag("i1").unwrap().unwrap(), first);
         store.insert_intent(&intent("web-1", 1)).await.unwrap();

@@ -52,6 +52,24 @@ impl TestDatabase {
         }
     }
 
+    /// A store on this database holding infra `i1`, under its lease.
+    pub(crate) fn open_with_infra(&self) -> StateStore {
+        let store = self.open();
+        let me = crate::LeaseHolder::this_process("occopus build");
+        store
+            .try_acquire_lease("i1", &me, std::time::Duration::from_secs(30))
+            .unwrap();
+        store
+            .upsert_infra(
+                "i1",
+                "demo",
+                "building",
+                &crate::records::InfraSnapshot::default(),
+            )
+            .unwrap();
+        store
+    }
+
     /// A store on this database opened to read only.
     pub(crate) fn open_read_only(&self) -> StateStore {
         match self {
