@@ -54,16 +54,18 @@ impl Orchestrator {
                     .filter(|r| r.node_name == node.name && r.state.is_live())
                     .count();
                 let new_first = live + batch.len() <= node.scaling.max as usize;
-                let goes = |id: &str| batch.contains(&id);
-                if !new_first {
+                let models: [&Model; 1] = [model];
+                let destroy_batch = || {
                     self.destroy_instances(
                         infra_id,
                         &model.auth,
-                        &[model],
-                        |r| goes(&r.id),
+                        &models,
+                        |r| batch.contains(&r.id.as_str()),
                         stop.clone(),
                     )
-                    .await?;
+                };
+                if !new_first {
+                    destroy_batch().await?;
                 }
                 let created = self
                     .create_instances(model, infra_id, node, batch.len(), stop)
@@ -79,14 +81,7 @@ impl Orchestrator {
                     break;
                 }
                 if new_first {
-                    self.destroy_instances(
-                        infra_id,
-                        &model.auth,
-                        &[model],
-                        |r| goes(&r.id),
-                        stop.clone(),
-                    )
-                    .await?;
+                    destroy_batch().await?;
                     rolled
                         .replaced
                         .extend(batch.iter().map(|id| id.to_string()));
