@@ -54,14 +54,18 @@ impl Fanout {
     }
 
     fn send(&self, event: &Event) {
-        let mut channels = self.lock();
-        let Some(channel) = channels.get(&event.infra_id) else {
-            return;
+        let channel = {
+            let mut channels = self.lock();
+            match channels.get(&event.infra_id) {
+                None => return,
+                Some(channel) if channel.receiver_count() == 0 => {
+                    channels.remove(&event.infra_id);
+                    return;
+                }
+                // Rendered outside the lock: subscribing never waits on it.
+                Some(channel) => channel.clone(),
+            }
         };
-        if channel.receiver_count() == 0 {
-            channels.remove(&event.infra_id);
-            return;
-        }
         let json = serde_json::to_string(event).unwrap_or_default();
         let rendered = Rendered::Change {
             name: event.phase.as_str(),
