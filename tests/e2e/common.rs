@@ -144,6 +144,19 @@ pub fn http_get(address: &str, port: u16) -> String {
     }
 }
 
+/// The node definitions of type `sleeper`: a local node that only sleeps
+/// (alive until killed), ready once running.
+pub const SLEEPER_NODE_DEFINITION: &str = "'node_def:sleeper':
+  - resource: {type: local}
+    contextualisation:
+      type: cloudinit
+      context_template: |
+        #cloud-config
+        runcmd:
+          - exec sleep 600
+    health_check: {ping: false}
+";
+
 /// The node definitions of type `web`: a local node serving HTTP on port
 /// 8080 of its address, ready once the port answers.
 pub const WEB_NODE_DEFINITION: &str = r#"'node_def:web':

@@ -18,16 +18,7 @@ dependencies:
   - [*TOP, *RIGHT]
 ";
 
-const NODES: &str = "'node_def:sleeper':
-  - resource: {type: local}
-    contextualisation:
-      type: cloudinit
-      context_template: |
-        #cloud-config
-        runcmd:
-          - exec sleep 600
-    health_check: {ping: false}
-";
+const NODES: &str = crate::common::SLEEPER_NODE_DEFINITION;
 
 #[test]
 fn killing_build_at_any_moment_loses_nothing_and_duplicates_nothing() {

@@ -9,7 +9,9 @@
 //! its pid; across hosts the same takeover waits for the lease to expire
 //! (`engine.lease_ttl_secs`), which the store's lease tests cover.
 
-use crate::common::{Database, KillOnDrop, Occopus, created_tokens, http, kill_group, serve};
+use crate::common::{
+    Database, KillOnDrop, Occopus, SLEEPER_NODE_DEFINITION, created_tokens, http, kill_group, serve,
+};
 use occopus::store::{InstanceRecord, InstanceState, StateStore};
 use std::time::{Duration, Instant};
 
@@ -35,24 +37,15 @@ const MOMENTS: [Moment; 5] = [
 const INFRA: &str = "infra_name: replicas
 nodes:
   - {name: web, type: web, scaling: {min: 200, max: 200}}
-  - {name: probe, type: probe}
+  - {name: probe, type: sleeper}
 ";
 
 /// `web` on the dummy cloud (64 creates at a time, 0.3 s each: the
 /// instances get ready in four waves, so a kill at 120 ready is well before
-/// the build's end); `probe` a local-cloud node whose death the maintenance
-/// must heal.
-const NODES: &str = "'node_def:web':
+/// the build's end); `probe` (of type [`SLEEPER_NODE_DEFINITION`]) a
+/// local-cloud node whose death the maintenance must heal.
+const WEB_NODES: &str = "'node_def:web':
   - resource: {type: dummy, create_latency: 0.3, boot_time: 1}
-    health_check: {ping: false}
-'node_def:probe':
-  - resource: {type: local}
-    contextualisation:
-      type: cloudinit
-      context_template: |
-        #cloud-config
-        runcmd:
-          - exec sleep 600
     health_check: {ping: false}
 ";
 
@@ -125,7 +118,8 @@ fn a_killed_replica_s_build_is_finished_once_by_the_others_and_kept_alive() {
         let store: &StateStore = store.get_or_insert_with(|| occopus.store());
         let a = &replicas[0];
         if run == 0 {
-            http("POST", &format!("{}/nodedefs", a.base), Some(NODES.into()));
+            let nodes = format!("{WEB_NODES}{SLEEPER_NODE_DEFINITION}");
+            http("POST", &format!("{}/nodedefs", a.base), Some(nodes));
         }
         let created = http(
             "POST",
