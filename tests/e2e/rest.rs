@@ -82,7 +82,8 @@ impl RestService {
         )
     }
 
-    /// The infra's event stream, opened (200 asserted).
+    /// The infra's event stream, opened (200 and an uncached event stream
+    /// asserted).
     async fn events(&self, infra_id: &str) -> reqwest::Response {
         let events = self
             .client
@@ -92,6 +93,8 @@ impl RestService {
             .await
             .unwrap();
         assert_eq!(events.status(), 200);
+        assert_eq!(events.headers()["content-type"], "text/event-stream");
+        assert_eq!(events.headers()["cache-control"], "no-cache");
         events
     }
 

@@ -18,8 +18,6 @@ pub fn write_sources(dir: &Path, infra: &str, definitions: &str) -> Sources {
     }
 }
 
-/// An occopus with its state in `dir`; `per_endpoint` create/destroy calls
-/// at once (the dummy cloud has no rate limit).
 /// The state database a bench uses: `$OCCOPUS_BENCH_STATE` when set (a
 /// file or a PostgreSQL URL, to measure that back-end), else a file in `dir`.
 pub fn state_location(dir: &Path) -> std::path::PathBuf {
@@ -28,6 +26,8 @@ pub fn state_location(dir: &Path) -> std::path::PathBuf {
         .unwrap_or_else(|| dir.join("state.db"))
 }
 
+/// An occopus with its state in `dir`; `per_endpoint` create/destroy calls
+/// at once (the dummy cloud has no rate limit).
 pub async fn open(dir: &Path, per_endpoint: usize) -> Occopus {
     let mut config = Config::default();
     config.plugins.dir = Some(dir.join("plugins"));

@@ -90,6 +90,10 @@ pub async fn serve(
             );
             continue;
         };
+        // Streamed answers (event streams) are small writes that must leave
+        // at once, not wait (Nagle) for the previous one's acknowledgement,
+        // which the client may delay by up to 40 ms.
+        let _ = stream.set_nodelay(true);
         let io = TokioIo::new(Lingering(Some(stream)));
         let connection = http.serve_connection(io, TowerToHyperService::new(router.clone()));
         let connection = graceful.watch(connection);

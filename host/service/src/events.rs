@@ -8,90 +8,90 @@
 //! (`: keep-alive`) every [`KEEP_ALIVE`] keeps proxies from closing a quiet
 //! stream.
 
-use crate::fanout::Rendered;
+use crate::fanout::{frame, lagged};
 use crate::service::{Outcome, Service};
-use axum::response::sse::{Event as SseEvent, KeepAlive};
+use axum::body::{Body, Bytes};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 
 /// How often a quiet stream sends a keep-alive comment.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// How often a stream checks that its infra still exists (it may be
 /// destroyed by a command line on the same state database).
 pub const GONE_CHECK: Duration = Duration::from_secs(5);
+/// The most event chunks one write gathers when a stream fell behind.
+const GATHER: usize = 64;
 
-/// The event telling `outcome`.
-fn outcome_event(outcome: &Outcome) -> SseEvent {
-    SseEvent::default()
-        .event(outcome.event)
-        .json_data(outcome)
-        .unwrap_or_default()
-}
-
-/// The event telling a stream it missed `missed` events (it fell behind).
-fn lagged(missed: u64) -> SseEvent {
-    SseEvent::default().event("lagged").data(missed.to_string())
-}
-
-/// The keep-alive of every event stream.
-pub fn keep_alive() -> KeepAlive {
-    KeepAlive::new().interval(KEEP_ALIVE).text("keep-alive")
+/// The frame telling `outcome`.
+fn outcome_frame(outcome: &Outcome) -> Bytes {
+    let mut frames = String::new();
+    frame(
+        &mut frames,
+        outcome.event,
+        &serde_json::to_string(outcome).unwrap_or_default(),
+    );
+    Bytes::from(frames)
 }
 
 /// What a stream listens to.
 struct Watch {
     service: Arc<Service>,
     infra_id: String,
-    events: broadcast::Receiver<Arc<Rendered>>,
+    events: broadcast::Receiver<Bytes>,
     outcomes: broadcast::Receiver<Outcome>,
     check: tokio::time::Interval,
+    keep_alive: tokio::time::Interval,
     ended: bool,
 }
 
-/// The events of `infra_id` from now on, until it is gone.
-pub fn stream(
-    service: Arc<Service>,
-    infra_id: String,
-) -> impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>> {
+/// The answer streaming the events of `infra_id` from now on, until it is
+/// gone.
+pub fn response(service: Arc<Service>, infra_id: String) -> Response {
+    let after = |period| tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     let watch = Watch {
         events: service.fanout.subscribe(&infra_id),
         outcomes: service.outcomes(),
-        check: tokio::time::interval_at(tokio::time::Instant::now() + GONE_CHECK, GONE_CHECK),
+        check: after(GONE_CHECK),
+        keep_alive: after(KEEP_ALIVE),
         service,
         infra_id,
         ended: false,
     };
-    futures::stream::unfold(watch, |mut watch| async move {
+    let chunks = futures::stream::unfold(watch, |mut watch| async move {
         if watch.ended {
             return None;
         }
-        let event = watch.next().await?;
-        Some((Ok(event), watch))
-    })
+        let chunk = watch.next().await?;
+        watch.keep_alive.reset();
+        Some((Ok::<_, std::convert::Infallible>(chunk), watch))
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response()
 }
 
 impl Watch {
-    /// The next event to send; `None` when the service is going away.
-    async fn next(&mut self) -> Option<SseEvent> {
+    /// The next chunk to send; `None` when the service is going away.
+    async fn next(&mut self) -> Option<Bytes> {
         loop {
             tokio::select! {
-                event = self.events.recv() => match event {
-                    Ok(event) => {
-                        return Some(match &*event {
-                            Rendered::Change { name, json } => {
-                                SseEvent::default().event(*name).data(json)
-                            }
-                            Rendered::Lagged(missed) => lagged(*missed),
-                        });
-                    }
+                chunk = self.events.recv() => match chunk {
+                    Ok(chunk) => return Some(self.gather(chunk)),
                     Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
                     Err(RecvError::Closed) => return None,
                 },
                 outcome = self.outcomes.recv() => match outcome {
                     Ok(outcome) if outcome.infra_id == self.infra_id => {
                         self.ended = outcome.is_last();
-                        return Some(outcome_event(&outcome));
+                        return Some(outcome_frame(&outcome));
                     }
                     Ok(_) | Err(RecvError::Lagged(_)) => {}
                     Err(RecvError::Closed) => return None,
@@ -104,10 +104,37 @@ impl Watch {
                             event: "infra-destroyed",
                             detail: Some("it is no longer recorded".to_string()),
                         };
-                        return Some(outcome_event(&outcome));
+                        return Some(outcome_frame(&outcome));
                     }
                 }
+                _ = self.keep_alive.tick() => return Some(Bytes::from_static(b": keep-alive\n\n")),
             }
         }
+    }
+
+    /// `first` and the chunks already waiting behind it, as one write (a
+    /// stream that fell behind catches up in few writes, not one per batch).
+    fn gather(&mut self, first: Bytes) -> Bytes {
+        let mut more = Vec::new();
+        while more.len() < GATHER {
+            match self.events.try_recv() {
+                Ok(chunk) => more.push(chunk),
+                Err(TryRecvError::Lagged(missed)) => {
+                    more.push(lagged(missed));
+                    break;
+                }
+                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+            }
+        }
+        if more.is_empty() {
+            return first;
+        }
+        let mut joined =
+            Vec::with_capacity(first.len() + more.iter().map(Bytes::len).sum::<usize>());
+        joined.extend_from_slice(&first);
+        for chunk in more {
+            joined.extend_from_slice(&chunk);
+        }
+        Bytes::from(joined)
     }
 }

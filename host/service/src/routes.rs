@@ -10,7 +10,6 @@ use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{Next, from_fn_with_state};
-use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use occopus::ApiError;
@@ -393,13 +392,12 @@ async fn scale_to(
 async fn events(
     State(service): State<Arc<Service>>,
     id: Result<Path<String>, PathRejection>,
-) -> Result<Sse<impl futures::Stream<Item = Result<SseEvent, std::convert::Infallible>>>, HttpError>
-{
+) -> Result<Response, HttpError> {
     let id = path(id)?;
     if service.operation(&id)?.is_none() {
         service.occopus.info(Some(&id))?;
     }
-    Ok(Sse::new(crate::events::stream(service, id)).keep_alive(crate::events::keep_alive()))
+    Ok(crate::events::response(service, id))
 }
 
 /// `POST /validate`: every problem of a description, without building it.
