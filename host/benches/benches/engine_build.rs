@@ -4,7 +4,7 @@
 //! taking 100 ms to create and 200 ms to boot, so no build can finish before
 //! 10 x 300 ms = 3 s. Prints makespan / bound (target <= 1.10) and the peak RSS
 //! of this process. `cargo bench --bench engine_build [-- --quick]`: 1,000,
-//! 5,000 and 10,000 nodes (`--quick`: 1,000 only).
+//! 5,000 and 10,000 nodes (`--quick`: 1,000 only; `--nodes N`: N only).
 
 use occopus::engine::{BuildOptions, DestroyOptions, LeasePolicy, StopSignal};
 use occopus::model::Sources;
@@ -42,9 +42,19 @@ async fn bench(nodes: usize) {
     let occopus = occopus_benches::open(dir.path(), nodes / LEVELS).await;
     let mut events = occopus.subscribe();
     let timeline = tokio::spawn(async move {
-        // Per level: first create started, last instance ready (ms).
+        // Per level: first create started, last instance ready (ms); and
+        // the events this subscriber fell too far behind to see.
         let mut levels = vec![(i64::MAX, 0i64, 0i64); LEVELS];
-        while let Ok(event) = events.recv().await {
+        let mut missed = 0;
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(count)) => {
+                    missed += count;
+                    continue;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            };
             let level: usize = event.node.trim_start_matches("level").parse().unwrap_or(0);
             match event.phase {
                 occopus::engine::Phase::Creating => {
@@ -58,7 +68,7 @@ async fn bench(nodes: usize) {
                 _ => {}
             }
         }
-        levels
+        (levels, missed)
     });
     let started = Instant::now();
     let report = occopus
@@ -103,7 +113,7 @@ async fn bench(nodes: usize) {
         "destroy {nodes:>5} nodes: {:.3} s",
         started.elapsed().as_secs_f64()
     );
-    let levels = timeline.await.unwrap();
+    let (levels, missed) = timeline.await.unwrap();
     let origin = levels[0].0;
     let spans: Vec<String> = levels
         .iter()
@@ -117,19 +127,27 @@ async fn bench(nodes: usize) {
         })
         .collect();
     println!(
-        "  per level, ms from the first create (first create / last create / last ready): {}",
-        spans.join(" ")
+        "  per level, ms from the first create (first create / last create / last ready): {}{}",
+        spans.join(" "),
+        if missed > 0 {
+            format!(" ({missed} events not seen: the timeline may be short)")
+        } else {
+            String::new()
+        }
     );
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let sizes: Vec<usize> = match args.iter().position(|a| a == "--nodes") {
+        Some(at) => vec![args[at + 1].parse().expect("--nodes N")],
+        None if args.iter().any(|a| a == "--quick") => vec![1000],
+        None => vec![1000, 5000, 10_000],
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        bench(1000).await;
-        if !quick {
-            bench(5000).await;
-            bench(10_000).await;
+        for nodes in sizes {
+            bench(nodes).await;
         }
     });
 }
