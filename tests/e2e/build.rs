@@ -62,7 +62,11 @@ fn hello_builds_reports_and_destroys() {
     let nodes_dir = occopus.dir.path().join("local-cloud/nodes");
     assert_eq!(std::fs::read_dir(nodes_dir).unwrap().count(), 0);
     let gone = occopus.run(&["info", "-i", &infra_id]);
-    assert!(!gone.status.success());
+    assert_eq!(
+        gone.status.code(),
+        Some(6),
+        "no such infrastructure: {gone:?}"
+    );
     assert!(String::from_utf8_lossy(&gone.stderr).contains("no infrastructure"));
 }
 
@@ -176,7 +180,26 @@ fn a_failing_node_stops_the_build_with_a_summary_and_rollback_cleans_up() {
 
 #[test]
 fn ctrl_c_stops_gracefully_and_the_build_resumes() {
-    let occopus = Occopus::new(5);
+    stops_gracefully_and_the_build_resumes(5, rustix::process::Signal::INT, 130);
+}
+
+/// What systemd, `docker stop` and a CI's cancellation send.
+#[test]
+fn sigterm_stops_gracefully_and_the_build_resumes() {
+    stops_gracefully_and_the_build_resumes(120, rustix::process::Signal::TERM, 143);
+}
+
+/// The terminal the build ran in went away.
+#[test]
+fn sighup_stops_gracefully_and_the_build_resumes() {
+    stops_gracefully_and_the_build_resumes(121, rustix::process::Signal::HUP, 129);
+}
+
+/// Sends `signal` to a build once its first instance exists: the build
+/// stops gracefully with `code` (128 + the signal's number), the instance
+/// under way recorded and nothing new started; building again resumes it.
+fn stops_gracefully_and_the_build_resumes(subnet: u8, signal: rustix::process::Signal, code: i32) {
+    let occopus = Occopus::new(subnet);
     let dir = occopus.dir.path();
     std::fs::write(
         dir.join("infra.yaml"),
@@ -204,15 +227,11 @@ fn ctrl_c_stops_gracefully_and_the_build_resumes() {
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    rustix::process::kill_process(
-        rustix::process::Pid::from_child(&child),
-        rustix::process::Signal::INT,
-    )
-    .unwrap();
+    rustix::process::kill_process(rustix::process::Pid::from_child(&child), signal).unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(
         output.status.code(),
-        Some(130),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
@@ -230,7 +249,7 @@ fn ctrl_c_stops_gracefully_and_the_build_resumes() {
     );
     assert!(
         instances(&report, "after").is_empty(),
-        "nothing new starts after Ctrl-C"
+        "nothing new starts after the signal"
     );
 
     occopus.ok(&["build", &infra, "--nodes", &nodes, "-i", "slow"]);

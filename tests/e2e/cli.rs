@@ -243,7 +243,8 @@ fn info_and_local_cloud_destroy_say_what_they_found() {
     assert!(occopus.ok(&["info", "-i", "oth"]).contains("other-one"));
     let ambiguous = occopus.run(&["info", "-i", "sma"]);
     let stderr = String::from_utf8_lossy(&ambiguous.stderr);
-    assert_eq!(ambiguous.status.code(), Some(1), "{stderr}");
+    // "No such infrastructure" (exit 6): the start names no single one.
+    assert_eq!(ambiguous.status.code(), Some(6), "{stderr}");
     assert!(
         stderr.contains("`sma` is the start of 2 infrastructure ids (small, smaller)"),
         "{stderr}"

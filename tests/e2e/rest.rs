@@ -716,8 +716,42 @@ const SLOW_NODES: &str = r#"'node_def:slow':
 
 #[tokio::test]
 async fn a_killed_service_resumes_its_build_after_a_restart() {
-    let occopus = Occopus::new(53);
-    let first = RestService::start(&occopus);
+    // SIGKILL: no goodbye.
+    a_stopped_service_resumes_its_build_after_a_restart(53, drop).await;
+}
+
+/// SIGTERM (systemd, `docker stop`): the service ends its event streams,
+/// asks its build to stop, waits for the calls under way to be recorded and
+/// exits 0 within its drain timeout; the next start resumes the build.
+#[tokio::test]
+async fn a_service_stopped_with_sigterm_drains_and_its_build_resumes() {
+    a_stopped_service_resumes_its_build_after_a_restart(122, |service| {
+        let pid = rustix::process::Pid::from_child(&service._process.0);
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let mut process = service._process;
+        let deadline = Instant::now() + Duration::from_secs(40);
+        let status = loop {
+            if let Some(status) = process.0.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "not drained within its bound");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert_eq!(status.code(), Some(0), "a drained service exits 0");
+    })
+    .await;
+}
+
+/// Starts a build of 7 slow nodes on a service, stops the service with
+/// `stop` once the build is under way, and checks that a second service
+/// resumes it: exactly 7 instances, 7 nodes in the cloud; then destroys it.
+/// An event stream open at the stop has ended by the time `stop` returns.
+async fn a_stopped_service_resumes_its_build_after_a_restart(
+    subnet: u8,
+    stop: impl FnOnce(RestService),
+) {
+    let occopus = Occopus::new(subnet);
+    let first = RestService::start_with(&occopus, &["--drain-timeout", "30"]);
     first
         .call("POST", "/nodedefs", Some(SLOW_NODES.into()))
         .await;
@@ -727,7 +761,6 @@ async fn a_killed_service_resumes_its_build_after_a_restart() {
         .await;
     assert_eq!(status, 200, "{created}");
     let id = created["infraid"].as_str().unwrap().to_owned();
-    // Kill it (SIGKILL, no goodbye) once the build is under way.
     first
         .report_until(&id, "under way", |r| {
             r["web"]["instances"]
@@ -735,7 +768,13 @@ async fn a_killed_service_resumes_its_build_after_a_restart() {
                 .is_some_and(|i| !i.is_empty())
         })
         .await;
-    drop(first);
+    let mut events = first.events(&id).await;
+    stop(first);
+    let rest = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Ok(Some(_)) = events.chunk().await {}
+    })
+    .await;
+    assert!(rest.is_ok(), "the event stream outlived its service");
 
     let second = RestService::start(&occopus);
     let report = second

@@ -1,7 +1,10 @@
 //! Why a command failed, and its exit code: 0 success, 1 the operation
 //! failed, 2 bad usage, 3 bad configuration, 4 invalid infrastructure or node
 //! files, 5 another command is changing the infrastructure (its lease: the
-//! message names the holder; try again, or `--wait`), 130 stopped by Ctrl-C. The code follows from the kind of failure
+//! message names the holder; try again, or `--wait`), 6 no such
+//! infrastructure is recorded, 128 + the signal's number when a stop signal
+//! ended it gracefully (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP; see
+//! `signals.rs`). The code follows from the kind of failure
 //! ([`ErrorCode`]) the library's error says it is, so the command line and
 //! the REST service classify every failure alike.
 
@@ -44,9 +47,9 @@ impl CliError {
             ErrorCode::InvalidDescription => 4,
             ErrorCode::BadConfiguration => 3,
             ErrorCode::Conflict => 5,
-            ErrorCode::Interrupted => 130,
-            ErrorCode::UnknownInfra
-            | ErrorCode::UnknownNode
+            ErrorCode::UnknownInfra => 6,
+            ErrorCode::Interrupted => crate::signals::stopped_exit_code(),
+            ErrorCode::UnknownNode
             | ErrorCode::ScaleRefused
             | ErrorCode::PluginUnavailable
             | ErrorCode::CloudCallFailed

@@ -6,7 +6,7 @@ use crate::output::{errln, out, outln};
 use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, WaitArg};
 use crate::error::CliError;
 use crate::progress::Progress;
-use crate::signals::stop_on_ctrl_c;
+use crate::signals::stop_on_signals;
 use crate::summary::{PhaseCounts, grouped_failures};
 use clap::Args;
 use occopus::engine::{BuildOptions, DestroyOptions, InstanceOutcome, Phase, lease};
@@ -117,7 +117,7 @@ pub async fn validate(
 /// `occopus build`: prints the infra id on stdout.
 pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     // Listen for Ctrl-C before anything else, so that none is missed.
-    let signal = stop_on_ctrl_c("run the same build again to resume")?;
+    let signal = stop_on_signals("run the same build again to resume")?;
     let occopus = Occopus::open(state.options(config)).await?;
     let progress = Progress::start(occopus.subscribe());
     let options = BuildOptions {
@@ -215,7 +215,7 @@ pub async fn destroy(
     config: &Config,
     state: &StateArgs,
 ) -> Result<(), CliError> {
-    let signal = stop_on_ctrl_c("run destroy again to finish")?;
+    let signal = stop_on_signals("run destroy again to finish")?;
     let options = DestroyOptions {
         stop: signal,
         lease: args.wait.lease("occopus destroy")?,

@@ -5,7 +5,7 @@ use crate::output::errln;
 use crate::args::{AuthDataArg, StateArgs, positive_seconds};
 use crate::environment;
 use crate::error::CliError;
-use crate::signals::stop_on_ctrl_c;
+use crate::signals::stop_on_signals;
 use clap::Args;
 use occopus::{Config, Occopus};
 use occopus_service::{ServerLimits, Service, ServiceSettings};
@@ -50,9 +50,15 @@ pub struct ServeArgs {
     /// Connections open at once; more are closed.
     #[arg(long, default_value_t = 512)]
     pub max_connections: usize,
+    /// Seconds a stopping service (Ctrl-C, SIGTERM, SIGHUP) waits for its
+    /// jobs' calls under way to finish and be recorded; a job still running
+    /// then resumes at the next start.
+    #[arg(long, default_value_t = 20.0)]
+    pub drain_timeout: f64,
 }
 
-/// Runs the service until Ctrl-C. The bearer token comes from the
+/// Runs the service until Ctrl-C, SIGTERM or SIGHUP, then drains it (exit
+/// 0 once drained: a service stopped on request did its job). The bearer token comes from the
 /// `OCCOPUS_API_TOKEN` environment variable (never from the command line,
 /// where other users could read it).
 pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
@@ -71,9 +77,10 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         max_body_bytes: args.max_body_bytes,
         maintain_interval,
         claim_interval: positive_seconds("--claim-interval", args.claim_interval)?,
+        drain_timeout: positive_seconds("--drain-timeout", args.drain_timeout)?,
     };
     let occopus = Occopus::open(state.options(config)).await?;
-    let mut stop = stop_on_ctrl_c("the service's infrastructures are recorded")?;
+    let mut stop = stop_on_signals("the service's infrastructures are recorded")?;
     let address = SocketAddr::new(args.host, args.port);
     occopus_service::serve(
         Service::new(occopus, settings),

@@ -6,7 +6,7 @@ use crate::args::{
     AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, WaitArg, positive_seconds,
 };
 use crate::error::CliError;
-use crate::signals::stop_on_ctrl_c;
+use crate::signals::stop_on_signals;
 use crate::summary::grouped_failures;
 use clap::Args;
 use occopus::engine::{ErrorPolicy, PassReport, Phase, ScaleBy, Upkeep};
@@ -94,7 +94,7 @@ pub async fn maintain(
     config: &Config,
     state: &StateArgs,
 ) -> Result<(), CliError> {
-    let signal = stop_on_ctrl_c("run maintain again to go on")?;
+    let signal = stop_on_signals("run maintain again to go on")?;
     let interval = positive_seconds("--interval", args.interval)?;
     let occopus = Occopus::open(state.options(config)).await?;
     let auth = args.auth_data.path();

@@ -44,6 +44,7 @@ struct Watch {
     outcomes: broadcast::Receiver<Outcome>,
     check: tokio::time::Interval,
     keep_alive: tokio::time::Interval,
+    closing: tokio::sync::watch::Receiver<bool>,
     ended: bool,
 }
 
@@ -56,6 +57,7 @@ pub fn response(service: Arc<Service>, infra_id: String) -> Response {
         outcomes: service.outcomes(),
         check: after(GONE_CHECK),
         keep_alive: after(KEEP_ALIVE),
+        closing: service.closing(),
         service,
         infra_id,
         ended: false,
@@ -83,8 +85,9 @@ impl Watch {
     async fn next(&mut self) -> Option<Bytes> {
         loop {
             tokio::select! {
+                _ = self.closing.wait_for(|closing| *closing) => return None,
                 chunk = self.events.recv() => match chunk {
-                    Ok(chunk) => return Some(self.gather(chunk)),
+                    Ok(chunk) => return Some(gather(&mut self.events, chunk)),
                     Err(RecvError::Lagged(missed)) => return Some(lagged(missed)),
                     Err(RecvError::Closed) => return None,
                 },
@@ -111,30 +114,29 @@ impl Watch {
             }
         }
     }
+}
 
-    /// `first` and the chunks already waiting behind it, as one write (a
-    /// stream that fell behind catches up in few writes, not one per batch).
-    fn gather(&mut self, first: Bytes) -> Bytes {
-        let mut more = Vec::new();
-        while more.len() < GATHER {
-            match self.events.try_recv() {
-                Ok(chunk) => more.push(chunk),
-                Err(TryRecvError::Lagged(missed)) => {
-                    more.push(lagged(missed));
-                    break;
-                }
-                Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+/// `first` and the chunks already waiting behind it, as one write (a
+/// stream that fell behind catches up in few writes, not one per batch).
+fn gather(events: &mut broadcast::Receiver<Bytes>, first: Bytes) -> Bytes {
+    let mut more = Vec::new();
+    while more.len() < GATHER {
+        match events.try_recv() {
+            Ok(chunk) => more.push(chunk),
+            Err(TryRecvError::Lagged(missed)) => {
+                more.push(lagged(missed));
+                break;
             }
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
         }
-        if more.is_empty() {
-            return first;
-        }
-        let mut joined =
-            Vec::with_capacity(first.len() + more.iter().map(Bytes::len).sum::<usize>());
-        joined.extend_from_slice(&first);
-        for chunk in more {
-            joined.extend_from_slice(&chunk);
-        }
-        Bytes::from(joined)
     }
+    if more.is_empty() {
+        return first;
+    }
+    let mut joined = Vec::with_capacity(first.len() + more.iter().map(Bytes::len).sum::<usize>());
+    joined.extend_from_slice(&first);
+    for chunk in more {
+        joined.extend_from_slice(&chunk);
+    }
+    Bytes::from(joined)
 }

@@ -44,11 +44,26 @@ pub async fn serve(
         .map_err(|source| ServeError::Bind { address, source })?;
     bound(local);
     service.start();
-    let router = router(service).layer(axum::middleware::from_fn_with_state(
+    let router = router(service.clone()).layer(axum::middleware::from_fn_with_state(
         request_timeout,
         time_limit,
     ));
+    // At the stop: no new job, every job asked to stop and the event
+    // streams ended while the requests in flight finish; then the jobs get
+    // what is left of their bound.
+    let closing = service.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.close();
+    };
     occopus_http::serve(listener, router, limits, shutdown).await;
+    let left = service.drained(service.settings.drain_timeout).await;
+    if left > 0 {
+        tracing::warn!(
+            jobs = left,
+            "stopped with jobs still running after the drain timeout; their intents are recorded and the next start resumes them"
+        );
+    }
     Ok(())
 }
 

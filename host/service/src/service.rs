@@ -45,6 +45,10 @@ pub struct ServiceSettings {
     /// The time between claim passes: looks for requests other replicas
     /// recorded and for infras whose lease holder is gone.
     pub claim_interval: Duration,
+    /// How long a stopping service waits for its jobs' calls under way to
+    /// finish and be recorded; a job still running then is left to the next
+    /// start (its intents are recorded, so it resumes).
+    pub drain_timeout: Duration,
 }
 
 impl Default for ServiceSettings {
@@ -56,6 +60,7 @@ impl Default for ServiceSettings {
             max_body_bytes: 1 << 20,
             maintain_interval: Duration::from_secs(10),
             claim_interval: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -145,6 +150,9 @@ pub struct Service {
     pub(crate) fanout: Arc<crate::fanout::Fanout>,
     /// How the jobs ended, for the event streams.
     outcomes: broadcast::Sender<Outcome>,
+    /// Set when the service is stopping: no job starts, every job is asked
+    /// to stop, the event streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Service {
@@ -157,7 +165,48 @@ impl Service {
             rendered: crate::cache::Rendered::default(),
             fanout: Arc::default(),
             outcomes: broadcast::channel(256).0,
+            closing: tokio::sync::watch::channel(false).0,
         })
+    }
+
+    /// Stops the service's work: no job starts from now on and every job
+    /// is asked to stop (calls under way finish and are recorded; the
+    /// records keep their operations, so the next start resumes them); the
+    /// event streams end. Wait for the jobs with [`Service::drained`].
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+        for job in self.lock_jobs().values() {
+            job.stop.stop();
+        }
+    }
+
+    /// Waits at most `bound` for the jobs of a closed service to end;
+    /// returns how many were still running then.
+    pub async fn drained(&self, bound: Duration) -> usize {
+        let mut running: Vec<_> = self
+            .lock_jobs()
+            .values()
+            .map(|job| job.finished.clone())
+            .collect();
+        // A job's task ends by dropping the sender its receiver watches
+        // (nothing is ever sent: `changed` fails when it is dropped).
+        let all = futures::future::join_all(running.iter_mut().map(|finished| finished.changed()));
+        let _ = tokio::time::timeout(bound, all).await;
+        running
+            .iter()
+            .filter(|finished| finished.has_changed().is_ok())
+            .count()
+    }
+
+    /// Whether the service is stopping (see [`Service::close`]).
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    fn lock_jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, Job>> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn store(&self) -> &StateStore {
@@ -283,8 +332,12 @@ impl Service {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(service.settings.claim_interval);
             every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut closing = service.closing();
             loop {
-                every.tick().await;
+                tokio::select! {
+                    _ = every.tick() => {}
+                    _ = closing.wait_for(|closing| *closing) => return,
+                }
                 if let Err(error) = service.claim() {
                     tracing::warn!(%error, "cannot look for work; trying again");
                 }
@@ -319,11 +372,10 @@ impl Service {
         replaces: impl FnOnce(Option<i64>) -> bool,
         recorded: impl FnOnce(&mut ServiceRecord) -> Result<(), ()>,
     ) -> Option<Running> {
-        let mut jobs = self
-            .jobs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !replaces(jobs.get(&record.infra_id).map(|job| job.revision)) {
+        let mut jobs = self.lock_jobs();
+        // Checked under the jobs' lock, which `close` takes after setting
+        // it: a job is either refused here or stopped there.
+        if *self.closing.borrow() || !replaces(jobs.get(&record.infra_id).map(|job| job.revision)) {
             return None;
         }
         recorded(&mut record).ok()?;
