@@ -371,3 +371,70 @@ fn without_escapes(line: &str) -> String {
     }
     visible
 }
+
+/// `occopus completions SHELL` and `occopus man` come from the command's own
+/// definitions: bash, loading the script, completes a subcommand and a flag;
+/// every shell gets a script; `man` renders the generated pages.
+#[test]
+fn completions_and_man_pages_work() {
+    let occopus = |args: &[&str]| {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_occopus"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("occopus.bash");
+    std::fs::write(&script, occopus(&["completions", "bash"])).unwrap();
+    // What bash's programmable completion does on TAB: the words so far,
+    // then the function `complete -p occopus` names.
+    let complete = |line: &str| {
+        let words: Vec<&str> = line.split(' ').collect();
+        let program = format!(
+            "source {script}\n\
+             function=$(complete -p occopus | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p')\n\
+             COMP_WORDS=({line}); COMP_CWORD={cword}; COMP_LINE='{line}'; COMP_POINT=${{#COMP_LINE}}\n\
+             \"$function\" occopus '{current}' '{previous}'\n\
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script = script.display(),
+            cword = words.len() - 1,
+            current = words[words.len() - 1],
+            previous = words[words.len() - 2],
+        );
+        let output = std::process::Command::new("bash")
+            .args(["--norc", "-c", &program])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    assert_eq!(complete("occopus bu").trim(), "build");
+    assert_eq!(complete("occopus build --roll").trim(), "--rollback");
+    assert!(complete("occopus plugins ").contains("inspect"));
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        assert!(
+            occopus(&["completions", shell]).contains("rollback"),
+            "{shell}"
+        );
+    }
+
+    let pages = dir.path().join("man1");
+    occopus(&["man", "--out-dir", pages.to_str().unwrap()]);
+    let rendered = std::process::Command::new("man")
+        .args(["-P", "cat", "-l"])
+        .arg(pages.join("occopus-build.1"))
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    let page = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.status.success(), "{rendered:?}");
+    assert!(
+        page.contains("occopus-build - Build an infrastructure"),
+        "{page}"
+    );
+    assert!(page.contains("--rollback"), "{page}");
+    assert!(pages.join("occopus.1").exists() && pages.join("occopus-plugins-list.1").exists());
+    assert!(occopus(&["man"]).starts_with(".ie"), "occopus.1 on stdout");
+}

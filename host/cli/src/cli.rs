@@ -6,7 +6,7 @@ use crate::output::errln;
 use crate::args::StateArgs;
 use crate::environment;
 use crate::error::CliError;
-use crate::{infra, local_cloud, plugins, serve, state, upkeep};
+use crate::{infra, local_cloud, manual, plugins, serve, state, upkeep};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -87,6 +87,20 @@ pub enum Command {
     /// The state database as a whole: copy it between a file and PostgreSQL.
     #[command(subcommand)]
     State(state::StateCommand),
+    /// Print the shell completion script (install: `occopus completions bash >
+    /// ~/.local/share/bash-completion/completions/occopus`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: occopus.1 and one per subcommand (install:
+    /// `occopus man --out-dir ~/.local/share/man/man1`), or print occopus.1.
+    Man {
+        /// The directory to write the pages into [default: print occopus.1].
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
     /// The built-in local cloud: nodes that are processes on this machine.
     LocalCloud {
         /// The local cloud's directory [default: $XDG_DATA_HOME/occopus/local-cloud].
@@ -177,6 +191,12 @@ pub fn run() -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), CliError> {
+    // Generated from the definitions alone: no configuration is read.
+    match &cli.command {
+        Command::Completions { shell } => return manual::completions(*shell),
+        Command::Man { out_dir } => return manual::man_pages(out_dir.as_deref()),
+        _ => {}
+    }
     let config = environment::config(cli.config.as_deref(), cli.plugin_dir, cli.cache_dir)?;
     let state = &cli.state;
     match cli.command {
@@ -193,6 +213,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Serve(args) => serve::serve(args, &config, state).await,
         Command::Plugins(command) => plugins::run(command, &config, state).await,
         Command::State(command) => state::run(command),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
         Command::LocalCloud { root, command } => {
             let mut local_cloud = config.local_cloud.clone();
             local_cloud.root = root.or(local_cloud.root);

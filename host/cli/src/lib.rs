@@ -8,9 +8,10 @@
 //! - `error.rs`: failures and exit codes;
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
 //!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
-//!   `local_cloud.rs`, `state.rs` (state copy): the commands;
+//!   `local_cloud.rs`, `state.rs` (state copy), `manual.rs` (completions,
+//!   man pages): the commands;
 //! - `progress.rs`, `summary.rs` and `signals.rs`: live progress, bounded
-//!   summaries of many instances, and Ctrl-C;
+//!   summaries of many instances, and stop signals (Ctrl-C, SIGTERM, SIGHUP);
 //! - `output.rs`: printing that ends quietly when the reader goes away.
 
 mod args;
@@ -19,6 +20,7 @@ mod environment;
 mod error;
 mod infra;
 mod local_cloud;
+mod manual;
 mod output;
 mod plugins;
 mod progress;
