@@ -20,7 +20,12 @@ from componentize_py_types import Err
 from wit_world import exports
 from wit_world.exports import driver
 from wit_world.imports import logging
-from wit_world.imports.occopus_plugin_types import PluginError_InvalidConfig
+from wit_world.imports.occopus_plugin_types import (
+    InstanceState,
+    InstanceStatus,
+    PluginError_InvalidConfig,
+    Target,
+)
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -74,14 +79,14 @@ class Driver(exports.Driver):
         logging.log(logging.Level.INFO, f"{request.instance_id} is {address}")
         return f"{request.instance_id}={address}"
 
-    def status(self, target: driver.Target, cloud_id: str) -> driver.InstanceStatus:
+    def status(self, target: Target, cloud_id: str) -> InstanceStatus:
         _, _, address = cloud_id.partition("=")
         if address not in addresses_of(target.resource):
-            return driver.InstanceStatus(driver.InstanceState.SHUTDOWN, [], [], "not listed")
-        return driver.InstanceStatus(driver.InstanceState.RUNNING, [address], [address], None)
+            return InstanceStatus(InstanceState.SHUTDOWN, [], [], "not listed")
+        return InstanceStatus(InstanceState.RUNNING, [address], [address], None)
 
-    def destroy(self, target: driver.Target, cloud_id: str) -> None:
+    def destroy(self, target: Target, cloud_id: str) -> None:
         return None
 
-    def list(self, target: driver.Target, infra_id: str) -> list:
+    def list(self, target: Target, infra_id: str) -> list:
         return []

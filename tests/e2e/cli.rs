@@ -45,7 +45,7 @@ fn plugins_list_shows_every_column() {
             "driver",
             "0.1.0",
             "dummy",
-            "occopus:plugin@0.1.2",
+            "occopus:plugin@0.1.3",
             "builtin:dummy"
         ]
     );
@@ -102,7 +102,7 @@ fn a_refused_plugin_is_listed_with_both_versions() {
     let out = stdout(&occopus(dir.path(), cache.path(), &["plugins", "list"]));
     assert!(out.contains("not loaded:"), "{out}");
     assert!(out.contains("occopus:plugin@1.0.0"), "{out}");
-    assert!(out.contains("occopus:plugin@0.1.2"), "{out}");
+    assert!(out.contains("occopus:plugin@0.1.3"), "{out}");
 }
 
 #[test]

@@ -3,7 +3,9 @@
 
 use crate::common::{load_driver, python_plugin, settings, target, wasm};
 use occopus::plugin_host::cache::CacheOutcome;
-use occopus::plugin_host::{Plugin, PluginCatalog, PluginOrigin, PluginRuntime, RuntimeError};
+use occopus::plugin_host::{
+    CONTRACT_VERSION, Plugin, PluginCatalog, PluginOrigin, PluginRuntime, RuntimeError,
+};
 use occopus::types::CloudState;
 use occopus_builtin_plugins::BUILTINS;
 use serde_json::json;
@@ -30,13 +32,15 @@ async fn a_plugin_of_the_previous_minor_contract_version_loads_and_answers() {
 }
 
 /// A driver built against 0.1.1 (importing that version's `session`) loads
-/// under 0.1.2 and keeps its session between calls.
+/// under the current contract and keeps its session between calls; without
+/// `status-batch` (0.1.3) it is asked instance by instance.
 #[tokio::test]
 async fn a_plugin_of_contract_0_1_1_with_a_session_loads_and_answers() {
     let cache = tempfile::tempdir().unwrap();
     let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
     let driver = load_driver(&runtime, occopus_test_plugins::contract_0_1_1()).await;
     assert_eq!(driver.load_report().contract_version, "0.1.1");
+    assert!(!driver.batches_status());
     let target = target(json!({"type": "kept", "endpoint": "http://127.0.0.1:9"}));
     for call in 1..=2 {
         let status = driver.status(&target, "vm-1").await.unwrap();
@@ -45,6 +49,37 @@ async fn a_plugin_of_contract_0_1_1_with_a_session_loads_and_answers() {
             Some(format!("vm-1: call {call} of a 0.1.1 plugin").as_str())
         );
     }
+}
+
+/// A driver of contract 0.1.3 that exports `status-batch` (the `dummy`)
+/// answers for many instances in one call, each as `status` would alone: a
+/// cloud id it cannot read is that instance's `not-found`, not the call's.
+#[tokio::test]
+async fn a_driver_with_status_batch_answers_for_many_instances_in_one_call() {
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = PluginRuntime::new(&settings(cache.path())).unwrap();
+    let driver = load_driver(&runtime, wasm("occopus_driver_dummy.wasm")).await;
+    assert!(driver.batches_status());
+    let booting = target(json!({"type": "dummy", "boot_time": 3600}));
+    let ids = ["web-1@1".to_string(), "garbage".into(), "web-2@1".into()];
+    let answers = driver.status_many(&booting, &ids).await.unwrap();
+    assert_eq!(answers.len(), 3);
+    for (id, answer) in ids.iter().zip(&answers) {
+        match (id.as_str(), answer) {
+            ("garbage", Err(error)) => {
+                let error = error.to_call_error();
+                assert!(error.is_not_found(), "{error}");
+            }
+            (_, Ok(status)) => {
+                let alone = driver.status(&booting, id).await.unwrap();
+                assert_eq!(status, &alone, "as `status` answers it alone");
+            }
+            (id, other) => panic!("{id}: {other:?}"),
+        }
+    }
+    // A wrong resource section spoils the whole call.
+    let broken = target(json!({"type": "dummy", "boot_time": -1}));
+    assert!(driver.status_many(&broken, &ids).await.is_err());
 }
 
 /// A plugin of the next major version (a driver and a config manager) is
@@ -60,12 +95,15 @@ async fn a_plugin_of_another_contract_major_version_is_refused() {
         .expect("a 1.0.0 plugin must be refused");
     assert!(
         matches!(&error, RuntimeError::ContractMismatch { found, supported, .. }
-            if found == "1.0.0" && *supported == "0.1.2"),
+            if found == "1.0.0" && *supported == CONTRACT_VERSION),
         "{error:?}"
     );
     let message = error.to_string();
     assert!(message.contains("occopus:plugin@1.0.0"), "{message}");
-    assert!(message.contains("occopus:plugin@0.1.2"), "{message}");
+    assert!(
+        message.contains(&format!("occopus:plugin@{CONTRACT_VERSION}")),
+        "{message}"
+    );
     assert!(
         message.contains("occopus_test_contract_next.wasm"),
         "{message}"

@@ -185,7 +185,7 @@ pub fn run() -> ExitCode {
                 } => errln!("{message}"),
                 _ => errln!("error: {error}"),
             }
-            error.exit_code()
+            error.exit_code(crate::signals::received())
         }
     }
 }

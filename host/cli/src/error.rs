@@ -35,8 +35,9 @@ impl CliError {
         }
     }
 
-    /// The process's exit code.
-    pub fn exit_code(&self) -> ExitCode {
+    /// The process's exit code; `stopped_by` is the number of the signal
+    /// that stopped the command, if one did (see `signals.rs`).
+    pub fn exit_code(&self, stopped_by: Option<i32>) -> ExitCode {
         let code = match self {
             CliError::Usage(_) => return ExitCode::from(2),
             CliError::Api(ApiError::Invalid(_)) => ErrorCode::InvalidDescription,
@@ -48,7 +49,11 @@ impl CliError {
             ErrorCode::BadConfiguration => 3,
             ErrorCode::Conflict => 5,
             ErrorCode::UnknownInfra => 6,
-            ErrorCode::Interrupted => crate::signals::stopped_exit_code(),
+            // 128 + the signal's number, as a shell reports a process it
+            // ended; 130 (Ctrl-C's) for a stop asked otherwise.
+            ErrorCode::Interrupted => {
+                stopped_by.map_or(130, |number| u8::try_from(128 + number).unwrap_or(130))
+            }
             ErrorCode::UnknownNode
             | ErrorCode::ScaleRefused
             | ErrorCode::PluginUnavailable

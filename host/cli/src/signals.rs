@@ -16,12 +16,11 @@ use tokio::signal::unix::{SignalKind, signal};
 /// The number of the first stop signal received, 0 before one is.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 
-/// The exit code of a command a stop signal ended: 128 plus its number
-/// (130, Ctrl-C's, when none was received: a stop asked otherwise).
-pub fn stopped_exit_code() -> u8 {
+/// The number of the first stop signal received, if one was.
+pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::Relaxed) {
-        0 => 130,
-        number => u8::try_from(128 + number).unwrap_or(130),
+        0 => None,
+        number => Some(number),
     }
 }
 

@@ -338,7 +338,7 @@ impl Orchestrator {
                 .into());
             }
             tokio::select! {
-                () = tokio::time::sleep(polling::next_poll(waited, None)) => {}
+                () = tokio::time::sleep(polling::next_poll(waited, None, polling::Cadence::OneByOne)) => {}
                 () = stop.stopped() => return Err(Halted::Stopped("waiting for its configuration")),
             }
         }

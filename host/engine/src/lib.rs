@@ -39,6 +39,7 @@ pub mod report;
 mod rolling;
 mod run;
 pub mod scaling;
+mod status_batches;
 pub mod stop;
 pub mod upkeep;
 

@@ -10,7 +10,7 @@
 use crate::error::InstanceFailure;
 use crate::events::Phase;
 use crate::orchestrator::Orchestrator;
-use crate::polling;
+use crate::polling::{self, Cadence};
 use crate::report::InstanceOutcome;
 use crate::run::{Planned, Run};
 use occopus_model::render::{self, RenderedSections};
@@ -323,9 +323,14 @@ impl Orchestrator {
         let resource = serde_json::Value::Object(target.resource.clone()).to_string();
         let mut announced = false;
         let mut stop = run.stop.clone();
+        let cadence = if driver.batches_status() {
+            Cadence::Batched
+        } else {
+            Cadence::OneByOne
+        };
         loop {
             let status = self
-                .with_retries(|| driver.status(target, cloud_id))
+                .with_retries(|| self.instance_status(driver, target, cloud_id))
                 .await
                 .map_err(|e| Halted::Failed(InstanceFailure::Status(e)))?;
             match status.state {
@@ -354,9 +359,13 @@ impl Orchestrator {
                     secs: timeout.as_secs(),
                 }));
             }
-            let interval = polling::next_poll(waited, estimates.get(&resource));
+            let interval = polling::next_poll(waited, estimates.get(&resource), cadence);
+            let next = match cadence {
+                Cadence::Batched => self.inner.poll_grid.after(Instant::now(), interval),
+                Cadence::OneByOne => Instant::now() + interval,
+            };
             tokio::select! {
-                () = tokio::time::sleep(interval) => {}
+                () = tokio::time::sleep_until(next) => {}
                 () = stop.stopped() => return Err(Halted::Stopped("booting")),
             }
         }

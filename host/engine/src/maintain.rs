@@ -229,7 +229,10 @@ impl Orchestrator {
             Ok(target) => target,
             Err(e) => return unobservable(&e),
         };
-        let status = match self.with_retries(|| driver.status(&target, cloud_id)).await {
+        let status = match self
+            .with_retries(|| self.instance_status(driver, &target, cloud_id))
+            .await
+        {
             Ok(status) => status,
             Err(e) if e.is_not_found() => {
                 return Ok(Observation::failed(InstanceFailure::Gone {

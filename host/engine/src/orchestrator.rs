@@ -1,18 +1,22 @@
 //! The [`Orchestrator`]: what every operation of the engine shares (the
 //! plugins, the store, the health prober, the endpoint resolver, the
 //! per-endpoint concurrency limits, the progress events), and the few steps
-//! they all take: resolving a resource into a cloud target, and calling a
-//! cloud with retries.
+//! they all take: resolving a resource into a cloud target, calling a cloud
+//! with retries, and asking an instance's state (batched where the driver
+//! can).
 
 use crate::config::EngineConfig;
 use crate::endpoints::EndpointResolver;
 use crate::error::{EngineError, TargetError};
 use crate::events::{Event, Phase};
-use crate::polling::BootEstimates;
+use crate::polling::{BootEstimates, PollGrid};
+use crate::status_batches::StatusBatches;
 use occopus_health::Prober;
 use occopus_model::{AuthData, Renderer};
 use occopus_store::{InfraRecord, StateStore};
-use occopus_types::{CallError, CloudTarget, Plugins, ResourceSection, now_ms};
+use occopus_types::{
+    CallError, CloudTarget, Driver, InstanceStatus, Plugins, ResourceSection, now_ms,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +37,8 @@ pub(crate) struct Inner {
     endpoints: Arc<dyn EndpointResolver>,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub(crate) boot_estimates: BootEstimates,
+    pub(crate) poll_grid: PollGrid,
+    status_batches: StatusBatches,
     events: broadcast::Sender<Event>,
 }
 
@@ -64,6 +70,8 @@ impl Orchestrator {
                 renderer,
                 limits: Mutex::new(HashMap::new()),
                 boot_estimates: BootEstimates::default(),
+                poll_grid: PollGrid::default(),
+                status_batches: StatusBatches::default(),
                 events: broadcast::channel(8192).0,
             }),
         }
@@ -83,6 +91,25 @@ impl Orchestrator {
     /// The plugins.
     pub fn plugins(&self) -> &dyn Plugins {
         &*self.inner.plugins
+    }
+
+    /// An instance's state, as its cloud reports it: asked with the other
+    /// instances of its target whose poll is due when the driver answers
+    /// for many at once (see `status_batches.rs`).
+    pub(crate) async fn instance_status(
+        &self,
+        driver: &dyn Driver,
+        target: &CloudTarget,
+        cloud_id: &str,
+    ) -> Result<InstanceStatus, CallError> {
+        if driver.batches_status() {
+            self.inner
+                .status_batches
+                .status(driver, target, cloud_id)
+                .await
+        } else {
+            driver.status(target, cloud_id).await
+        }
     }
 
     /// The record of `infra_id`, or why there is none.

@@ -3,20 +3,24 @@
 use crate::bindings::driver::DriverPluginPre;
 use crate::bindings::driver_api;
 use crate::bindings::types::PluginError;
-use crate::error::RuntimeError;
+use crate::error::{ContractError, RuntimeError};
 use crate::provenance::LoadReport;
-use crate::runtime::{AnswerSize, PluginRuntime};
+use crate::runtime::{AnswerSize, PluginRuntime, contract_error};
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
 use crate::session::Sessions;
 use crate::unix_bridge;
 use async_trait::async_trait;
 use occopus_types::{
-    CallError, CloudTarget, CreateRequest, Driver, DriverInfo, InstanceStatus, ListedInstance,
-    ResourceSection,
+    CallError, CloudTarget, ContractErrorKind, CreateRequest, Driver, DriverInfo, InstanceStatus,
+    ListedInstance, ResourceSection,
 };
 use std::fmt;
 use std::sync::Arc;
 use wasmtime::Store;
+use wasmtime::component::ComponentExportIndex;
+
+/// What `status-batch.status-many` answers.
+type StatusManyAnswer = Result<Vec<Result<driver_api::InstanceStatus, PluginError>>, PluginError>;
 
 /// A loaded cloud driver. Cheap to clone; calls may run concurrently, each in
 /// its own sandbox.
@@ -28,6 +32,8 @@ pub struct DriverPlugin {
 struct Inner {
     runtime: PluginRuntime,
     pre: DriverPluginPre<SandboxState>,
+    /// `status-batch.status-many`, if the driver exports it (0.1.3).
+    status_many: Option<ComponentExportIndex>,
     info: DriverInfo,
     policy: CallPolicy,
     report: LoadReport,
@@ -40,6 +46,7 @@ impl DriverPlugin {
     pub(crate) fn new(
         runtime: PluginRuntime,
         pre: DriverPluginPre<SandboxState>,
+        status_many: Option<ComponentExportIndex>,
         info: driver_api::DriverInfo,
         policy: CallPolicy,
         report: LoadReport,
@@ -48,6 +55,7 @@ impl DriverPlugin {
             inner: Arc::new(Inner {
                 runtime,
                 pre,
+                status_many,
                 info: info.into(),
                 policy,
                 report,
@@ -160,6 +168,76 @@ impl DriverPlugin {
         .map(InstanceStatus::from)
     }
 
+    /// Whether the driver answers for many instances in one call.
+    pub fn batches_status(&self) -> bool {
+        self.inner.status_many.is_some()
+    }
+
+    /// The state of each of `cloud_ids` on `target`, in one sandboxed call
+    /// of `status-batch.status-many` (an error if the driver does not
+    /// export it); each answer's error is told as `status`'s would be.
+    pub async fn status_many(
+        &self,
+        target: &CloudTarget,
+        cloud_ids: &[String],
+    ) -> Result<Vec<Result<InstanceStatus, RuntimeError>>, RuntimeError> {
+        let Some(function) = &self.inner.status_many else {
+            return Err(RuntimeError::Engine(format!(
+                "driver {} does not export status-batch",
+                self.inner.info.name
+            )));
+        };
+        let contract = driver_api::Target::from(target);
+        let ids = cloud_ids.to_vec();
+        let pre = self.inner.pre.instance_pre();
+        let answers = self
+            .inner
+            .runtime
+            .run(
+                "status",
+                &self.policy_for(Some(target)),
+                self.log_context(None, Some(target)),
+                async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    let status_many = instance
+                        .get_typed_func::<(driver_api::Target, Vec<String>), (StatusManyAnswer,)>(
+                            &mut *store,
+                            function,
+                        )?;
+                    let (answer,) = status_many.call_async(&mut *store, (contract, ids)).await?;
+                    Ok(answer)
+                },
+            )
+            .await?;
+        if answers.len() != cloud_ids.len() {
+            return Err(RuntimeError::Plugin {
+                plugin: self.inner.info.name.clone(),
+                operation: "status",
+                error: ContractError {
+                    kind: ContractErrorKind::Internal,
+                    message: format!(
+                        "status-many answered {} states for {} instances",
+                        answers.len(),
+                        cloud_ids.len()
+                    ),
+                },
+            });
+        }
+        let log = self.log_context(None, Some(target));
+        Ok(answers
+            .into_iter()
+            .map(|answer| {
+                answer
+                    .map(InstanceStatus::from)
+                    .map_err(|error| RuntimeError::Plugin {
+                        plugin: self.inner.info.name.clone(),
+                        operation: "status",
+                        error: contract_error(error, &log),
+                    })
+            })
+            .collect())
+    }
+
     /// Destroys an instance; one already gone counts as destroyed.
     pub async fn destroy(&self, target: &CloudTarget, cloud_id: &str) -> Result<(), RuntimeError> {
         let contract = driver_api::Target::from(target);
@@ -211,6 +289,22 @@ impl Driver for DriverPlugin {
         cloud_id: &str,
     ) -> Result<InstanceStatus, CallError> {
         Ok(DriverPlugin::status(self, target, cloud_id).await?)
+    }
+
+    fn batches_status(&self) -> bool {
+        DriverPlugin::batches_status(self)
+    }
+
+    async fn status_many(
+        &self,
+        target: &CloudTarget,
+        cloud_ids: &[String],
+    ) -> Result<Vec<Result<InstanceStatus, CallError>>, CallError> {
+        let answers = DriverPlugin::status_many(self, target, cloud_ids).await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| answer.map_err(CallError::from))
+            .collect())
     }
 
     async fn destroy(&self, target: &CloudTarget, cloud_id: &str) -> Result<(), CallError> {

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::Store;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, ComponentExportIndex};
 
 impl PluginRuntime {
     /// Reads and loads a component file.
@@ -79,7 +79,15 @@ impl PluginRuntime {
                     .await?;
                 let policy = self.base_policy(&info.name)?;
                 let report = report.loaded_since(started);
-                Plugin::Driver(DriverPlugin::new(self.clone(), pre, info, policy, report))
+                let status_many = status_many_of(&component, &self.shared.engine);
+                Plugin::Driver(DriverPlugin::new(
+                    self.clone(),
+                    pre,
+                    status_many,
+                    info,
+                    policy,
+                    report,
+                ))
             }
             PluginKind::Contextualiser => {
                 let pre = bindings::contextualiser::ContextualiserPluginPre::new(pre)
@@ -185,4 +193,24 @@ impl PluginRuntime {
         }
         Ok((kind, version))
     }
+}
+
+/// `status-batch.status-many` (contract 0.1.3), if `component` exports it in
+/// a version of the contract this host accepts.
+fn status_many_of(
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> Option<ComponentExportIndex> {
+    let interface = component
+        .component_type()
+        .exports(engine)
+        .map(|(name, _)| name.to_owned())
+        .find(|name| {
+            name.strip_prefix(CONTRACT_PACKAGE)
+                .and_then(|rest| rest.strip_prefix("status-batch@"))
+                .is_some_and(|version| contract_compatible(version, CONTRACT_VERSION))
+        })?;
+    let (_, interface) = component.get_export(None, &interface)?;
+    let (_, function) = component.get_export(Some(&interface), "status-many")?;
+    Some(function)
 }

@@ -228,7 +228,8 @@ fn trap_message(error: &wasmtime::Error, state: &SandboxState) -> String {
     state.log.mask(&message)
 }
 
-fn contract_error(error: types::PluginError, log: &LogContext) -> ContractError {
+/// `error`, as a plugin answered it, with the secrets of `log` masked.
+pub(crate) fn contract_error(error: types::PluginError, log: &LogContext) -> ContractError {
     use types::PluginError as E;
     let (kind, message) = match error {
         E::InvalidConfig(m) => (ContractErrorKind::InvalidConfig, m),
@@ -305,6 +306,23 @@ impl AnswerSize for String {
 impl<T: AnswerSize> AnswerSize for Vec<T> {
     fn answer_size(&self) -> usize {
         self.iter().map(AnswerSize::answer_size).sum()
+    }
+}
+
+impl<T: AnswerSize> AnswerSize for Result<T, types::PluginError> {
+    fn answer_size(&self) -> usize {
+        use types::PluginError as E;
+        match self {
+            Ok(answer) => answer.answer_size(),
+            Err(
+                E::InvalidConfig(m)
+                | E::Unauthorized(m)
+                | E::NotFound(m)
+                | E::Transient(m)
+                | E::Quota(m)
+                | E::Internal(m),
+            ) => m.len(),
+        }
     }
 }
 

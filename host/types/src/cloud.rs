@@ -357,6 +357,27 @@ pub trait Driver: Send + Sync {
         target: &CloudTarget,
         cloud_id: &str,
     ) -> Result<InstanceStatus, CallError>;
+    /// Whether [`Driver::status_many`] answers for many instances in one
+    /// call (contract 0.1.3's `status-batch`); if not, the engine asks
+    /// [`Driver::status`] instance by instance.
+    fn batches_status(&self) -> bool {
+        false
+    }
+    /// The state of each of `cloud_ids` on `target`, in the same order and
+    /// as many, each as `status` would answer it alone; the outer error is a
+    /// failure of the whole call. Without a batch call of its own a driver
+    /// answers them one after the other.
+    async fn status_many(
+        &self,
+        target: &CloudTarget,
+        cloud_ids: &[String],
+    ) -> Result<Vec<Result<InstanceStatus, CallError>>, CallError> {
+        let mut answers = Vec::with_capacity(cloud_ids.len());
+        for cloud_id in cloud_ids {
+            answers.push(self.status(target, cloud_id).await);
+        }
+        Ok(answers)
+    }
     /// Destroys an instance; one already gone counts as destroyed.
     async fn destroy(&self, target: &CloudTarget, cloud_id: &str) -> Result<(), CallError>;
     /// The instances tagged with an infra id, in any state but gone.

@@ -21,6 +21,7 @@
 //! schema says so (`"x-occopus-inventory": false`), for `occopus plugins check`.
 
 use occopus_plugin_sdk::driver::*;
+use occopus_plugin_sdk::status_batch::{StatusBatch, export_status_batch};
 use occopus_plugin_sdk::{clock, parse_section};
 use serde::Deserialize;
 use std::time::Duration;
@@ -137,21 +138,7 @@ impl Driver for Dummy {
 
     fn status(target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
         let resource = DummyResource::parse(&target.resource)?;
-        let (instance_id, created_ms) = parse_cloud_id(&cloud_id)?;
-        let booted_ms = created_ms + (resource.boot_time * 1000.0) as u64;
-        let state = if clock::unix_millis() < booted_ms {
-            InstanceState::Pending
-        } else if resource.fails(instance_id) {
-            InstanceState::Failed
-        } else {
-            InstanceState::Running
-        };
-        Ok(InstanceStatus {
-            state,
-            public_addresses: vec![resource.address("127.100", instance_id, 1)],
-            private_addresses: vec![resource.address("127.101", instance_id, 2)],
-            detail: None,
-        })
+        resource.status(&cloud_id, clock::unix_millis())
     }
 
     fn destroy(_target: Target, cloud_id: String) -> Result<(), PluginError> {
@@ -163,4 +150,41 @@ impl Driver for Dummy {
     }
 }
 
+/// The simulated cloud answers for many instances as cheaply as for one.
+impl StatusBatch for Dummy {
+    fn status_many(
+        target: Target,
+        cloud_ids: Vec<String>,
+    ) -> Result<Vec<Result<InstanceStatus, PluginError>>, PluginError> {
+        let resource = DummyResource::parse(&target.resource)?;
+        let now = clock::unix_millis();
+        Ok(cloud_ids
+            .iter()
+            .map(|cloud_id| resource.status(cloud_id, now))
+            .collect())
+    }
+}
+
+impl DummyResource {
+    /// The state of instance `cloud_id` at `now_ms`.
+    fn status(&self, cloud_id: &str, now_ms: u64) -> Result<InstanceStatus, PluginError> {
+        let (instance_id, created_ms) = parse_cloud_id(cloud_id)?;
+        let booted_ms = created_ms + (self.boot_time * 1000.0) as u64;
+        let state = if now_ms < booted_ms {
+            InstanceState::Pending
+        } else if self.fails(instance_id) {
+            InstanceState::Failed
+        } else {
+            InstanceState::Running
+        };
+        Ok(InstanceStatus {
+            state,
+            public_addresses: vec![self.address("127.100", instance_id, 1)],
+            private_addresses: vec![self.address("127.101", instance_id, 2)],
+            detail: None,
+        })
+    }
+}
+
 export_driver!(Dummy);
+export_status_batch!(Dummy);

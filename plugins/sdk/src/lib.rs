@@ -31,8 +31,8 @@ pub mod common {
         inline: "
             package occopus:sdk;
             world common {
-                import occopus:plugin/types@0.1.2;
-                import occopus:plugin/logging@0.1.2;
+                import occopus:plugin/types@0.1.3;
+                import occopus:plugin/logging@0.1.3;
             }
         ",
         world: "occopus:sdk/common",
@@ -54,8 +54,8 @@ pub mod driver {
         path: "wit",
         world: "occopus:plugin/driver-plugin",
         with: {
-            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.3": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.3": crate::common::occopus::plugin::logging,
         },
         generate_all,
         pub_export_macro: true,
@@ -97,8 +97,8 @@ pub mod contextualiser {
         path: "wit",
         world: "occopus:plugin/contextualiser-plugin",
         with: {
-            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.3": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.3": crate::common::occopus::plugin::logging,
         },
         pub_export_macro: true,
         export_macro_name: "export_contextualiser",
@@ -111,7 +111,7 @@ pub mod contextualiser {
     pub use crate::{ContainerSpec, KeyValue, Level, Payload, PluginError};
 }
 
-/// Bindings of the `config-manager-plugin` world (contract 0.1.2): implement
+/// Bindings of the `config-manager-plugin` world (contract 0.1.2 and later): implement
 /// [`config_manager::ConfigManager`] and call
 /// [`config_manager::export_config_manager!`]. A config manager has the same
 /// HTTP client ([`http`]) and clocks ([`clock`]) as a driver.
@@ -121,8 +121,8 @@ pub mod config_manager {
         path: "wit",
         world: "occopus:plugin/config-manager-plugin",
         with: {
-            "occopus:plugin/types@0.1.2": crate::common::occopus::plugin::types,
-            "occopus:plugin/logging@0.1.2": crate::common::occopus::plugin::logging,
+            "occopus:plugin/types@0.1.3": crate::common::occopus::plugin::types,
+            "occopus:plugin/logging@0.1.3": crate::common::occopus::plugin::logging,
             "wasi:http/types@0.2.12": crate::driver::wasi::http::types,
             "wasi:http/outgoing-handler@0.2.12": crate::driver::wasi::http::outgoing_handler,
             "wasi:io/error@0.2.12": crate::driver::wasi::io::error,
@@ -140,6 +140,34 @@ pub mod config_manager {
         ConfigManagerInfo, ConfigState, Guest as ConfigManager, InfraFacts, NodeFacts, Target,
     };
     pub use crate::{KeyValue, Level, PluginError};
+}
+
+/// Bindings of contract 0.1.3's `status-batch` interface, for a driver that
+/// answers for many instances in one call: implement
+/// [`status_batch::StatusBatch`] next to [`driver::Driver`] and call
+/// [`status_batch::export_status_batch!`] next to `export_driver!` (the
+/// component then is a `batched-driver-plugin`). Its types are the
+/// `driver` module's.
+#[cfg(feature = "status-batch")]
+pub mod status_batch {
+    wit_bindgen::generate!({
+        path: "wit",
+        inline: "
+            package occopus:sdk;
+            world status-batch {
+                export occopus:plugin/status-batch@0.1.3;
+            }
+        ",
+        world: "occopus:sdk/status-batch",
+        with: {
+            "occopus:plugin/types@0.1.3": crate::common::occopus::plugin::types,
+        },
+        pub_export_macro: true,
+        export_macro_name: "export_status_batch",
+        default_bindings_module: "occopus_plugin_sdk::status_batch",
+    });
+
+    pub use self::exports::occopus::plugin::status_batch::Guest as StatusBatch;
 }
 
 #[cfg(feature = "driver")]
