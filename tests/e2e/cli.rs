@@ -438,3 +438,112 @@ fn completions_and_man_pages_work() {
     assert!(pages.join("occopus.1").exists() && pages.join("occopus-plugins-list.1").exists());
     assert!(occopus(&["man"]).starts_with(".ie"), "occopus.1 on stdout");
 }
+
+/// Every command that reports something does so as one JSON document with
+/// `--json` (docs/json.md), failures included, and `--progress json` streams
+/// one JSON object per state change on stderr.
+#[test]
+fn json_documents_of_every_reporting_command() {
+    let occopus = crate::common::Occopus::new(123);
+    let [infra, nodes] = occopus.describe(
+        "infra_name: docs\nnodes:\n  - &A {name: db, type: sim}\n  - &B {name: app, type: sim, scaling: {min: 2, max: 4}}\ndependencies:\n  - [*B, *A]\n",
+        "'node_def:sim':\n  - resource: {type: dummy}\n    health_check: {ping: false}\n",
+    );
+    let parse = |text: &[u8]| -> serde_json::Value {
+        serde_json::from_slice(text).unwrap_or_else(|e| {
+            panic!(
+                "not one JSON document ({e}): {}",
+                String::from_utf8_lossy(text)
+            )
+        })
+    };
+
+    let built = occopus.run(&[
+        "build",
+        &infra,
+        "--nodes",
+        &nodes,
+        "-i",
+        "docs",
+        "--json",
+        "--progress",
+        "json",
+    ]);
+    assert!(built.status.success(), "{built:?}");
+    let document = parse(&built.stdout);
+    assert_eq!(document["schema"], "occopus.build.v1");
+    assert_eq!(document["infra_id"], "docs");
+    assert_eq!(document["outcome"], "ready");
+    assert!(document["elapsed_ms"].is_u64());
+    let instances = document["instances"].as_array().unwrap();
+    assert_eq!(instances.len(), 3);
+    for instance in instances {
+        assert_eq!(instance["phase"], "ready");
+        for field in ["node", "instance_id", "addresses"] {
+            assert!(!instance[field].is_null(), "{field}: {instance}");
+        }
+    }
+    // Every state change of every instance, in order, one object a line.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&built.stderr)
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| parse(line.as_bytes()))
+        .collect();
+    assert!(events.iter().all(|e| e["schema"] == "occopus.event.v1"));
+    let ready = events.iter().filter(|e| e["phase"] == "ready").count();
+    assert_eq!(ready, 3, "{events:?}");
+    let db_ready = events
+        .iter()
+        .position(|e| e["phase"] == "ready" && e["node"] == "db");
+    let app_created = events
+        .iter()
+        .position(|e| e["phase"] == "creating" && e["node"] == "app");
+    assert!(db_ready < app_created, "dependencies first: {events:?}");
+
+    let scaled = parse(
+        occopus
+            .ok(&["scale", "-i", "docs", "-n", "app", "-c", "+1", "--json"])
+            .as_bytes(),
+    );
+    assert_eq!(scaled["schema"], "occopus.scale.v1");
+    assert_eq!(scaled["request"]["node"], "app");
+    assert_eq!(scaled["request"]["change"], 1);
+    assert_eq!(scaled["request"]["target"], 3);
+
+    let imported = parse(occopus.ok(&["import", &nodes, "--json"]).as_bytes());
+    assert_eq!(imported["schema"], "occopus.import.v1");
+    assert_eq!(imported["node_types"], serde_json::json!(["sim"]));
+
+    // A failure is a document too, with the exit code's reason.
+    let refused = occopus.run(&["scale", "-i", "docs", "-n", "app", "-c", "+9", "--json"]);
+    let error = parse(&refused.stdout);
+    assert_eq!(error["schema"], "occopus.error.v1");
+    assert_eq!(error["error"]["code"], "scaling-refused");
+    assert_eq!(error["error"]["exit_code"], 1);
+    assert_eq!(refused.status.code(), Some(1));
+    let missing = occopus.run(&["destroy", "-i", "nope", "--json"]);
+    assert_eq!(missing.status.code(), Some(6));
+    assert_eq!(parse(&missing.stdout)["error"]["code"], "unknown-infra");
+    std::fs::write(
+        occopus.dir.path().join("broken.yaml"),
+        "infra_name: b\nnodes: 3\n",
+    )
+    .unwrap();
+    let broken = occopus.dir.path().join("broken.yaml").display().to_string();
+    let invalid = occopus.run(&["build", &broken, "--nodes", &nodes, "--json"]);
+    assert_eq!(invalid.status.code(), Some(4));
+    let error = parse(&invalid.stdout);
+    assert_eq!(error["error"]["code"], "invalid-description");
+    let problem = &error["error"]["problems"][0];
+    assert_eq!(problem["line"], 2, "{problem}");
+    assert!(
+        problem["file"].as_str().unwrap().ends_with("broken.yaml"),
+        "{problem}"
+    );
+
+    let destroyed = parse(occopus.ok(&["destroy", "-i", "docs", "--json"]).as_bytes());
+    assert_eq!(destroyed["schema"], "occopus.destroy.v1");
+    assert_eq!(destroyed["outcome"], "destroyed");
+    assert_eq!(destroyed["destroyed"], 3);
+    assert_eq!(destroyed["failed"], serde_json::json!([]));
+}

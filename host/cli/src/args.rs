@@ -125,6 +125,19 @@ impl StateArgs {
     }
 }
 
+/// `--json` and `--progress`, for the commands that follow instances
+/// (build, destroy).
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Print the outcome as one JSON document on stdout (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// How progress is shown on stderr: `auto` (a live table on a terminal,
+    /// else log lines) or `json` (one JSON object per state change).
+    #[arg(long, value_enum, default_value = "auto", value_name = "MODE")]
+    pub progress: crate::progress::ProgressMode,
+}
+
 /// `--wait[=SECONDS]`, for the commands that change an infrastructure.
 #[derive(Debug, Args)]
 pub struct WaitArg {

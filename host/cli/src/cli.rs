@@ -6,7 +6,7 @@ use crate::output::errln;
 use crate::args::StateArgs;
 use crate::environment;
 use crate::error::CliError;
-use crate::{infra, local_cloud, manual, plugins, serve, state, upkeep};
+use crate::{infra, json, local_cloud, manual, plugins, serve, state, upkeep};
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +65,9 @@ pub enum Command {
     Import {
         /// The node definitions file.
         file: PathBuf,
+        /// Print the result as JSON (docs/json.md).
+        #[arg(long)]
+        json: bool,
     },
     /// Print the dependency graph in Graphviz DOT.
     Graph {
@@ -109,6 +112,24 @@ pub enum Command {
         #[command(subcommand)]
         command: local_cloud::LocalCloudCommand,
     },
+}
+
+impl Command {
+    /// Whether the command was asked for JSON: its failure is then a JSON
+    /// document too (see `json.rs`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Build(args) => args.report.json,
+            Command::Destroy(args) => args.report.json,
+            Command::Info(args) => args.json,
+            Command::Maintain(args) => args.json,
+            Command::Scale(args) => args.json,
+            Command::Plan(args) => args.json,
+            Command::Validate(args) => args.json,
+            Command::Import { json, .. } => *json,
+            _ => false,
+        }
+    }
 }
 
 /// Occopus's own command names, each a symlink to `occopus` away (see the
@@ -165,6 +186,7 @@ pub fn run() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     init_logging(cli.verbose);
+    let json = cli.command.json();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -185,7 +207,14 @@ pub fn run() -> ExitCode {
                 } => errln!("{message}"),
                 _ => errln!("error: {error}"),
             }
-            error.exit_code(crate::signals::received())
+            let status = error.exit_status(crate::signals::received());
+            if json && !json::printed() {
+                json::print(
+                    "occopus.error.v1",
+                    serde_json::json!({ "error": json::error(&error, status) }),
+                );
+            }
+            ExitCode::from(status)
         }
     }
 }
@@ -208,7 +237,7 @@ async fn execute(cli: Cli) -> Result<(), CliError> {
         Command::Plan(args) => upkeep::plan(args, &config, state).await,
         Command::Unlock(args) => infra::unlock(args, &config, state),
         Command::Validate(args) => infra::validate(args, &config, state).await,
-        Command::Import { file } => infra::import(file, &config, state).await,
+        Command::Import { file, json } => infra::import(file, json, &config, state).await,
         Command::Graph { files } => infra::graph(files),
         Command::Serve(args) => serve::serve(args, &config, state).await,
         Command::Plugins(command) => plugins::run(command, &config, state).await,

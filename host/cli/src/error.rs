@@ -10,7 +10,6 @@
 
 use occopus::ApiError;
 use occopus::types::{ErrorCode, HasErrorCode};
-use std::process::ExitCode;
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -35,16 +34,16 @@ impl CliError {
         }
     }
 
-    /// The process's exit code; `stopped_by` is the number of the signal
+    /// The process's exit status; `stopped_by` is the number of the signal
     /// that stopped the command, if one did (see `signals.rs`).
-    pub fn exit_code(&self, stopped_by: Option<i32>) -> ExitCode {
+    pub fn exit_status(&self, stopped_by: Option<i32>) -> u8 {
         let code = match self {
-            CliError::Usage(_) => return ExitCode::from(2),
+            CliError::Usage(_) => return 2,
             CliError::Api(ApiError::Invalid(_)) => ErrorCode::InvalidDescription,
             CliError::Api(error) => error.code(),
             CliError::Ended { code, .. } => *code,
         };
-        ExitCode::from(match code {
+        match code {
             ErrorCode::InvalidDescription => 4,
             ErrorCode::BadConfiguration => 3,
             ErrorCode::Conflict => 5,
@@ -61,7 +60,7 @@ impl CliError {
             | ErrorCode::OperationFailed
             | ErrorCode::StateDatabase
             | ErrorCode::Internal => 1,
-        })
+        }
     }
 }
 

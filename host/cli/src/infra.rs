@@ -3,13 +3,16 @@
 
 use crate::output::{errln, out, outln};
 
-use crate::args::{AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, StateArgs, WaitArg};
+use crate::args::{
+    AuthDataArg, FileArgs, InfraIdArg, MaybeInfraIdArg, ReportArgs, StateArgs, WaitArg,
+};
 use crate::error::CliError;
+use crate::json;
 use crate::progress::Progress;
 use crate::signals::stop_on_signals;
 use crate::summary::{PhaseCounts, grouped_failures};
 use clap::Args;
-use occopus::engine::{BuildOptions, DestroyOptions, InstanceOutcome, Phase, lease};
+use occopus::engine::{BuildOptions, BuildReport, DestroyOptions, InstanceOutcome, Phase, lease};
 use occopus::graph::graph_dot;
 use occopus::info::{complete_infra_id, info as recorded, open_state};
 use occopus::model::{LoadLimits, Model, NodeDefinitions, Severity};
@@ -35,6 +38,8 @@ pub struct BuildArgs {
     pub parallelize: bool,
     #[command(flatten)]
     pub wait: WaitArg,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// `occopus destroy`.
@@ -47,6 +52,8 @@ pub struct DestroyArgs {
     pub auth_data: AuthDataArg,
     #[command(flatten)]
     pub wait: WaitArg,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// `occopus unlock`.
@@ -114,12 +121,13 @@ pub async fn validate(
     Ok(())
 }
 
-/// `occopus build`: prints the infra id on stdout.
+/// `occopus build`: prints the infra id on stdout (with `--json`, the
+/// `occopus.build.v1` document).
 pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Result<(), CliError> {
     // Listen for Ctrl-C before anything else, so that none is missed.
     let signal = stop_on_signals("run the same build again to resume")?;
     let occopus = Occopus::open(state.options(config)).await?;
-    let progress = Progress::start(occopus.subscribe());
+    let progress = Progress::start(occopus.subscribe(), args.report.progress);
     let options = BuildOptions {
         infra_id: args.infra_id.infra_id.clone(),
         rollback: args.rollback,
@@ -130,15 +138,45 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
     progress.finish().await;
     let report = result?;
     print_outcomes(&report.instances);
-    if report.succeeded() {
-        errln!(
-            "infrastructure {} is ready ({} instances, {:.1}s)",
-            report.infra_id,
-            report.instances.len(),
-            report.elapsed_ms as f64 / 1000.0
-        );
+    let ended = build_ended(&report, &args);
+    if args.report.json {
+        let outcome = match &ended {
+            None => "ready",
+            Some(_) if report.rolled_back => "rolled-back",
+            Some(CliError::Ended {
+                code: ErrorCode::Interrupted,
+                ..
+            }) => "stopped",
+            Some(_) => "failed",
+        };
+        let document = serde_json::json!({
+            "infra_id": report.infra_id,
+            "outcome": outcome,
+            "elapsed_ms": report.elapsed_ms,
+            "instances": report.instances,
+        });
+        json::print_report("occopus.build.v1", document, ended.as_ref());
+    } else {
         outln!("{}", report.infra_id);
-        return Ok(());
+    }
+    match ended {
+        None => {
+            errln!(
+                "infrastructure {} is ready ({} instances, {:.1}s)",
+                report.infra_id,
+                report.instances.len(),
+                report.elapsed_ms as f64 / 1000.0
+            );
+            Ok(())
+        }
+        Some(error) => Err(error),
+    }
+}
+
+/// Why a build that ended with `report` did not succeed, if it did not.
+fn build_ended(report: &BuildReport, args: &BuildArgs) -> Option<CliError> {
+    if report.succeeded() {
+        return None;
     }
     let failures = grouped_failures(report.failures().map(|f| {
         (
@@ -161,9 +199,8 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
             report.infra_id
         )
     };
-    outln!("{}", report.infra_id);
     if report.stopped && failures.is_empty() {
-        return Err(CliError::ended(
+        return Some(CliError::ended(
             ErrorCode::Interrupted,
             format!(
                 "build stopped: {up} of {} instances ready; {what}",
@@ -171,7 +208,7 @@ pub async fn build(args: BuildArgs, config: &Config, state: &StateArgs) -> Resul
             ),
         ));
     }
-    Err(CliError::ended(
+    Some(CliError::ended(
         ErrorCode::OperationFailed,
         format!(
             "build failed: {up} of {} instances ready; failed: {failures}; {what}",
@@ -222,32 +259,51 @@ pub async fn destroy(
     };
     let occopus = Occopus::open(state.options(config)).await?;
     let infra_id = occopus.complete_infra_id(&args.infra_id.infra_id)?;
-    let progress = Progress::start(occopus.subscribe());
+    let progress = Progress::start(occopus.subscribe(), args.report.progress);
     let auth = args.auth_data.path();
     let result = occopus.destroy(&infra_id, auth.as_deref(), options).await;
     progress.finish().await;
     let report = result?;
-    if report.failed.is_empty() {
-        errln!(
-            "infrastructure {} destroyed ({} instances)",
-            report.infra_id,
-            report.destroyed
-        );
-        return Ok(());
+    let ended = (!report.failed.is_empty()).then(|| {
+        CliError::ended(
+            ErrorCode::OperationFailed,
+            format!(
+                "{} instance(s) could not be destroyed and stay recorded: {}; run destroy again",
+                report.failed.len(),
+                grouped_failures(
+                    report
+                        .failed
+                        .iter()
+                        .map(|(id, why)| (id.as_str(), why.as_str()))
+                )
+            ),
+        )
+    });
+    if args.report.json {
+        let failed: Vec<_> = report
+            .failed
+            .iter()
+            .map(|(id, why)| serde_json::json!({ "instance_id": id, "reason": why }))
+            .collect();
+        let document = serde_json::json!({
+            "infra_id": report.infra_id,
+            "outcome": if ended.is_none() { "destroyed" } else { "failed" },
+            "destroyed": report.destroyed,
+            "failed": failed,
+        });
+        json::print_report("occopus.destroy.v1", document, ended.as_ref());
     }
-    Err(CliError::ended(
-        ErrorCode::OperationFailed,
-        format!(
-            "{} instance(s) could not be destroyed and stay recorded: {}; run destroy again",
-            report.failed.len(),
-            grouped_failures(
-                report
-                    .failed
-                    .iter()
-                    .map(|(id, why)| (id.as_str(), why.as_str()))
-            )
-        ),
-    ))
+    match ended {
+        None => {
+            errln!(
+                "infrastructure {} destroyed ({} instances)",
+                report.infra_id,
+                report.destroyed
+            );
+            Ok(())
+        }
+        Some(error) => Err(error),
+    }
 }
 
 /// `occopus info`: reads the state database only (no plugin is loaded).
@@ -397,9 +453,20 @@ fn print_infra(info: &InfraInfo) {
 }
 
 /// `occopus import`.
-pub async fn import(path: PathBuf, config: &Config, state: &StateArgs) -> Result<(), CliError> {
+pub async fn import(
+    path: PathBuf,
+    json: bool,
+    config: &Config,
+    state: &StateArgs,
+) -> Result<(), CliError> {
     let occopus = Occopus::open(state.options(config)).await?;
     let types = occopus.import(&path)?;
+    if json {
+        json::print(
+            "occopus.import.v1",
+            serde_json::json!({ "file": path, "node_types": types }),
+        );
+    }
     errln!(
         "imported {} node type(s) from {}: {}",
         types.len(),

@@ -5,7 +5,7 @@
 //! - `cli.rs`: the flags, the subcommands, [`run`];
 //! - `args.rs`: arguments several commands share;
 //! - `environment.rs`: defaults and variables, resolved for the library;
-//! - `error.rs`: failures and exit codes;
+//! - `error.rs`: failures and exit codes; `json.rs`: the JSON documents;
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
 //!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
 //!   `local_cloud.rs`, `state.rs` (state copy), `manual.rs` (completions,
@@ -19,6 +19,7 @@ mod cli;
 mod environment;
 mod error;
 mod infra;
+mod json;
 mod local_cloud;
 mod manual;
 mod output;

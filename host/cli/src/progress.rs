@@ -8,7 +8,9 @@
 //!   while the run has seen at most [`LOG_INSTANCES`] instances; past that, a
 //!   line per node counting its instances by phase (at most every
 //!   [`SUMMARY_EVERY`], and only when something changed), plus the first
-//!   [`LOG_FAILURES_PER_NODE`] failures of each node as they happen.
+//!   [`LOG_FAILURES_PER_NODE`] failures of each node as they happen;
+//! - with `--progress json`: one JSON object per state change
+//!   (`occopus.event.v1`, docs/json.md), every one of them, for programs.
 
 use crate::output::errln;
 use crate::summary::PhaseCounts;
@@ -29,6 +31,15 @@ const LOG_FAILURES_PER_NODE: usize = 3;
 /// The terminal's size when it cannot be asked (columns, rows).
 const FALLBACK_SIZE: (usize, usize) = (80, 24);
 
+/// How progress is shown (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// A live table on a terminal, else log lines.
+    Auto,
+    /// One JSON object per state change, for programs.
+    Json,
+}
+
 /// The task printing progress.
 pub struct Progress {
     task: tokio::task::JoinHandle<()>,
@@ -44,13 +55,15 @@ struct Row {
 }
 
 impl Progress {
-    /// Starts printing the events of `events`.
-    pub fn start(events: broadcast::Receiver<Event>) -> Self {
+    /// Starts printing the events of `events`, as `mode` says.
+    pub fn start(events: broadcast::Receiver<Event>, mode: ProgressMode) -> Self {
         let (done, finished) = tokio::sync::oneshot::channel();
-        let view: Box<dyn View> = if crate::environment::live_progress() {
-            Box::new(Table { drawn: 0 })
-        } else {
-            Box::new(Log::default())
+        let view: Box<dyn View> = match mode {
+            ProgressMode::Json => Box::new(JsonLines),
+            ProgressMode::Auto if crate::environment::live_progress() => {
+                Box::new(Table { drawn: 0 })
+            }
+            ProgressMode::Auto => Box::new(Log::default()),
         };
         let task = tokio::spawn(run(events, finished, view));
         Progress { task, done }
@@ -141,6 +154,36 @@ fn log_line(started: Instant, event: &Event) -> String {
 
 fn counts(rows: &Rows) -> PhaseCounts {
     PhaseCounts::of(rows.values().map(|row| (row.node.as_str(), row.phase)))
+}
+
+/// Progress as JSON lines: every event, as the engine emitted it.
+struct JsonLines;
+
+impl View for JsonLines {
+    fn event(&mut self, _: Instant, event: &Event, _: &Rows) {
+        let mut line = serde_json::json!({ "schema": "occopus.event.v1" });
+        if let (Some(line), Ok(serde_json::Value::Object(event))) =
+            (line.as_object_mut(), serde_json::to_value(event))
+        {
+            line.extend(event);
+        }
+        errln!("{line}");
+    }
+
+    fn skipped(&mut self, _: Instant, n: u64) {
+        errln!(
+            "{}",
+            serde_json::json!({ "schema": "occopus.event.v1", "skipped": n })
+        );
+    }
+
+    fn tick(&mut self, _: Instant, _: &Rows) {}
+
+    fn finish(&mut self, _: Instant, _: &Rows) {}
+
+    fn period(&self) -> Duration {
+        Duration::from_secs(3600)
+    }
 }
 
 /// Progress as a log (see the module's header).

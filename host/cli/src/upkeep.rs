@@ -71,6 +71,9 @@ pub struct ScaleArgs {
         conflicts_with = "set"
     )]
     pub instance: Option<String>,
+    /// Print the queued request as JSON (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `occopus plan`.
@@ -226,6 +229,12 @@ pub async fn scale(args: ScaleArgs, config: &Config, state: &StateArgs) -> Resul
         (None, None) => ScaleBy::Change(-1),
     };
     let queued = occopus.scale(infra_id, &args.node, by, args.instance.as_deref())?;
+    if args.json {
+        crate::json::print(
+            "occopus.scale.v1",
+            serde_json::json!({ "infra_id": infra_id, "request": queued }),
+        );
+    }
     errln!(
         "queued scaling request {}: node {} {:+} (target {} once applied); `occopus maintain -i {infra_id}` applies it",
         queued.seq,
