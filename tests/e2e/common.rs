@@ -238,6 +238,18 @@ impl Occopus {
             .env_remove("OCCOPUS_LOCAL_CLOUD_DIR")
             .env_remove("OCCOPUS_AUTH_DATA_PATH")
             .env_remove("OCCOPUS_CONFIG");
+        // ec2 credentials come from these where auth_data has none: a test
+        // names its own.
+        for aws in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_PROFILE",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CONFIG_FILE",
+        ] {
+            command.env_remove(aws);
+        }
         command
     }
 

@@ -144,22 +144,50 @@ fn by_node<'a>(instances: &'a [Value], node: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// The `ec2-ping` example prepared against a moto of its own, answering
+/// from network namespace `network` (subnet 10.213.`network`.0/24), for an
+/// occopus on subnet `subnet`.
+struct PingOnMoto {
+    infra: String,
+    occopus: Occopus,
+    moto: Moto,
+    _network: CloudNetwork,
+}
+
+impl PingOnMoto {
+    fn start(network: u8, subnet: u8) -> PingOnMoto {
+        let cidr = format!("10.213.{network}.0/24");
+        let network = CloudNetwork::new(network, &cidr);
+        let moto = Moto::start(&cidr);
+        let occopus = Occopus::new(subnet);
+        let infra = prepared(
+            Path::new(&crate::common::example("ec2-ping")),
+            "infra.yaml",
+            &occopus.dir.path().join("ec2-ping"),
+            &moto.placeholders(&moto.endpoint),
+        );
+        PingOnMoto {
+            infra,
+            occopus,
+            moto,
+            _network: network,
+        }
+    }
+}
+
 #[test]
 fn ec2_ping_example_builds_and_destroys_against_moto() {
-    let _network = CloudNetwork::new(1, "10.213.1.0/24");
-    let moto = Moto::start("10.213.1.0/24");
-    let occopus = Occopus::new(31);
+    let PingOnMoto {
+        infra,
+        occopus,
+        moto,
+        ..
+    } = &PingOnMoto::start(1, 31);
     let dir = occopus.dir.path();
-    let infra = prepared(
-        Path::new(&crate::common::example("ec2-ping")),
-        "infra.yaml",
-        &dir.join("ec2-ping"),
-        &moto.placeholders(&moto.endpoint),
-    );
     let auth = moto.auth_data(dir, &moto.value("secretkey"));
     let auth = auth.to_str().unwrap();
 
-    let id = infra_id(&occopus.ok(&["build", &infra, "--auth-data", auth]));
+    let id = infra_id(&occopus.ok(&["build", infra, "--auth-data", auth]));
     let report = occopus.report(&id);
     for node in ["receiver", "sender"] {
         assert_eq!(report[node]["scaling"]["actual"], 1, "{report:#}");
@@ -239,19 +267,16 @@ fn ec2_ping_example_builds_and_destroys_against_moto() {
 
 #[test]
 fn a_wrong_secret_is_unauthorized_and_creates_nothing() {
-    let _network = CloudNetwork::new(2, "10.213.2.0/24");
-    let moto = Moto::start("10.213.2.0/24");
-    let occopus = Occopus::new(32);
+    let PingOnMoto {
+        infra,
+        occopus,
+        moto,
+        ..
+    } = &PingOnMoto::start(2, 32);
     let dir = occopus.dir.path();
-    let infra = prepared(
-        Path::new(&crate::common::example("ec2-ping")),
-        "infra.yaml",
-        &dir.join("ec2-ping"),
-        &moto.placeholders(&moto.endpoint),
-    );
     let wrong_secret = "not-the-secret-0123456789";
     let auth = moto.auth_data(dir, wrong_secret);
-    let output = occopus.run(&["build", &infra, "--auth-data", auth.to_str().unwrap()]);
+    let output = occopus.run(&["build", infra, "--auth-data", auth.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(stderr.contains("unauthorized"), "{stderr}");
@@ -262,6 +287,69 @@ fn a_wrong_secret_is_unauthorized_and_creates_nothing() {
         "the secret was printed:\n{stderr}"
     );
     assert_eq!(moto.instances().len(), 0);
+}
+
+/// With no auth_data entry for the resource, ec2 takes its credentials where
+/// the AWS tools do (moto checks every signature): the variables
+/// `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` build and destroy; a profile
+/// of a shared credentials file with a wrong secret is refused, the secret
+/// never printed and nothing left behind.
+#[test]
+fn ec2_credentials_come_from_the_aws_sources_when_auth_data_has_none() {
+    let PingOnMoto {
+        infra,
+        occopus,
+        moto,
+        ..
+    } = &PingOnMoto::start(7, 124);
+    let dir = occopus.dir.path();
+    let with_keys = |args: &[&str]| {
+        let output = occopus
+            .command(args)
+            .env("AWS_ACCESS_KEY_ID", moto.value("accesskey"))
+            .env("AWS_SECRET_ACCESS_KEY", moto.value("secretkey"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "occopus {args:?}: {stderr}");
+        assert!(!stderr.contains(&moto.value("secretkey")), "{stderr}");
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let id = infra_id(&with_keys(&["build", infra, "-vv"]));
+    assert_eq!(moto.instances().len(), 2);
+    with_keys(&["destroy", "-i", &id]);
+    assert!(moto.instances().iter().all(|i| i["state"] == "terminated"));
+
+    let wrong_secret = "not-the-secret-from-a-profile-42";
+    let credentials = dir.join("aws-credentials");
+    std::fs::write(
+        &credentials,
+        format!(
+            "[default]\naws_access_key_id = unused\naws_secret_access_key = unused\n\
+             [ci]\naws_access_key_id = {}\naws_secret_access_key = {wrong_secret}\n",
+            moto.value("accesskey")
+        ),
+    )
+    .unwrap();
+    let output = occopus
+        .command(&["build", infra, "-vv"])
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_PROFILE", "ci")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("unauthorized"), "{stderr}");
+    // `-vv` says where the credentials came from, never what they are.
+    assert!(stderr.contains("profile `ci` of"), "{stderr}");
+    assert!(
+        !stderr.contains(wrong_secret),
+        "the secret was printed:\n{stderr}"
+    );
+    assert!(
+        moto.instances().iter().all(|i| i["state"] == "terminated"),
+        "nothing new was created"
+    );
 }
 
 /// The crash this guards against: occopus dies after EC2 made the instance but

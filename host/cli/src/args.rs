@@ -112,6 +112,7 @@ impl StateArgs {
             read_only: false,
             allow_template_commands: self.allow_template_commands,
             node_runner: environment::node_runner(),
+            ambient_credentials: environment::ambient_credentials(),
         }
     }
 

@@ -15,7 +15,8 @@ use occopus_health::Prober;
 use occopus_model::{AuthData, Renderer};
 use occopus_store::{InfraRecord, StateStore};
 use occopus_types::{
-    CallError, CloudTarget, Driver, InstanceStatus, Plugins, ResourceSection, now_ms,
+    AmbientCredentials, CallError, CloudTarget, Driver, InstanceStatus, Plugins, ResourceSection,
+    now_ms,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,6 +36,7 @@ pub(crate) struct Inner {
     pub(crate) renderer: Renderer,
     pub(crate) prober: Arc<dyn Prober>,
     endpoints: Arc<dyn EndpointResolver>,
+    ambient_credentials: AmbientCredentials,
     limits: Mutex<HashMap<String, Arc<Semaphore>>>,
     pub(crate) boot_estimates: BootEstimates,
     pub(crate) poll_grid: PollGrid,
@@ -54,6 +56,9 @@ pub struct Wiring {
     pub prober: Arc<dyn Prober>,
     /// Provides missing endpoints.
     pub endpoints: Arc<dyn EndpointResolver>,
+    /// Credentials a resource gets when the credentials file has none for
+    /// it (the environment's).
+    pub ambient_credentials: AmbientCredentials,
 }
 
 impl Orchestrator {
@@ -66,6 +71,7 @@ impl Orchestrator {
                 store: wiring.store,
                 prober: wiring.prober,
                 endpoints: wiring.endpoints,
+                ambient_credentials: wiring.ambient_credentials,
                 config,
                 renderer,
                 limits: Mutex::new(HashMap::new()),
@@ -138,14 +144,26 @@ impl Orchestrator {
     }
 
     /// The target of a call on `resource` (as stored: without a provided
-    /// endpoint): the credentials selected for it, and the endpoint this
-    /// process provides when the section names none.
+    /// endpoint): the credentials selected for it (the environment's for its
+    /// type when the credentials file has none for it), and the endpoint
+    /// this process provides when the section names none.
     pub(crate) async fn target(
         &self,
         resource: &ResourceSection,
         auth: &AuthData,
     ) -> Result<CloudTarget, TargetError> {
-        let credentials = auth.select(resource)?;
+        let mut credentials = auth.select(resource)?;
+        if credentials.is_empty()
+            && let Some(resource_type) = resource.get("type").and_then(|t| t.as_str())
+            && let Some((ambient, source)) = self.inner.ambient_credentials.for_type(resource_type)
+        {
+            tracing::debug!(
+                resource_type,
+                source,
+                "no auth_data entry applies: credentials from the environment"
+            );
+            credentials = ambient.clone();
+        }
         let mut resource = resource.clone();
         if !resource.contains_key("endpoint")
             && let Some(endpoint) = self.inner.endpoints.endpoint(&resource).await?

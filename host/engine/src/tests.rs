@@ -65,6 +65,7 @@ impl Harness {
                 store: Arc::new(StateStore::open(&dir.path().join("state.db")).unwrap()),
                 prober: prober.clone(),
                 endpoints: Arc::new(NoEndpoints),
+                ambient_credentials: Default::default(),
             },
             config,
             Renderer::new(false),

@@ -16,6 +16,7 @@ use occopus_local_cloud::{LocalCloudSettings, NodeRunner};
 use occopus_model::yaml::{self, LoadLimits};
 use occopus_model::{Diagnostics, Location, Model, NodeDefinitions, Renderer, Sources, Yaml};
 use occopus_plugin_host::PluginCatalog;
+use occopus_types::AmbientCredentials;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -35,6 +36,10 @@ pub struct Options {
     /// The command that supervises a local cloud node (the `occopus` binary
     /// gives itself); without it, `local` resources need an `endpoint`.
     pub node_runner: Option<NodeRunner>,
+    /// Credentials for the resources the credentials file has none for,
+    /// which the caller found in its environment (the command line: the AWS
+    /// tools' sources for `ec2`).
+    pub ambient_credentials: AmbientCredentials,
 }
 
 impl Options {
@@ -73,6 +78,7 @@ impl Occopus {
                 store: Arc::new(store),
                 prober: Arc::new(HealthChecker::default()),
                 endpoints: Arc::new(LocalCloudEndpoint::new(local_cloud.clone())),
+                ambient_credentials: options.ambient_credentials.clone(),
             },
             options.config.engine.clone(),
             renderer.clone(),

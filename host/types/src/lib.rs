@@ -30,7 +30,7 @@ pub use cloud::{
 pub use config::{
     ConfigManager, ConfigManagerInfo, ConfigNodeFacts, ConfigState, ConfigTarget, InfraFacts,
 };
-pub use credentials::Credentials;
+pub use credentials::{AmbientCredentials, Credentials};
 pub use error_code::{ErrorCode, HasErrorCode};
 pub use instance::{InstanceAddresses, Scaling};
 pub use plugins::Plugins;
