@@ -1159,3 +1159,169 @@ async fn conditional_gets_answer_304_until_the_infra_changes() {
     let report: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(report["sim"]["instances"].as_object().unwrap().len(), 3);
 }
+
+/// The samples of a `/metrics` text, as the Prometheus project's Python
+/// client parses them (it refuses an invalid exposition).
+fn parsed_metrics(text: &str) -> Vec<Value> {
+    use std::io::Write;
+    let mut parser = std::process::Command::new("python3")
+        .arg(crate::common::repository().join("tests/support/parse_metrics.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    parser
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = parser.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the Prometheus parser refused it: {}\n{text}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn sample_sum(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s["name"] == name)
+        .filter(|s| labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum()
+}
+
+/// `GET /metrics` scraped during a build and after it: the Prometheus
+/// parser accepts it, the plugin calls and instances are counted as they
+/// move, and it needs the token like the API.
+#[tokio::test]
+async fn metrics_follow_a_build_and_parse() {
+    let occopus = Occopus::new(125);
+    let service = RestService::start(&occopus);
+    let nodes = "'node_def:sim':\n  - resource: {type: dummy, create_latency: 0.3, boot_time: 1}\n    health_check: {ping: false}\n";
+    service.call("POST", "/nodedefs", Some(nodes.into())).await;
+    let infra =
+        "infra_name: measured\nnodes:\n  - {name: web, type: sim, scaling: {min: 5, max: 5}}\n";
+    let (status, created) = service
+        .call("POST", "/infrastructures/", Some(infra.into()))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let id = created["infraid"].as_str().unwrap().to_owned();
+    let scrape = || async {
+        let (status, text) = service.call("GET", "/metrics", None).await;
+        assert_eq!(status, 200, "{text}");
+        parsed_metrics(text.as_str().unwrap())
+    };
+    // During the build: the creates are under way (0.3 s each).
+    let during = scrape().await;
+    let instances = |samples: &[Value], state: &str| {
+        sample_sum(
+            samples,
+            "occopus_instances",
+            &[("infra_id", &id), ("state", state)],
+        )
+    };
+    let calls = |samples: &[Value], function: &str| {
+        sample_sum(
+            samples,
+            "occopus_plugin_call_duration_seconds_count",
+            &[("plugin", "dummy"), ("function", function)],
+        )
+    };
+    assert!(instances(&during, "ready") < 5.0);
+    service
+        .report_until(&id, "built", |r| {
+            r["web"]["instances"]
+                .as_object()
+                .is_some_and(|i| i.len() == 5 && i.values().all(|i| i["state"] == "ready"))
+        })
+        .await;
+    let after = scrape().await;
+    assert_eq!(instances(&after, "ready"), 5.0);
+    assert_eq!(calls(&after, "create"), 5.0);
+    assert!(
+        calls(&after, "status") > calls(&during, "status"),
+        "polls counted"
+    );
+    assert!(
+        sample_sum(&after, "occopus_infrastructures", &[]) >= 1.0,
+        "{after:?}"
+    );
+    assert_eq!(
+        sample_sum(&after, "occopus_service_jobs", &[("operation", "maintain")]),
+        1.0
+    );
+    assert_eq!(
+        sample_sum(&after, "occopus_leases", &[("infra_id", &id)]),
+        1.0,
+        "the maintain job holds the lease"
+    );
+
+    let (status, _) = service.send("GET", "/metrics", None, None).await;
+    assert_eq!(status, 401, "the metrics need the token like the API");
+}
+
+/// `--log-format json`: every log line is a JSON object, and a request's
+/// line carries the id its answer's `x-request-id` gives.
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let occopus = Occopus::new(126);
+    let mut process = occopus
+        .command(&["--log-format", "json", "-v", "serve", "--port", "0"])
+        .env("OCCOPUS_API_TOKEN", TOKEN)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines, heard) = std::sync::mpsc::channel::<String>();
+    let stderr = process.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let _process = KillOnDrop(process);
+    let base = loop {
+        let line = heard.recv_timeout(Duration::from_secs(60)).unwrap();
+        if let Some(address) = line.strip_prefix("occopus REST service listening on ") {
+            break address.to_owned();
+        }
+    };
+    let answer = reqwest::Client::new()
+        .get(format!("{base}/infrastructures/"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let id = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = heard
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("no log line of the request");
+        if !line.starts_with('{') {
+            continue; // the command's own messages for people
+        }
+        let logged: Value = serde_json::from_str(&line).expect("a JSON log line");
+        assert!(logged["level"].is_string(), "{logged}");
+        if logged["fields"]["message"] == "answered" && logged["span"]["id"] == id {
+            assert_eq!(logged["fields"]["status"], 200);
+            assert_eq!(logged["span"]["path"], "/infrastructures/");
+            break;
+        }
+    }
+}

@@ -55,6 +55,10 @@ pub struct ServeArgs {
     /// then resumes at the next start.
     #[arg(long, default_value_t = 20.0)]
     pub drain_timeout: f64,
+    /// Serve `GET /metrics` (Prometheus) without the bearer token, for a
+    /// scraper on a trusted network [default: it needs the token too].
+    #[arg(long)]
+    pub metrics_public: bool,
 }
 
 /// Runs the service until Ctrl-C, SIGTERM or SIGHUP, then drains it (exit
@@ -78,6 +82,7 @@ pub async fn serve(args: ServeArgs, config: &Config, state: &StateArgs) -> Resul
         maintain_interval,
         claim_interval: positive_seconds("--claim-interval", args.claim_interval)?,
         drain_timeout: positive_seconds("--drain-timeout", args.drain_timeout)?,
+        metrics_public: args.metrics_public,
     };
     let occopus = Occopus::open(state.options(config)).await?;
     let mut stop = stop_on_signals("the service's infrastructures are recorded")?;

@@ -26,6 +26,7 @@ mod convert;
 pub mod driver;
 mod error;
 pub mod loader;
+pub mod metrics;
 pub mod plugin;
 pub mod provenance;
 pub mod runtime;

@@ -10,6 +10,7 @@ use crate::bindings::{
 };
 use crate::cache::CompiledCache;
 use crate::error::{ContractError, RuntimeError, Violation};
+use crate::metrics::CallMetrics;
 use crate::sandbox::{CallPolicy, LogContext, SandboxState};
 use crate::settings::{PluginOverrides, PluginSettings, SandboxLimits};
 use crate::wasm_engine::{self, EngineLimits};
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     overrides: BTreeMap<String, PluginOverrides>,
     /// One permit per instance slot of the pool: calls beyond wait, never fail.
     slots: Semaphore,
+    metrics: CallMetrics,
 }
 
 impl PluginRuntime {
@@ -78,6 +80,7 @@ impl PluginRuntime {
                 linker,
                 cache,
                 slots: Semaphore::new(slots as usize),
+                metrics: CallMetrics::default(),
                 limits,
                 allowed_hosts: settings.allowed_hosts.clone(),
                 overrides: settings.settings.clone(),
@@ -158,12 +161,14 @@ impl PluginRuntime {
             }
         });
 
+        let started = Instant::now();
         let outcome = tokio::time::timeout(policy.deadline, call(&mut store)).await;
+        let seconds = started.elapsed().as_secs_f64();
         let state = store.data();
         let deadline = Violation::Deadline {
             limit: policy.deadline,
         };
-        match outcome {
+        let result = match outcome {
             Err(_elapsed) => Err(sandbox_error(deadline)),
             Ok(Err(error)) if error.is::<DeadlineExceeded>() => Err(sandbox_error(deadline)),
             Ok(Err(error)) => Err(sandbox_error(state.violation().unwrap_or_else(|| {
@@ -184,14 +189,24 @@ impl PluginRuntime {
                 let limit_bytes =
                     usize::try_from(self.shared.limits.max_result_mib << 20).unwrap_or(usize::MAX);
                 if bytes > limit_bytes {
-                    return Err(sandbox_error(Violation::ResultTooLarge {
+                    Err(sandbox_error(Violation::ResultTooLarge {
                         bytes,
                         limit_bytes,
-                    }));
+                    }))
+                } else {
+                    Ok(answer)
                 }
-                Ok(answer)
             }
-        }
+        };
+        self.shared
+            .metrics
+            .observe(&state.log.plugin, operation, seconds, &result);
+        result
+    }
+
+    /// What the runtime's calls measured so far (see `metrics.rs`).
+    pub fn call_metrics(&self) -> &CallMetrics {
+        &self.shared.metrics
     }
 }
 

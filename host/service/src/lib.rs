@@ -8,6 +8,7 @@
 //! - `error.rs`: the one JSON error shape every failure answers with;
 //! - `events.rs`: an infra's event stream, ending with its last outcome;
 //! - `fanout.rs`: each event rendered once for all the streams of its infra;
+//! - `metrics.rs`: `GET /metrics` in Prometheus's text format;
 //! - `service.rs`: the service's settings and its background jobs (a build,
 //!   a destroy or the maintenance loop of each infra it manages), shared
 //!   with the other replicas on one database through the store;
@@ -19,6 +20,7 @@ mod cache;
 mod error;
 mod events;
 mod fanout;
+mod metrics;
 mod routes;
 mod server;
 mod service;

@@ -23,7 +23,13 @@ type Answer = Result<axum::Json<Value>, HttpError>;
 /// Every route of the service.
 pub fn router(service: Arc<Service>) -> Router {
     let limit = service.settings.max_body_bytes;
-    Router::new()
+    let metrics = get(crate::metrics::metrics);
+    let (protected_metrics, public_metrics) = if service.settings.metrics_public {
+        (None, Some(metrics))
+    } else {
+        (Some(metrics), None)
+    };
+    let mut api = Router::new()
         .route("/infrastructures", get(list).post(create))
         .route("/infrastructures/", get(list).post(create))
         .route("/infrastructures/{id}", get(report).delete(delete))
@@ -46,10 +52,17 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/infrastructures/{id}/events", get(events))
         .route("/validate", post(validate))
-        .route("/nodedefs", post(import_definitions))
+        .route("/nodedefs", post(import_definitions));
+    if let Some(metrics) = protected_metrics {
+        api = api.route("/metrics", metrics);
+    }
+    let mut api = api
         .route_layer(from_fn_with_state(service.clone(), require_token))
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/openapi.json", get(openapi))
+        .route("/healthz", get(|| async { "ok" }));
+    if let Some(metrics) = public_metrics {
+        api = api.route("/metrics", metrics);
+    }
+    api.route("/openapi.json", get(openapi))
         .method_not_allowed_fallback(|| async {
             HttpError::new(
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -430,7 +443,7 @@ async fn import_definitions(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "occopus REST service", description = "Occopus's REST API, with real status codes and a bearer token"),
-    paths(list, create, report, delete, scale_up_one, scale_up, scale_down_youngest, scale_down, scale_to, events, validate, import_definitions),
+    paths(list, create, report, delete, scale_up_one, scale_up, scale_down_youngest, scale_down, scale_to, events, validate, import_definitions, crate::metrics::metrics),
     modifiers(&BearerToken),
     security(("bearer" = []))
 )]

@@ -23,6 +23,7 @@ use occopus::model::yaml::Imports;
 use occopus::store::{Liveness, ServiceOperation, ServiceRecord, StateStore};
 use occopus::types::now_ms;
 use occopus::{ApiError, Occopus};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,9 @@ pub struct ServiceSettings {
     /// finish and be recorded; a job still running then is left to the next
     /// start (its intents are recorded, so it resumes).
     pub drain_timeout: Duration,
+    /// Whether `GET /metrics` answers without the bearer token (for a
+    /// scraper on a trusted network).
+    pub metrics_public: bool,
 }
 
 impl Default for ServiceSettings {
@@ -61,6 +65,7 @@ impl Default for ServiceSettings {
             maintain_interval: Duration::from_secs(10),
             claim_interval: Duration::from_secs(1),
             drain_timeout: Duration::from_secs(20),
+            metrics_public: false,
         }
     }
 }
@@ -85,6 +90,7 @@ fn done_elsewhere(error: &ApiError) -> bool {
 /// What this replica runs for an infra: a revision of its record.
 struct Job {
     revision: i64,
+    operation: ServiceOperation,
     stop: StopHandle,
     /// Closes when the job's task has ended (its sender is dropped).
     finished: tokio::sync::watch::Receiver<()>,
@@ -153,6 +159,9 @@ pub struct Service {
     /// Set when the service is stopping: no job starts, every job is asked
     /// to stop, the event streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// This replica's maintenance passes' durations, in seconds (shown by
+    /// `/metrics`).
+    pub(crate) maintenance_passes: Histogram,
 }
 
 impl Service {
@@ -166,7 +175,17 @@ impl Service {
             fanout: Arc::default(),
             outcomes: broadcast::channel(256).0,
             closing: tokio::sync::watch::channel(false).0,
+            // 10 ms to about 40 s, by fours.
+            maintenance_passes: Histogram::new(exponential_buckets(0.01, 4.0, 7)),
         })
+    }
+
+    /// The operation of each job this replica runs.
+    pub(crate) fn job_operations(&self) -> Vec<&'static str> {
+        self.lock_jobs()
+            .values()
+            .map(|job| job.operation.as_str())
+            .collect()
     }
 
     /// Stops the service's work: no job starts from now on and every job
@@ -383,6 +402,7 @@ impl Service {
         let (finished_tx, finished) = tokio::sync::watch::channel(());
         let job = Job {
             revision: record.revision,
+            operation: record.operation,
             stop,
             finished,
         };
@@ -522,7 +542,12 @@ impl Service {
                     &infra_id,
                     service.settings.auth_data.as_deref(),
                     upkeep,
-                    |_| {},
+                    |pass| {
+                        if let Ok(pass) = pass {
+                            let seconds = pass.elapsed_ms as f64 / 1000.0;
+                            service.maintenance_passes.observe(seconds);
+                        }
+                    },
                 )
                 .await;
             match ended {

@@ -39,6 +39,19 @@ impl StateStore {
         })
     }
 
+    /// How many infras are in each status (the service's metrics).
+    pub fn infra_census(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(|db| {
+            db.query(
+                "SELECT status, COUNT(*) FROM infras GROUP BY status ORDER BY status",
+                &[],
+            )?
+            .iter()
+            .map(|row| Ok((row.get(0)?, row.get(1)?)))
+            .collect()
+        })
+    }
+
     /// One infra.
     pub fn infra(&self, id: &str) -> Result<Option<InfraRecord>, StoreError> {
         let row = self.read(|db| {

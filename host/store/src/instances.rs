@@ -4,7 +4,7 @@
 
 use crate::error::StoreError;
 use crate::events::log_instance_event;
-use crate::records::{Health, HealthStatus, InstanceRecord, InstanceState};
+use crate::records::{Health, HealthStatus, InstanceCount, InstanceRecord, InstanceState};
 use crate::sql::{Row, Value, values};
 use crate::state_store::StateStore;
 use occopus_types::{InstanceAddresses, now_ms};
@@ -242,6 +242,28 @@ impl StateStore {
         .await
     }
 
+    /// How many instances each node of each infra has in each state, in
+    /// one grouped read (the service's metrics).
+    pub fn instance_census(&self) -> Result<Vec<InstanceCount>, StoreError> {
+        self.read(|db| {
+            db.query(
+                "SELECT infra_id, node_name, state, COUNT(*) FROM instances
+                 GROUP BY infra_id, node_name, state ORDER BY infra_id, node_name, state",
+                &[],
+            )?
+            .iter()
+            .map(|row| {
+                Ok(InstanceCount {
+                    infra_id: row.get(0)?,
+                    node: row.get(1)?,
+                    state: row.get(2)?,
+                    count: row.get(3)?,
+                })
+            })
+            .collect()
+        })
+    }
+
     /// The instances of an infra, by node and number.
     pub fn instances(&self, infra_id: &str) -> Result<Vec<InstanceRecord>, StoreError> {
         let rows = self.read(|db| {
@@ -314,6 +336,47 @@ mod tests {
             "{kind}: {clash}"
         );
         assert_eq!(store.instances("i1").unwrap().len(), 201, "{kind}");
+    }
+
+    /// The metrics' counts: instances by infra, node and state, infras by
+    /// status, one grouped read each, on both back-ends.
+    #[tokio::test]
+    async fn instances_and_infras_are_counted_by_state() {
+        for db in TestDatabase::each() {
+            let store = db.open_with_infra();
+            for n in 0..3 {
+                store
+                    .insert_intent(&intent(&format!("web-{n}"), n))
+                    .await
+                    .unwrap();
+            }
+            store
+                .record_state("i1", "web-2", InstanceState::Ready, None, None)
+                .await
+                .unwrap();
+            let census: Vec<(String, String, i64)> = store
+                .instance_census()
+                .unwrap()
+                .into_iter()
+                .map(|c| (c.node, c.state, c.count))
+                .collect();
+            assert_eq!(
+                census,
+                [
+                    ("web".into(), "creating".into(), 2),
+                    ("web".into(), "ready".into(), 1)
+                ],
+                "{}",
+                db.kind()
+            );
+            let infras = store.infra_census().unwrap();
+            assert_eq!(
+                infras.iter().map(|(_, n)| n).sum::<i64>(),
+                1,
+                "{}",
+                db.kind()
+            );
+        }
     }
 
     #[tokio::test]

@@ -40,8 +40,8 @@ pub use instances::HealthObserved;
 pub use leases::{Acquired, LeaseHolder, LeaseRecord, Liveness};
 pub use postgres::mask_password;
 pub use records::{
-    EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceRecord, InstanceState,
-    NodeSnapshot, NodeTarget, ScaleRequest,
+    EventRecord, Health, HealthStatus, InfraRecord, InfraSnapshot, InstanceCount, InstanceRecord,
+    InstanceState, NodeSnapshot, NodeTarget, ScaleRequest,
 };
 pub use service::{ServiceOperation, ServiceRecord};
 pub use state_store::StateStore;

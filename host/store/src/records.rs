@@ -135,6 +135,19 @@ pub struct ScaleRequest {
     pub created_ms: i64,
 }
 
+/// How many instances of one node of one infra are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceCount {
+    /// The infra.
+    pub infra_id: String,
+    /// The node.
+    pub node: String,
+    /// The state, as recorded (`creating`, `ready`, ...).
+    pub state: String,
+    /// How many.
+    pub count: i64,
+}
+
 /// One node instance's record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct InstanceRecord {
