@@ -530,6 +530,10 @@ fn json_documents_of_every_reporting_command() {
     )
     .unwrap();
     let broken = occopus.dir.path().join("broken.yaml").display().to_string();
+    // A command with a JSON output of its own prints only that one.
+    let validated = occopus.run(&["validate", &broken, "--nodes", &nodes, "--json"]);
+    assert_eq!(validated.status.code(), Some(4));
+    assert_eq!(parse(&validated.stdout)["errors"], 1);
     let invalid = occopus.run(&["build", &broken, "--nodes", &nodes, "--json"]);
     assert_eq!(invalid.status.code(), Some(4));
     let error = parse(&invalid.stdout);

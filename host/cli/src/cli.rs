@@ -220,7 +220,7 @@ pub fn run() -> ExitCode {
                 _ => errln!("error: {error}"),
             }
             let status = error.exit_status(crate::signals::received());
-            if json && !json::printed() {
+            if json && !crate::output::wrote_stdout() {
                 json::print(
                     "occopus.error.v1",
                     serde_json::json!({ "error": json::error(&error, status) }),

@@ -5,17 +5,14 @@
 //!
 //! A command run with `--json` writes exactly one document on stdout: its
 //! report, or, when it fails before it has one, an `occopus.error.v1`
-//! document ([`error`]), which `cli::run` prints unless the command printed
-//! its own.
+//! document ([`error`]), which `cli::run` prints unless the command wrote
+//! its own (`output::wrote_stdout`: the older `--json` outputs, such as
+//! `validate`'s, are printed without this module).
 
 use crate::error::CliError;
 use crate::output::outln;
 use occopus::types::HasErrorCode;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicBool, Ordering};
-
-/// Whether this process printed its document already.
-static PRINTED: AtomicBool = AtomicBool::new(false);
 
 /// Prints `body` on stdout as the command's document of `schema`.
 pub fn print(schema: &str, body: Value) {
@@ -23,7 +20,6 @@ pub fn print(schema: &str, body: Value) {
     if let (Some(document), Value::Object(body)) = (document.as_object_mut(), body) {
         document.extend(body);
     }
-    PRINTED.store(true, Ordering::Relaxed);
     outln!("{document:#}");
 }
 
@@ -34,11 +30,6 @@ pub fn print_report(schema: &str, mut body: Value, ended: Option<&CliError>) {
         body["error"] = error(ended, ended.exit_status(crate::signals::received()));
     }
     print(schema, body);
-}
-
-/// Whether the command printed its document.
-pub fn printed() -> bool {
-    PRINTED.load(Ordering::Relaxed)
 }
 
 /// The `error` member of a document: the failure's stable code (the REST

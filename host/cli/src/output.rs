@@ -11,9 +11,20 @@
 //! build half-way, so what cannot be written there is dropped.
 
 use std::io::{ErrorKind, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether anything was written to stdout.
+static WROTE_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command wrote anything to stdout (with `--json`, its
+/// document: see `json.rs`).
+pub(crate) fn wrote_stdout() -> bool {
+    WROTE_STDOUT.load(Ordering::Relaxed)
+}
 
 /// Writes to stdout (see the module's header for a closed pipe).
 pub(crate) fn stdout(args: std::fmt::Arguments) {
+    WROTE_STDOUT.store(true, Ordering::Relaxed);
     let mut out = std::io::stdout().lock();
     match out.write_fmt(args).and_then(|()| out.flush()) {
         Ok(()) => {}
