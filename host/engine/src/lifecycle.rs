@@ -13,6 +13,7 @@ use crate::orchestrator::Orchestrator;
 use crate::polling::{self, Cadence};
 use crate::report::InstanceOutcome;
 use crate::run::{Planned, Run};
+use crate::status_batches::Poll;
 use occopus_model::render::{self, RenderedSections};
 use occopus_model::{AddressBook, NodeSpec};
 use occopus_store::{InstanceRecord, InstanceState};
@@ -323,14 +324,11 @@ impl Orchestrator {
         let resource = serde_json::Value::Object(target.resource.clone()).to_string();
         let mut announced = false;
         let mut stop = run.stop.clone();
-        let cadence = if driver.batches_status() {
-            Cadence::Batched
-        } else {
-            Cadence::OneByOne
-        };
+        let poll = Poll::new(driver, target);
+        let cadence = poll.cadence();
         loop {
             let status = self
-                .with_retries(|| self.instance_status(driver, target, cloud_id))
+                .with_retries(|| self.instance_status(&poll, cloud_id))
                 .await
                 .map_err(|e| Halted::Failed(InstanceFailure::Status(e)))?;
             match status.state {

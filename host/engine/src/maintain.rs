@@ -24,6 +24,7 @@ use crate::orchestrator::Orchestrator;
 use crate::plan::Plan;
 use crate::report::InstanceOutcome;
 use crate::run::Book;
+use crate::status_batches::Poll;
 use crate::stop::StopSignal;
 use occopus_model::render::node_context;
 use occopus_model::{AddressBook, AuthData, Model};
@@ -229,8 +230,9 @@ impl Orchestrator {
             Ok(target) => target,
             Err(e) => return unobservable(&e),
         };
+        let poll = Poll::new(driver, &target);
         let status = match self
-            .with_retries(|| self.instance_status(driver, &target, cloud_id))
+            .with_retries(|| self.instance_status(&poll, cloud_id))
             .await
         {
             Ok(status) => status,

@@ -10,13 +10,12 @@ use crate::endpoints::EndpointResolver;
 use crate::error::{EngineError, TargetError};
 use crate::events::{Event, Phase};
 use crate::polling::{BootEstimates, PollGrid};
-use crate::status_batches::StatusBatches;
+use crate::status_batches::{Poll, StatusBatches};
 use occopus_health::Prober;
 use occopus_model::{AuthData, Renderer};
 use occopus_store::{InfraRecord, StateStore};
 use occopus_types::{
-    AmbientCredentials, CallError, CloudTarget, Driver, InstanceStatus, Plugins, ResourceSection,
-    now_ms,
+    AmbientCredentials, CallError, CloudTarget, InstanceStatus, Plugins, ResourceSection, now_ms,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -104,18 +103,10 @@ impl Orchestrator {
     /// for many at once (see `status_batches.rs`).
     pub(crate) async fn instance_status(
         &self,
-        driver: &dyn Driver,
-        target: &CloudTarget,
+        poll: &Poll<'_>,
         cloud_id: &str,
     ) -> Result<InstanceStatus, CallError> {
-        if driver.batches_status() {
-            self.inner
-                .status_batches
-                .status(driver, target, cloud_id)
-                .await
-        } else {
-            driver.status(target, cloud_id).await
-        }
+        self.inner.status_batches.status(poll, cloud_id).await
     }
 
     /// The record of `infra_id`, or why there is none.

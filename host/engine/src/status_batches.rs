@@ -17,6 +17,7 @@
 //! done (or dropped in the middle) it hands the lead to the first task that
 //! came meanwhile. The tasks a dropped leader was asking for ask again.
 
+use crate::polling::Cadence;
 use occopus_types::{CallError, CallErrorKind, CloudTarget, Driver, InstanceStatus};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -37,27 +38,61 @@ enum Turn {
 /// The tasks waiting on one target while its leader calls.
 type Waiting = VecDeque<(String, oneshot::Sender<Turn>)>;
 
+/// What one instance's polls ask: its driver and target, and for a driver
+/// that answers for many at once, the key its polls are gathered by, made
+/// once for all of them (a poll may come every millisecond).
+pub(crate) struct Poll<'a> {
+    driver: &'a dyn Driver,
+    target: &'a CloudTarget,
+    batch_key: Option<String>,
+}
+
+impl<'a> Poll<'a> {
+    pub(crate) fn new(driver: &'a dyn Driver, target: &'a CloudTarget) -> Self {
+        Poll {
+            driver,
+            target,
+            batch_key: driver.batches_status().then(|| target_key(driver, target)),
+        }
+    }
+
+    /// How finely these polls may come (see `polling.rs`).
+    pub(crate) fn cadence(&self) -> Cadence {
+        match self.batch_key {
+            Some(_) => Cadence::Batched,
+            None => Cadence::OneByOne,
+        }
+    }
+}
+
 /// The targets being polled: a target is here while a call for it is under
 /// way.
 #[derive(Default)]
 pub(crate) struct StatusBatches(Mutex<HashMap<String, Waiting>>);
 
 impl StatusBatches {
-    /// The status of `cloud_id` on `target`, asked together with the other
-    /// instances of the target whose poll came during a call.
+    /// The status of `cloud_id` as `poll` asks it: for a batching driver,
+    /// together with the other instances of its target whose poll came
+    /// during a call; else on its own.
     pub(crate) async fn status(
         &self,
-        driver: &dyn Driver,
-        target: &CloudTarget,
+        poll: &Poll<'_>,
         cloud_id: &str,
     ) -> Result<InstanceStatus, CallError> {
-        let key = target_key(driver, target);
+        let Poll {
+            driver,
+            target,
+            batch_key,
+        } = poll;
+        let Some(key) = batch_key else {
+            return driver.status(target, cloud_id).await;
+        };
         let mut handed_the_lead = false;
         loop {
             let (tell, told) = oneshot::channel();
             let lead = {
                 let mut targets = self.lock();
-                match targets.get_mut(&key) {
+                match targets.get_mut(key) {
                     // Handed the lead: its own instance goes first.
                     Some(waiting) if handed_the_lead => {
                         waiting.push_front((cloud_id.to_string(), tell));
@@ -68,13 +103,16 @@ impl StatusBatches {
                         false
                     }
                     None => {
-                        targets.insert(key.clone(), VecDeque::from([(cloud_id.to_string(), tell)]));
+                        targets.insert(
+                            key.to_owned(),
+                            VecDeque::from([(cloud_id.to_string(), tell)]),
+                        );
                         true
                     }
                 }
             };
             if lead {
-                self.lead(&key, driver, target).await;
+                self.lead(key, *driver, target).await;
             }
             match told.await {
                 Ok(Turn::Answer(answer)) => return answer,
@@ -281,7 +319,7 @@ mod tests {
     ) -> tokio::task::JoinHandle<(String, Result<InstanceStatus, CallError>)> {
         let (batches, driver, target) = (batches.clone(), driver.clone(), target.clone());
         tokio::spawn(async move {
-            let answer = batches.status(&*driver, &target, &id).await;
+            let answer = batches.status(&Poll::new(&*driver, &target), &id).await;
             (id, answer)
         })
     }
@@ -328,7 +366,7 @@ mod tests {
         let east = target("east");
         let first = tokio::spawn({
             let (batches, driver, east) = (batches.clone(), driver.clone(), east.clone());
-            async move { batches.status(&*driver, &east, "first").await }
+            async move { batches.status(&Poll::new(&*driver, &east), "first").await }
         });
         tokio::time::sleep(Duration::from_millis(10)).await;
         let later = poll_all(&batches, &driver, &east, (0..20).map(|n| format!("i-{n}"))).await;
@@ -388,7 +426,9 @@ mod tests {
         );
         // One alone is asked with the driver's own `status` (its error:
         // transient).
-        let alone = batches.status(&*driver, &target("r1"), "alone").await;
+        let alone = batches
+            .status(&Poll::new(&*driver, &target("r1")), "alone")
+            .await;
         assert_eq!(
             alone.unwrap_err().kind,
             CallErrorKind::Plugin(ContractErrorKind::Transient)
