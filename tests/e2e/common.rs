@@ -237,7 +237,9 @@ impl Occopus {
             .env("HOME", self.dir.path())
             .env_remove("OCCOPUS_LOCAL_CLOUD_DIR")
             .env_remove("OCCOPUS_AUTH_DATA_PATH")
-            .env_remove("OCCOPUS_CONFIG");
+            .env_remove("OCCOPUS_CONFIG")
+            // Registry logins come from $HOME/.docker unless a test says.
+            .env_remove("DOCKER_CONFIG");
         // ec2 credentials come from these where auth_data has none: a test
         // names its own.
         for aws in [

@@ -296,3 +296,73 @@ async fn an_explicit_mapping_replaces_a_built_in_driver() {
         .unwrap();
     assert!(!catalog.is_active(builtin));
 }
+
+/// A file the lock file pins loads only with its pinned digest; pinned and
+/// gone, or altered, the types its entry names are served by nothing (not by
+/// the built-in plugin of the same type) and asking for one says why.
+#[tokio::test]
+async fn a_pinned_plugin_loads_only_with_its_digest_and_is_never_replaced_silently() {
+    use occopus::plugin_host::lock::{LockedPlugin, PluginLock, digest_of};
+    use occopus::types::PluginKind;
+    let dir = tempfile::tempdir().unwrap();
+    let plugin_dir = dir.path().join("plugins");
+    std::fs::create_dir(&plugin_dir).unwrap();
+    let component = std::fs::read(wasm("occopus_driver_dummy.wasm")).unwrap();
+    std::fs::write(plugin_dir.join("dummy.wasm"), &component).unwrap();
+    let entry = |file_digest: String| LockedPlugin {
+        name: "dummy".into(),
+        kind: PluginKind::Driver,
+        types: vec!["dummy".into()],
+        version: "0.1.0".into(),
+        contract: CONTRACT_VERSION.into(),
+        source: "oci://127.0.0.1:5000/occopus/dummy:1".into(),
+        manifest: digest_of(b"manifest"),
+        digest: file_digest,
+    };
+    let lock_file = dir.path().join("occopus-plugins.lock");
+    let mut lock = PluginLock::empty();
+    lock.plugins
+        .insert("dummy.wasm".into(), entry(digest_of(&component)));
+    lock.plugins.insert(
+        "gone.wasm".into(),
+        LockedPlugin {
+            name: "gone".into(),
+            types: vec!["gone".into()],
+            ..entry(digest_of(b"gone"))
+        },
+    );
+    lock.write(&lock_file).unwrap();
+    let mut settings = settings(&crate::common::shared_cache_dir());
+    settings.dir = Some(plugin_dir.clone());
+    settings.lock_file = Some(lock_file.clone());
+    let runtime = PluginRuntime::new(&settings).unwrap();
+    let catalog = PluginCatalog::discover(&runtime, &settings, BUILTINS)
+        .await
+        .unwrap();
+    let serving = catalog.driver("dummy").unwrap();
+    assert_eq!(
+        serving.load_report().origin,
+        PluginOrigin::File(plugin_dir.join("dummy.wasm"))
+    );
+    let gone = catalog.driver("gone").err().unwrap().to_string();
+    assert!(
+        gone.contains("is missing") && gone.contains("gone.wasm"),
+        "{gone}"
+    );
+
+    // Pinned at another digest: refused, and the built-in dummy does not step in.
+    lock.plugins
+        .insert("dummy.wasm".into(), entry(digest_of(b"other")));
+    lock.write(&lock_file).unwrap();
+    let catalog = PluginCatalog::discover(&runtime, &settings, BUILTINS)
+        .await
+        .unwrap();
+    let refused = catalog.driver("dummy").err().unwrap().to_string();
+    assert!(refused.contains(&digest_of(b"other")), "{refused}");
+    assert!(refused.contains(&digest_of(&component)), "{refused}");
+
+    // A damaged lock file stops the load: nothing runs unchecked.
+    std::fs::write(&lock_file, "version: 1\nplugins: [").unwrap();
+    let damaged = PluginCatalog::discover(&runtime, &settings, BUILTINS).await;
+    assert!(matches!(damaged, Err(RuntimeError::Lock(_))));
+}

@@ -28,6 +28,7 @@ mod openstack;
 mod postgres_state;
 mod puppet;
 mod readme;
+mod registry;
 mod replay;
 mod replicas;
 mod rest;

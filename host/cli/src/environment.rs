@@ -8,6 +8,8 @@
 //! |---|---|
 //! | config file | `--config`, `$OCCOPUS_CONFIG`, `$XDG_CONFIG_HOME/occopus/occopus.yaml` if it exists |
 //! | plugin directory | `--plugin-dir` / `$OCCOPUS_PLUGIN_DIR`, the config's `plugins.dir`, `$XDG_DATA_HOME/occopus/plugins` |
+//! | plugin lock file | the config's `plugins.lock_file`, `occopus-plugins.lock` next to the config file, `$XDG_CONFIG_HOME/occopus/occopus-plugins.lock` |
+//! | registry credentials (`plugins install`/`push`) | `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` (what `docker login` writes) |
 //! | compiled-plugin cache | `--cache-dir` / `$OCCOPUS_CACHE_DIR`, the config's `plugins.cache_dir`, `$XDG_CACHE_HOME/occopus/compiled` |
 //! | state database | `--state` / `$OCCOPUS_STATE`, `$XDG_DATA_HOME/occopus/state.db` |
 //! | local cloud directory | `local-cloud --root` / `$OCCOPUS_LOCAL_CLOUD_DIR`, the config's `local_cloud.root`, `$XDG_DATA_HOME/occopus/local-cloud` |
@@ -52,6 +54,9 @@ pub fn config(
     plugins.cache_dir = cache_dir
         .or(plugins.cache_dir.take())
         .or_else(|| project().map(|p| p.cache_dir().join("compiled")));
+    if plugins.lock_file.is_none() {
+        plugins.lock_file = project().map(|p| p.config_dir().join(occopus::config::LOCK_FILE_NAME));
+    }
     let local = &mut config.local_cloud;
     local.root = std::env::var_os("OCCOPUS_LOCAL_CLOUD_DIR")
         .map(PathBuf::from)

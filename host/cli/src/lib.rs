@@ -7,7 +7,8 @@
 //! - `environment.rs`: defaults and variables, resolved for the library;
 //! - `error.rs`: failures and exit codes; `json.rs`: the JSON documents;
 //! - `infra.rs` (build, destroy, info, validate, import, graph),
-//!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs`,
+//!   `upkeep.rs` (maintain, scale, plan), `serve.rs`, `plugins.rs` and
+//!   `plugin_registry.rs` (plugins from OCI registries),
 //!   `local_cloud.rs`, `state.rs` (state copy), `manual.rs` (completions,
 //!   man pages): the commands;
 //! - `progress.rs`, `summary.rs` and `signals.rs`: live progress, bounded
@@ -23,6 +24,7 @@ mod json;
 mod local_cloud;
 mod manual;
 mod output;
+mod plugin_registry;
 mod plugins;
 mod progress;
 mod serve;

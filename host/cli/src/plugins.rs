@@ -1,9 +1,11 @@
-//! `occopus plugins list`, `inspect` and `check`.
+//! `occopus plugins list`, `inspect` and `check`; the registry subcommands
+//! (`install`, `push`, `verify`, `remove`) are in `plugin_registry.rs`.
 
 use crate::output::outln;
 
 use crate::args::{AuthDataArg, StateArgs, positive_seconds};
 use crate::error::CliError;
+use crate::plugin_registry;
 use clap::Subcommand;
 use occopus::Config;
 use occopus::conformance::CheckOptions;
@@ -54,6 +56,62 @@ pub enum PluginsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Install a plugin from an OCI registry into the plugin directory,
+    /// pinning its digest in the lock file (`occopus-plugins.lock` next to
+    /// the config), which every later load checks. Without SOURCE, fetches
+    /// every pinned plugin whose file is missing or altered, by its pinned
+    /// digest. Logins come from `docker login` (`~/.docker/config.json`).
+    Install {
+        /// `oci://REGISTRY[:PORT]/REPOSITORY:TAG` or `…@sha256:DIGEST`.
+        source: Option<String>,
+        /// Replace a file of the same name that was not installed from a registry.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print an `occopus.plugins.install.v1` document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Push a plugin's component file to an OCI registry (for plugin
+    /// authors), as a Wasm OCI artifact whose manifest names the plugin's
+    /// kind, contract version and types. The file must load as a plugin.
+    Push {
+        /// The component file.
+        file: PathBuf,
+        /// `oci://REGISTRY[:PORT]/REPOSITORY:TAG`.
+        destination: String,
+        #[command(flatten)]
+        registry: RegistryArgs,
+        /// Print an `occopus.plugins.push.v1` document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check every plugin the lock file pins: present, with its pinned
+    /// digest, loading; list the directory's unpinned files. Exits 1 when
+    /// one is missing, altered or broken.
+    Verify {
+        /// Print an `occopus.plugins.verify.v1` document.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an installed plugin's file and unpin it.
+    Remove {
+        /// Its name (or file name).
+        name: String,
+        /// Print an `occopus.plugins.remove.v1` document.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// How the registry is reached.
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    /// Plain HTTP to the registry (always for one on the loopback, as
+    /// Docker does).
+    #[arg(long)]
+    plain_http: bool,
 }
 
 pub async fn run(
@@ -106,6 +164,26 @@ pub async fn run(
                 format!("{} breaks the contract (see above)", check.file.display()),
             ))
         }
+        PluginsCommand::Install {
+            source,
+            force,
+            registry,
+            json,
+        } => {
+            let access = plugin_registry::access(registry.plain_http);
+            plugin_registry::install(config, source.as_deref(), &access, force, json).await
+        }
+        PluginsCommand::Push {
+            file,
+            destination,
+            registry,
+            json,
+        } => {
+            let access = plugin_registry::access(registry.plain_http);
+            plugin_registry::push(config, &file, &destination, &access, json).await
+        }
+        PluginsCommand::Verify { json } => plugin_registry::verify(config, json).await,
+        PluginsCommand::Remove { name, json } => plugin_registry::remove(config, &name, json),
     }
 }
 

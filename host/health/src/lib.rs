@@ -127,20 +127,11 @@ impl HealthChecker {
                 Ok(())
             }
             Ok(answer) => Err(failure(ProbeError::HttpStatus(answer.status().to_string()))),
-            Err(e) => Err(failure(ProbeError::Unreachable(error_chain(&e)))),
+            Err(e) => Err(failure(ProbeError::Unreachable(
+                occopus_types::error_chain(&e),
+            ))),
         }
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

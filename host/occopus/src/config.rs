@@ -9,6 +9,7 @@
 //! plugins:
 //!   dir: /srv/occopus/plugins        # every *.wasm here is loaded
 //!   cache_dir: /var/cache/occopus     # compiled plugins
+//!   lock_file: ./occopus-plugins.lock # digests of installed plugins (this is the default)
 //!   drivers: {ec2: ./my-ec2.wasm}     # resource.type -> component file
 //!   contextualisers: {cloudinit: ./my-cloudinit.wasm}
 //!   allowed_hosts: [metadata.example.org, "*.s3.example.org:443"]
@@ -37,6 +38,9 @@ use occopus_plugin_host::PluginSettings;
 use occopus_types::{ErrorCode, HasErrorCode};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
+
+/// The plugin lock file's name, next to the config unless it says otherwise.
+pub const LOCK_FILE_NAME: &str = "occopus-plugins.lock";
 
 /// Errors reading the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +85,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads a configuration file; relative paths in it become relative to it.
+    /// Reads a configuration file; relative paths in it become relative to
+    /// it, and the plugin lock file defaults to [`LOCK_FILE_NAME`] next to it.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
@@ -97,6 +102,10 @@ impl Config {
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        config
+            .plugins
+            .lock_file
+            .get_or_insert_with(|| PathBuf::from(LOCK_FILE_NAME));
         config.plugins.make_paths_absolute(base);
         if let Some(root) = config.local_cloud.root.as_mut().filter(|r| r.is_relative()) {
             *root = base.join(&*root);

@@ -44,6 +44,7 @@
 //! - [`config`]: the configuration file, composed of each capability's section;
 //! - [`info`]: what the state database says, without loading plugins;
 //! - [`plugins`]: loading the plugins (with the first-party ones), checking a driver;
+//! - [`plugin_registry`]: installing plugins from OCI registries, pinned by digest;
 //! - [`graph`]: the dependency graph in Graphviz DOT;
 //! - `local_endpoint.rs`: the local cloud, started for `local` resources without endpoint.
 
@@ -54,6 +55,7 @@ mod files;
 pub mod graph;
 pub mod info;
 mod local_endpoint;
+pub mod plugin_registry;
 pub mod plugins;
 
 pub use api::{Occopus, Options};
@@ -66,5 +68,6 @@ pub use occopus_engine as engine;
 pub use occopus_local_cloud as local_cloud;
 pub use occopus_model as model;
 pub use occopus_plugin_host as plugin_host;
+pub use occopus_registry as registry;
 pub use occopus_store as store;
 pub use occopus_types as types;

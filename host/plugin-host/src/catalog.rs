@@ -12,11 +12,18 @@
 //! A broken file in the plugin directory does not stop the others: it is kept
 //! as a [`LoadFailure`], shown by `occopus plugins list` and named when its type
 //! is asked for. A broken explicitly mapped file is an error.
+//!
+//! A file the lock file pins ([`crate::lock`]) is loaded only if its bytes
+//! have the pinned digest; refused (or missing, or broken), the types its lock
+//! entry names are served by no plugin of the directory or the binary — asking
+//! for one names the refusal — since the operator pinned that component, not
+//! whatever else serves the type. An explicit mapping still wins.
 
 use crate::config_manager::ConfigManagerPlugin;
 use crate::contextualiser::ContextualiserPlugin;
 use crate::driver::DriverPlugin;
 use crate::error::RuntimeError;
+use crate::lock::{LockedPlugin, PluginLock, digest_of};
 use crate::plugin::Plugin;
 use crate::provenance::PluginOrigin;
 use crate::runtime::PluginRuntime;
@@ -51,6 +58,9 @@ pub struct PluginCatalog {
     contextualisers: BTreeMap<String, ContextualiserPlugin>,
     config_managers: BTreeMap<String, ConfigManagerPlugin>,
     failures: Vec<LoadFailure>,
+    /// The types of pinned files that were refused, with the index of the
+    /// failure saying why.
+    refused: BTreeMap<(PluginKind, String), usize>,
     plugin_dir: Option<PathBuf>,
 }
 
@@ -69,6 +79,7 @@ impl PluginCatalog {
             contextualisers: BTreeMap::new(),
             config_managers: BTreeMap::new(),
             failures: Vec::new(),
+            refused: BTreeMap::new(),
             plugin_dir: plugin_dir.clone(),
         };
         let builtins = builtins
@@ -78,13 +89,30 @@ impl PluginCatalog {
             catalog.add(plugin?, None);
         }
         if let Some(dir) = &plugin_dir {
+            let lock = match &settings.lock_file {
+                Some(path) => PluginLock::read(path)?,
+                None => PluginLock::empty(),
+            };
+            let lock_path = settings.lock_file.clone().unwrap_or_default();
             for path in wasm_files(dir) {
-                match runtime.load_file(path.clone()).await {
+                let pinned = path
+                    .file_name()
+                    .and_then(|name| lock.plugins.get(name.to_string_lossy().as_ref()));
+                match load_pinned(runtime, &path, pinned, &lock_path).await {
                     Ok(plugin) => catalog.add(plugin, None),
-                    Err(error) => {
-                        tracing::warn!(file = %path.display(), %error, "plugin not loaded");
-                        catalog.failures.push(LoadFailure { path, error });
-                    }
+                    Err(error) => catalog.fail(path, error, pinned),
+                }
+            }
+            for (file, pinned) in &lock.plugins {
+                let path = dir.join(file);
+                if !path.is_file() {
+                    let error = RuntimeError::PinnedFileMissing {
+                        path: path.clone(),
+                        lock: lock_path.clone(),
+                        name: pinned.name.clone(),
+                        installed_from: pinned.source.clone(),
+                    };
+                    catalog.fail(path, error, Some(pinned));
                 }
             }
         }
@@ -100,6 +128,24 @@ impl PluginCatalog {
         Ok(catalog)
     }
 
+    /// Keeps a file that failed to load; if it is pinned, nothing serves the
+    /// types its lock entry names.
+    fn fail(&mut self, path: PathBuf, error: RuntimeError, pinned: Option<&LockedPlugin>) {
+        tracing::warn!(file = %path.display(), %error, "plugin not loaded");
+        if let Some(pinned) = pinned {
+            for ty in &pinned.types {
+                self.refused
+                    .insert((pinned.kind, ty.clone()), self.failures.len());
+                match pinned.kind {
+                    PluginKind::Driver => self.drivers.remove(ty).map(drop),
+                    PluginKind::Contextualiser => self.contextualisers.remove(ty).map(drop),
+                    PluginKind::ConfigManager => self.config_managers.remove(ty).map(drop),
+                };
+            }
+        }
+        self.failures.push(LoadFailure { path, error });
+    }
+
     /// Registers a plugin for the types it serves, or only for `only_type`.
     fn add(&mut self, plugin: Plugin, only_type: Option<&String>) {
         let types: Vec<String> = match only_type {
@@ -107,6 +153,9 @@ impl PluginCatalog {
             None => plugin.types_served().to_vec(),
         };
         for ty in types {
+            if only_type.is_none() && self.refused.contains_key(&(plugin.kind(), ty.clone())) {
+                continue;
+            }
             match &plugin {
                 Plugin::Driver(d) => {
                     self.drivers.insert(ty, d.clone());
@@ -208,6 +257,13 @@ impl PluginCatalog {
     }
 
     fn missing(&self, kind: PluginKind, name: &str) -> NoPlugin {
+        if let Some(&failure) = self.refused.get(&(kind, name.to_owned())) {
+            return NoPlugin {
+                kind,
+                name: name.to_owned(),
+                hint: format!(": {}", self.failures[failure].error),
+            };
+        }
         let served: Vec<&String> = match kind {
             PluginKind::Driver => self.drivers.keys().collect(),
             PluginKind::Contextualiser => self.contextualisers.keys().collect(),
@@ -255,6 +311,37 @@ impl Plugins for PluginCatalog {
     fn config_manager(&self, config_type: &str) -> Result<&dyn ConfigManager, NoPlugin> {
         PluginCatalog::config_manager(self, config_type).map(|m| m as &dyn ConfigManager)
     }
+}
+
+/// Loads a file of the plugin directory, if `pinned` only when its bytes
+/// have the pinned digest.
+async fn load_pinned(
+    runtime: &PluginRuntime,
+    path: &Path,
+    pinned: Option<&LockedPlugin>,
+    lock: &Path,
+) -> Result<Plugin, RuntimeError> {
+    let bytes = tokio::fs::read(path)
+        .await
+        .map_err(|source| RuntimeError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+    if let Some(pinned) = pinned {
+        let found = digest_of(&bytes);
+        if found != pinned.digest {
+            return Err(RuntimeError::DigestMismatch {
+                path: path.to_owned(),
+                lock: lock.to_owned(),
+                pinned: pinned.digest.clone(),
+                found,
+                installed_from: pinned.source.clone(),
+            });
+        }
+    }
+    runtime
+        .load(PluginOrigin::File(path.to_owned()), bytes)
+        .await
 }
 
 /// The `*.wasm` files of a directory, by name; a missing directory has none.

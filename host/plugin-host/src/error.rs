@@ -43,6 +43,38 @@ pub enum RuntimeError {
         source: std::io::Error,
     },
 
+    /// A component file pinned by the lock file hashes to another digest.
+    #[error(
+        "plugin {path} was refused: its digest is {found}, but {lock} pins {pinned} (installed \
+         from {installed_from}); the file changed after it was installed. Run `occopus plugins \
+         install` to fetch the pinned component again, or `occopus plugins install \
+         {installed_from}` to pin what the registry holds now"
+    )]
+    DigestMismatch {
+        path: PathBuf,
+        lock: PathBuf,
+        pinned: String,
+        found: String,
+        installed_from: String,
+    },
+
+    /// A component file pinned by the lock file is gone.
+    #[error(
+        "plugin {path} is pinned by {lock} (installed from {installed_from}) but is missing; run \
+         `occopus plugins install` to fetch it again, or `occopus plugins remove {name}` to \
+         unpin it"
+    )]
+    PinnedFileMissing {
+        path: PathBuf,
+        lock: PathBuf,
+        name: String,
+        installed_from: String,
+    },
+
+    /// The lock file cannot be read.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+
     /// The bytes are not a valid WebAssembly component.
     #[error(
         "plugin {origin} is not a valid WebAssembly component ({message}); \
@@ -147,7 +179,10 @@ impl HasErrorCode for RuntimeError {
             RuntimeError::BadSetting { .. } | RuntimeError::AddressSpace { .. } => {
                 ErrorCode::BadConfiguration
             }
+            RuntimeError::Lock(_) => ErrorCode::BadConfiguration,
             RuntimeError::Read { .. }
+            | RuntimeError::DigestMismatch { .. }
+            | RuntimeError::PinnedFileMissing { .. }
             | RuntimeError::InvalidComponent { .. }
             | RuntimeError::ContractMismatch { .. }
             | RuntimeError::NotAPlugin { .. }

@@ -13,7 +13,8 @@
 //! - [`driver`] and [`contextualiser`]: typed calls of each kind of plugin;
 //! - [`loader`]: compiling, checking and describing a component;
 //! - [`plugin`] and [`provenance`]: a loaded plugin, where it came from;
-//! - [`catalog`]: which plugin serves which type, built-in or dropped in.
+//! - [`catalog`]: which plugin serves which type, built-in or dropped in;
+//! - [`lock`]: the digests pinned for the components installed from registries.
 
 pub mod allow_list;
 mod bindings;
@@ -26,6 +27,7 @@ mod convert;
 pub mod driver;
 mod error;
 pub mod loader;
+pub mod lock;
 pub mod metrics;
 pub mod plugin;
 pub mod provenance;

@@ -61,9 +61,14 @@ impl PluginRuntime {
             .linker
             .instantiate_pre(&component)
             .map_err(link_error)?;
+        let engine = &self.shared.engine;
+        let names = |items: &mut dyn Iterator<Item = &str>| items.map(str::to_owned).collect();
+        let ty = component.component_type();
         let report = LoadReport {
             origin: origin.clone(),
             contract_version,
+            imports: names(&mut ty.imports(engine).map(|(name, _)| name)),
+            exports: names(&mut ty.exports(engine).map(|(name, _)| name)),
             cache,
             elapsed: Duration::ZERO,
         };

@@ -12,6 +12,8 @@ pub enum PluginOrigin {
     Builtin(&'static str),
     /// A component file.
     File(PathBuf),
+    /// A component pulled from a registry, not yet stored (`oci://…`).
+    Registry(String),
 }
 
 impl fmt::Display for PluginOrigin {
@@ -19,6 +21,7 @@ impl fmt::Display for PluginOrigin {
         match self {
             PluginOrigin::Builtin(name) => write!(f, "builtin:{name}"),
             PluginOrigin::File(path) => write!(f, "{}", path.display()),
+            PluginOrigin::Registry(reference) => f.write_str(reference),
         }
     }
 }
@@ -30,6 +33,10 @@ pub struct LoadReport {
     pub origin: PluginOrigin,
     /// The contract version it was built against.
     pub contract_version: String,
+    /// The interfaces the component imports (`wasi:http/outgoing-handler@…`).
+    pub imports: Vec<String>,
+    /// The interfaces it exports (`occopus:plugin/driver@…`).
+    pub exports: Vec<String>,
     /// Whether the compiled form came from the cache.
     pub cache: CacheOutcome,
     /// Time to compile or load, pre-instantiate and describe it.

@@ -5,6 +5,7 @@
 //! plugins:
 //!   dir: /srv/occopus/plugins        # every *.wasm here is loaded
 //!   cache_dir: /var/cache/occopus     # compiled plugins
+//!   lock_file: ./occopus-plugins.lock # digests of installed plugins (default: next to the config)
 //!   drivers:                          # resource.type -> component file
 //!     ec2: ./my-ec2.wasm
 //!   contextualisers:                  # contextualisation.type -> component file
@@ -31,6 +32,9 @@ pub struct PluginSettings {
     pub dir: Option<PathBuf>,
     /// Where compiled plugins are cached (none: compiled on every load).
     pub cache_dir: Option<PathBuf>,
+    /// The lock file pinning the digests of the plugin directory's files
+    /// installed from registries ([`crate::lock`]); none: nothing is pinned.
+    pub lock_file: Option<PathBuf>,
     /// Explicit `resource.type` -> component file mappings (win over the directory).
     #[serde(default)]
     pub drivers: BTreeMap<String, PathBuf>,
@@ -113,6 +117,7 @@ impl PluginSettings {
         };
         self.dir.iter_mut().for_each(absolute);
         self.cache_dir.iter_mut().for_each(absolute);
+        self.lock_file.iter_mut().for_each(absolute);
         self.drivers.values_mut().for_each(absolute);
         self.contextualisers.values_mut().for_each(absolute);
         self.config_managers.values_mut().for_each(absolute);

@@ -10,7 +10,8 @@
 //! - [`InstanceAddresses`] and [`Scaling`]: facts about instances and nodes;
 //! - [`ErrorCode`]: one stable code per kind of failure, which the command
 //!   line turns into its exit code and the REST service into its status;
-//! - [`now_ms`]: the wall clock as the records keep it.
+//! - [`now_ms`]: the wall clock as the records keep it;
+//! - [`error_chain`]: an error with its causes, for messages.
 //!
 //! Nothing here does I/O.
 
@@ -34,6 +35,19 @@ pub use credentials::{AmbientCredentials, Credentials};
 pub use error_code::{ErrorCode, HasErrorCode};
 pub use instance::{InstanceAddresses, Scaling};
 pub use plugins::Plugins;
+
+/// An error and its causes as one line (`a: b: c`): what a connection
+/// failure says is mostly in its sources.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
 
 /// Milliseconds since the Unix epoch: the time stamps of records and events.
 pub fn now_ms() -> i64 {
