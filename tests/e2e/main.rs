@@ -13,6 +13,7 @@ mod cloudsigma;
 mod common;
 mod conformance;
 mod crash;
+mod dashboard;
 mod docker;
 mod ec2;
 mod first_party;

@@ -4,7 +4,8 @@
 //! `{"status_code": S, "reason": R, "message": M, "error": {"code": C, "details": [...]}}`:
 //! `status_code`, `reason` and `message` are the fields Occopus's clients
 //! read (the original sent them with HTTP 200); `error.code` is a stable
-//! machine name; `details` lists validation problems with their locations.
+//! machine name; `details` lists validation problems with their locations
+//! (`location` as `FILE:LINE:COLUMN`, and `file`, `line`, `column` apart).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -34,19 +35,8 @@ impl HttpError {
 
     /// 400 with every problem of a description, each with its place.
     pub fn invalid(diagnostics: &Diagnostics) -> Self {
-        let details: Vec<Value> = diagnostics
-            .iter()
-            .map(|d| {
-                json!({
-                    "severity": format!("{:?}", d.severity).to_lowercase(),
-                    "location": d.location.as_ref().map(|l| l.to_string()),
-                    "message": d.message,
-                    "help": d.help,
-                })
-            })
-            .collect();
         HttpError {
-            details,
+            details: problem_details(diagnostics),
             ..HttpError::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::InvalidDescription.as_str(),
@@ -106,4 +96,23 @@ impl IntoResponse for HttpError {
         });
         (self.status, axum::Json(body)).into_response()
     }
+}
+
+/// Every problem of a description with its place: `severity`, `location`
+/// (`FILE:LINE:COLUMN`), `file`, `line`, `column`, `message`, `help`.
+pub(crate) fn problem_details(diagnostics: &Diagnostics) -> Vec<Value> {
+    diagnostics
+        .iter()
+        .map(|d| {
+            json!({
+                "severity": format!("{:?}", d.severity).to_lowercase(),
+                "location": d.location.as_ref().map(|l| l.to_string()),
+                "file": d.location.as_ref().map(|l| l.file.display().to_string()),
+                "line": d.location.as_ref().map(|l| l.line),
+                "column": d.location.as_ref().map(|l| l.column),
+                "message": d.message,
+                "help": d.help,
+            })
+        })
+        .collect()
 }

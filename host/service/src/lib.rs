@@ -2,7 +2,10 @@
 //! with real status codes, a bearer token and background operations.
 //!
 //! - `routes.rs`: the paths (Occopus's own, plus validation and node
-//!   definitions) and their handlers;
+//!   definitions) and their handlers; `requests.rs`: what they take from a
+//!   request;
+//! - `dashboard.rs`: the web dashboard (`/`, `/ui/`) and the JSON its pages
+//!   read (`/overview`, `/infrastructures/ID/detail`, `.../plan`);
 //! - `cache.rs`: reports kept rendered while their infra's tag holds, and
 //!   the entity tags (`ETag`, `If-None-Match`) that go with them;
 //! - `error.rs`: the one JSON error shape every failure answers with;
@@ -17,10 +20,12 @@
 //! - `time_limit.rs`: 408 for a request that takes too long.
 
 mod cache;
+mod dashboard;
 mod error;
 mod events;
 mod fanout;
 mod metrics;
+mod requests;
 mod routes;
 mod server;
 mod service;

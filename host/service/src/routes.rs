@@ -3,6 +3,7 @@
 
 use crate::cache::{entity_tag, tagged_json};
 use crate::error::HttpError;
+use crate::requests::{body_text, checked, path};
 use crate::service::Service;
 use axum::Router;
 use axum::body::Bytes;
@@ -52,13 +53,15 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .route("/infrastructures/{id}/events", get(events))
         .route("/validate", post(validate))
-        .route("/nodedefs", post(import_definitions));
+        .route("/nodedefs", post(import_definitions))
+        .merge(crate::dashboard::protected_routes());
     if let Some(metrics) = protected_metrics {
         api = api.route("/metrics", metrics);
     }
     let mut api = api
         .route_layer(from_fn_with_state(service.clone(), require_token))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(crate::dashboard::public_routes());
     if let Some(metrics) = public_metrics {
         api = api.route("/metrics", metrics);
     }
@@ -133,71 +136,6 @@ async fn require_token(
 /// says nothing about how much of a guessed token was right.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// The body as UTF-8 text; a body over the limit is 413, an empty one 400.
-fn body_text(body: Result<Bytes, BytesRejection>) -> Result<String, HttpError> {
-    let bytes = body.map_err(|rejection| {
-        let code = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            "body-too-large"
-        } else {
-            "bad-body"
-        };
-        HttpError::new(rejection.status(), code, rejection.body_text())
-    })?;
-    let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
-        HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-body",
-            "the body is not UTF-8 text",
-        )
-    })?;
-    if text.trim().is_empty() {
-        return Err(HttpError::new(
-            StatusCode::BAD_REQUEST,
-            "empty-body",
-            "Empty POST data: send the YAML as the body",
-        ));
-    }
-    Ok(text)
-}
-
-fn path<T>(path: Result<Path<T>, PathRejection>) -> Result<T, HttpError> {
-    use axum::extract::path::ErrorKind;
-    path.map(|Path(p)| p).map_err(|rejection| {
-        // The only typed part of a path is a count: say so in those words,
-        // not in the deserialiser's ("Cannot parse value at index 2 ...").
-        let unparsable = match &rejection {
-            PathRejection::FailedToDeserializePathParams(e) => match e.kind() {
-                ErrorKind::ParseError { value, .. }
-                | ErrorKind::ParseErrorAtIndex { value, .. }
-                | ErrorKind::ParseErrorAtKey { value, .. } => Some(value.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        let message = match unparsable {
-            Some(value) => format!(
-                "`{value}` is not a count: give a whole number from 1 to {}",
-                u32::MAX
-            ),
-            None => rejection.body_text(),
-        };
-        HttpError::new(StatusCode::BAD_REQUEST, "bad-path", message)
-    })
-}
-
-/// Validates a posted description: its problems as a 400, else its warnings.
-async fn checked(
-    service: &Service,
-    description: String,
-) -> Result<occopus::model::Diagnostics, HttpError> {
-    let sources = service.posted_sources(description);
-    let diagnostics = service.occopus.validate(&sources).await?;
-    if diagnostics.has_errors() {
-        return Err(HttpError::invalid(&diagnostics));
-    }
-    Ok(diagnostics)
 }
 
 /// `GET /infrastructures/`: the documented key, and the misspelt one the
@@ -443,7 +381,7 @@ async fn import_definitions(
 #[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "occopus REST service", description = "Occopus's REST API, with real status codes and a bearer token"),
-    paths(list, create, report, delete, scale_up_one, scale_up, scale_down_youngest, scale_down, scale_to, events, validate, import_definitions, crate::metrics::metrics),
+    paths(list, create, report, delete, scale_up_one, scale_up, scale_down_youngest, scale_down, scale_to, events, validate, import_definitions, crate::metrics::metrics, crate::dashboard::overview, crate::dashboard::detail, crate::dashboard::check, crate::dashboard::plan),
     modifiers(&BearerToken),
     security(("bearer" = []))
 )]
