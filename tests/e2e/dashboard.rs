@@ -17,28 +17,39 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "dashboard-token-51c9";
 
-/// chromedriver on a free port of 127.0.0.1, killed when dropped.
+/// chromedriver on a free port of 127.0.0.1, in a process group of its
+/// own with the browsers it starts: the whole group is killed when dropped,
+/// so no browser outlives a test that failed before closing its session.
 struct Chromedriver {
-    _process: KillOnDrop,
+    process: std::process::Child,
     url: String,
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        crate::common::kill_group(self.process.id() as i32);
+        let _ = self.process.wait();
+    }
 }
 
 impl Chromedriver {
     fn start() -> Chromedriver {
+        use std::os::unix::process::CommandExt;
         let port = free_port();
         let process = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .arg("--allowed-ips=127.0.0.1")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver is missing: run scripts/setup --test");
-        let process = KillOnDrop(process);
-        wait_for_port(port, "chromedriver");
-        Chromedriver {
-            _process: process,
+        let driver = Chromedriver {
+            process,
             url: format!("http://127.0.0.1:{port}"),
-        }
+        };
+        wait_for_port(port, "chromedriver");
+        driver
     }
 
     /// A headless chromium session, `width` pixels wide.
@@ -57,7 +68,7 @@ impl Chromedriver {
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-default-apps", "--disable-sync", "--no-first-run", "--no-pings",
                     "--disable-client-side-phishing-detection", "--disable-domain-reliability",
-                    "--metrics-recording-only", "--disable-breakpad",
+                    "--metrics-recording-only", "--disable-breakpad", "--disable-crash-reporter",
                     "--disable-features=OptimizationHints,MediaRouter,Translate,AutofillServerCommunication,CertificateTransparencyComponentUpdater",
                 ],
             },
@@ -374,6 +385,16 @@ async fn a_user_builds_scales_and_destroys_the_hello_example_in_the_browser() {
         "[...document.querySelectorAll('#instances tr[data-instance]')].every(r => r.dataset.phase === 'ready')",
     )
     .await;
+    let focused = eval(
+        &browser,
+        "document.activeElement.getAttribute('aria-label')",
+    )
+    .await;
+    assert_eq!(
+        focused,
+        json!("Add an instance of web"),
+        "the redraws kept the focus"
+    );
     shots.take(&browser, "scaled-up").await;
     // Phone-sized: readable, nothing wider than the screen but the scrollers.
     browser.set_window_size(390, 844).await.unwrap();

@@ -444,7 +444,7 @@
           ? `Being changed by ${detail.lease.command} on ${detail.lease.host} (pid ${detail.lease.pid}).`
           : 'No command is changing it.';
         graph.replaceChildren(drawGraph(detail.nodes, model.instances));
-        scaling.replaceChildren(drawScaling(detail.nodes));
+        drawScaling(detail.nodes);
       }
       timeline.replaceChildren(drawTimeline(model.instances));
       table.replaceChildren(...instanceRows());
@@ -475,24 +475,36 @@
       });
     }
 
+    // The scaling controls are made once and updated in place, so that a
+    // redraw never takes the keyboard focus away from a button.
+    const scalingRows = new Map();
     function drawScaling(nodes) {
-      return h('table', { class: 'scaling' },
-        h('thead', {}, h('tr', {}, ['Node', 'Instances', 'Target', 'Limits', 'Change'].map((t) => h('th', { scope: 'col' }, t)))),
-        h('tbody', {}, nodes.map((node) => {
-          const live = [...model.instances.values()].filter((i) => i.node === node.name && !['destroyed', 'destroying'].includes(i.phase)).length;
-          const target = node.scaling.target;
-          const down = h('button', {
-            type: 'button', class: 'small', 'aria-label': `Remove an instance of ${node.name}`,
-            disabled: model.destroyed || target <= node.scaling.min, onclick: () => scale(node.name, 'scaledown'),
-          }, '−');
-          const up = h('button', {
-            type: 'button', class: 'small', 'aria-label': `Add an instance of ${node.name}`,
-            disabled: model.destroyed || target >= node.scaling.max, onclick: () => scale(node.name, 'scaleup'),
-          }, '+');
+      if (!scalingRows.size) {
+        const rows = nodes.map((node) => {
+          const cells = {
+            live: h('td', {}), target: h('td', {}),
+            down: h('button', { type: 'button', class: 'small', 'aria-label': `Remove an instance of ${node.name}`, onclick: () => scale(node.name, 'scaledown') }, '−'),
+            up: h('button', { type: 'button', class: 'small', 'aria-label': `Add an instance of ${node.name}`, onclick: () => scale(node.name, 'scaleup') }, '+'),
+          };
+          scalingRows.set(node.name, cells);
           return h('tr', { 'data-node': node.name },
-            h('td', {}, node.name), h('td', {}, String(live)), h('td', {}, String(target)),
-            h('td', {}, `${node.scaling.min}–${node.scaling.max}`), h('td', {}, h('span', { class: 'actions' }, down, up)));
-        })));
+            h('td', {}, node.name), cells.live, cells.target,
+            h('td', {}, `${node.scaling.min}–${node.scaling.max}`),
+            h('td', {}, h('span', { class: 'actions' }, cells.down, cells.up)));
+        });
+        scaling.replaceChildren(h('table', { class: 'scaling' },
+          h('thead', {}, h('tr', {}, ['Node', 'Instances', 'Target', 'Limits', 'Change'].map((t) => h('th', { scope: 'col' }, t)))),
+          h('tbody', {}, rows)));
+      }
+      for (const node of nodes) {
+        const cells = scalingRows.get(node.name);
+        if (!cells) continue;
+        const live = [...model.instances.values()].filter((i) => i.node === node.name && !['destroyed', 'destroying'].includes(i.phase)).length;
+        cells.live.textContent = String(live);
+        cells.target.textContent = String(node.scaling.target);
+        cells.down.disabled = model.destroyed || node.scaling.target <= node.scaling.min;
+        cells.up.disabled = model.destroyed || node.scaling.target >= node.scaling.max;
+      }
     }
 
     async function scale(node, method) {
