@@ -178,6 +178,11 @@ fn a_pushed_driver_installs_pinned_and_a_tampered_file_is_refused() {
     let recorded = json(&occopus.ok(&["info", "--json"]));
     let recorded = recorded["infrastructures"].as_array().map(Vec::len);
     assert_eq!(recorded, Some(1), "only the first is recorded");
+    let listed = occopus.ok(&["plugins", "list"]);
+    assert!(
+        listed.contains("builtin:dummy (not serving: ") && listed.contains("is pinned and refused"),
+        "{listed}"
+    );
     let verify = occopus.run(&["plugins", "verify"]);
     assert_eq!(verify.status.code(), Some(1));
     let report = String::from_utf8_lossy(&verify.stdout);

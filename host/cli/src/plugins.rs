@@ -304,7 +304,12 @@ fn list_table(catalog: &PluginCatalog) {
         .map(|p| {
             let report = p.load_report();
             let mut source = report.origin.to_string();
-            if !catalog.is_active(p) {
+            if let Some(refused) = catalog.refused_pin_over(p) {
+                source.push_str(&format!(
+                    " (not serving: {} is pinned and refused)",
+                    refused.path.display()
+                ));
+            } else if !catalog.is_active(p) {
                 source.push_str(" (replaced)");
             }
             [

@@ -210,6 +210,15 @@ impl PluginCatalog {
         }
     }
 
+    /// The refused pinned file that holds one of the types `plugin` serves,
+    /// if one does (then that type is served by nothing, not by `plugin`).
+    pub fn refused_pin_over(&self, plugin: &Plugin) -> Option<&LoadFailure> {
+        plugin.types_served().iter().find_map(|ty| {
+            let failure = self.refused.get(&(plugin.kind(), ty.clone()))?;
+            self.failures.get(*failure)
+        })
+    }
+
     /// The driver serving a `resource.type`.
     pub fn driver(&self, resource_type: &str) -> Result<&DriverPlugin, NoPlugin> {
         self.drivers
