@@ -224,3 +224,31 @@ def test_the_example_program_runs(tmp_path):
     assert run.returncode == 0, run.stderr
     assert "is ready" in run.stdout and "destroyed" in run.stdout, run.stdout
     assert "web: 127." in run.stdout and "client: 127." in run.stdout, run.stdout
+
+
+def test_the_asyncio_variants_run_beside_the_event_loop(opened):
+    """`occopus.aio` runs the blocking calls in a worker thread: the event
+    loop keeps running while a build waits."""
+    import asyncio
+
+    with opened(136) as o:
+
+        async def main():
+            ticks = 0
+
+            async def tick():
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.01)
+                    ticks += 1
+
+            ticker = asyncio.create_task(tick())
+            assert await occopus.aio.validate(o, HELLO) == []
+            report = await occopus.aio.build(o, HELLO)
+            ticker.cancel()
+            await occopus.aio.destroy(o, report["infra_id"])
+            return report, ticks
+
+        report, ticks = asyncio.run(main())
+        assert [i["phase"] for i in report["instances"]] == ["ready", "ready"]
+        assert ticks > 10, "the event loop stood still during the build"
