@@ -6,14 +6,13 @@
 
 use crate::error::ApiError;
 use crate::plugins::plugin_runtime;
-use occopus_plugin_host::lock::{LockedPlugin, PluginLock, digest_of};
+use occopus_plugin_host::lock::{LockedPlugin, PluginLock, digest_of, write_atomically};
 use occopus_plugin_host::provenance::PluginOrigin;
 use occopus_plugin_host::{PluginRuntime, PluginSettings};
 use occopus_registry::{
     ComponentInfo, ComponentReference, Registry, RegistryLogin, RegistryOptions,
 };
 use serde::Serialize;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// How to reach registries; the caller finds where the logins are.
@@ -177,16 +176,10 @@ fn store(path: &Path, bytes: &[u8], digest: &str) -> Result<InstallAction, ApiEr
     {
         return Ok(InstallAction::UpToDate);
     }
-    let io = |source| ApiError::Write {
+    write_atomically(path, &[bytes]).map_err(|source| ApiError::Write {
         path: path.to_owned(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.as_file().sync_all().map_err(io)?;
-    file.persist(path).map_err(|e| io(e.error))?;
+    })?;
     Ok(if existing.is_some() {
         InstallAction::Replaced
     } else {

@@ -134,22 +134,32 @@ impl PluginLock {
     /// Writes the lock to `path` atomically (a reader sees the old or the new
     /// file, never half of one).
     pub fn write(&self, path: &Path) -> Result<(), LockError> {
-        let io = |source| LockError::Io {
-            action: "write",
-            path: path.to_owned(),
-            source,
-        };
         let text = serde_yaml::to_string(self).expect("a lock serializes");
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
-        let dir = dir.unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let mut file = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        file.write_all(HEADER.as_bytes()).map_err(io)?;
-        file.write_all(text.as_bytes()).map_err(io)?;
-        file.as_file().sync_all().map_err(io)?;
-        file.persist(path).map_err(|e| io(e.error))?;
-        Ok(())
+        write_atomically(path, &[HEADER.as_bytes(), text.as_bytes()]).map_err(|source| {
+            LockError::Io {
+                action: "write",
+                path: path.to_owned(),
+                source,
+            }
+        })
     }
+}
+
+/// Writes `parts` to `path` through a temporary file in its directory,
+/// synced and renamed over it: a reader (or a crash) sees the old file or
+/// the new one, never half of one. Used for the lock file and the component
+/// files it pins.
+pub fn write_atomically(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The digest a lock records for `bytes`: `sha256:` and the hex SHA-256, as
