@@ -343,13 +343,7 @@ mod tests {
     #[tokio::test]
     async fn instances_and_infras_are_counted_by_state() {
         for db in TestDatabase::each() {
-            let store = db.open_with_infra();
-            for n in 0..3 {
-                store
-                    .insert_intent(&intent(&format!("web-{n}"), n))
-                    .await
-                    .unwrap();
-            }
+            let store = three_web_intents(&db).await;
             store
                 .record_state("i1", "web-2", InstanceState::Ready, None, None)
                 .await
@@ -441,7 +435,8 @@ mod tests {
         }
     }
 
-    async fn health_checks_on(db: &TestDatabase) {
+    /// A store with the infra and three intents, `web-0`..`web-2`.
+    async fn three_web_intents(db: &TestDatabase) -> StateStore {
         let store = db.open_with_infra();
         for n in 0..3 {
             store
@@ -449,6 +444,11 @@ mod tests {
                 .await
                 .unwrap();
         }
+        store
+    }
+
+    async fn health_checks_on(db: &TestDatabase) {
+        let store = three_web_intents(db).await;
         let health = |id: &str| {
             let all = store.instances("i1").unwrap();
             all.into_iter().find(|i| i.id == id).unwrap().health
