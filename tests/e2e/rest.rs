@@ -144,6 +144,16 @@ async fn occopus_flow_over_http() {
         .await;
     assert_eq!(status, 200, "{created}");
     let id = created["infraid"].as_str().unwrap().to_owned();
+    // At once, maybe before its build has recorded it: the dashboard's
+    // detail says it is there (`accepted` until recorded), never 404.
+    let (status, detail) = service
+        .call("GET", &format!("/infrastructures/{id}/detail"), None)
+        .await;
+    assert_eq!(
+        (status, detail["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{detail}"
+    );
 
     // Watch the infra's story from its build to its end.
     let mut events = service.events(&id).await;

@@ -438,7 +438,7 @@
     function draw() {
       const detail = model.detail;
       if (detail) {
-        title.textContent = detail.name;
+        title.textContent = detail.name || id;
         state.replaceChildren(badge(model.destroyed ? 'destroyed' : detail.status));
         lease.textContent = detail.lease
           ? `Being changed by ${detail.lease.command} on ${detail.lease.host} (pid ${detail.lease.pid}).`
@@ -536,7 +536,7 @@
     }
 
     function confirmDestroy() {
-      const name = model.detail ? model.detail.name : id;
+      const name = (model.detail && model.detail.name) || id;
       const dialog = h('dialog', { id: 'confirm-destroy', 'aria-labelledby': 'confirm-title' },
         h('h3', { id: 'confirm-title' }, `Destroy ${name}?`),
         h('p', {}, `All ${model.instances.size} instance(s) of ${name} (${id}) will be deleted in their clouds. This cannot be undone.`),
@@ -588,6 +588,8 @@
 
   /** The dependency graph: a column per depth, arrows to what a node needs. */
   function drawGraph(nodes, instances) {
+    // Accepted, not recorded yet: its build has not read its nodes.
+    if (!nodes.length) return h('p', {}, 'Waiting for the build to read the description…');
     const depth = new Map();
     const byName = new Map(nodes.map((n) => [n.name, n]));
     const depthOf = (name, seen = new Set()) => {

@@ -5,7 +5,9 @@
 //! - `GET /overview`: every infrastructure's name, state, instances up and in
 //!   all, lease holder, and whether this service manages it;
 //! - `GET /infrastructures/ID/detail`: its nodes (dependencies, limits,
-//!   target) and instances (states, addresses, health, times);
+//!   target) and instances (states, addresses, health, times); an infra
+//!   accepted and not recorded yet answers with status `accepted` and no
+//!   nodes, not 404;
 //! - `POST /check`: a description's problems, each with its place;
 //! - `POST /infrastructures/ID/plan`: what building a changed description
 //!   would do, as `occopus plan` says it.
@@ -28,6 +30,7 @@ use axum::routing::{get, post};
 use occopus::InfraInfo;
 use occopus::model::Diagnostics;
 use occopus::store::LeaseRecord;
+use occopus::types::{ErrorCode, HasErrorCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -132,9 +135,36 @@ pub(crate) async fn detail(
     id: Result<Path<String>, PathRejection>,
 ) -> Answer {
     let id = path(id)?;
-    let infos = service.occopus.info(Some(&id))?;
+    let infos = match service.occopus.info(Some(&id)) {
+        Ok(infos) => infos,
+        // Accepted, and its build has not recorded it yet: a page opened
+        // right after posting it must see it coming, not a 404 (which it
+        // would take for "destroyed").
+        Err(error)
+            if error.code() == ErrorCode::UnknownInfra && service.operation(&id)?.is_some() =>
+        {
+            return Ok(axum::Json(accepted_detail_json(&id)));
+        }
+        Err(error) => return Err(error.into()),
+    };
     let managed = service.managed()?.contains(&id);
     Ok(axum::Json(detail_json(&infos[0], managed)))
+}
+
+/// The detail of an infra accepted but not recorded yet: no name, nodes or
+/// instances until its build reads its description.
+fn accepted_detail_json(id: &str) -> Value {
+    json!({
+        "id": id,
+        "name": null,
+        "status": "accepted",
+        "created_ms": null,
+        "updated_ms": null,
+        "lease": null,
+        "managed": true,
+        "nodes": [],
+        "instances": [],
+    })
 }
 
 fn detail_json(info: &InfraInfo, managed: bool) -> Value {
