@@ -3,7 +3,8 @@
 //! No instance really exists. What an instance does is derived from its resource
 //! section, its instance id and a seed, so runs are repeatable:
 //! - `create_latency` (seconds): how long `create` takes;
-//! - `boot_time` (seconds): how long an instance stays `pending` after creation;
+//! - `boot_time` (seconds): how long an instance stays `pending` after creation
+//!   (`create_latency` after the request reached the simulated cloud);
 //! - `failure_probability` (0..1): the share of instances that end up `failed`
 //!   instead of `running` once booted, chosen by hashing the seed and instance id;
 //! - `seed`: changes which instances fail and which addresses they get.
@@ -130,10 +131,16 @@ impl Driver for Dummy {
 
     fn create(request: CreateRequest) -> Result<String, PluginError> {
         let resource = DummyResource::parse(&request.target.resource)?;
-        if resource.create_latency > 0.0 {
-            clock::sleep(Duration::from_secs_f64(resource.create_latency));
+        // The simulated cloud makes the instance `create_latency` after the
+        // request reaches it, as a real cloud does: when the host gets round
+        // to waking this plugin after its sleep is the host's delay, which
+        // must not push the instance's boot later too.
+        let latency = Duration::from_secs_f64(resource.create_latency);
+        let created_ms = clock::unix_millis() + latency.as_millis() as u64;
+        if !latency.is_zero() {
+            clock::sleep(latency);
         }
-        Ok(format!("{}@{}", request.instance_id, clock::unix_millis()))
+        Ok(format!("{}@{created_ms}", request.instance_id))
     }
 
     fn status(target: Target, cloud_id: String) -> Result<InstanceStatus, PluginError> {
