@@ -93,6 +93,10 @@ impl Committer {
     }
 }
 
+/// Each write's savepoint: its start, and its release once it is written.
+const START: &str = "SAVEPOINT occopus_write";
+const RELEASE: &str = "RELEASE SAVEPOINT occopus_write";
+
 /// The epoch the lease on `infra_id` is at, if one is held.
 pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i64>, StoreError> {
     db.query_opt(
@@ -150,7 +154,7 @@ fn commit(backend: &Backend, batch: Vec<Job>, generation: &std::sync::atomic::At
         let mut epochs = HashMap::new();
         let mut written = std::collections::BTreeSet::new();
         if !alone {
-            db.batch("SAVEPOINT occopus_write")?;
+            db.repeated(&[START])?;
         }
         while let Some(job) = jobs.next() {
             let outcome = check(db, &mut epochs, &job.fence).and_then(|()| (job.write)(db));
@@ -166,13 +170,13 @@ fn commit(backend: &Backend, batch: Vec<Job>, generation: &std::sync::atomic::At
                 continue;
             }
             if outcome.is_err() {
-                db.batch("ROLLBACK TO SAVEPOINT occopus_write")?;
+                db.repeated(&["ROLLBACK TO SAVEPOINT occopus_write"])?;
             }
-            db.batch(if jobs.peek().is_some() {
-                "RELEASE SAVEPOINT occopus_write; SAVEPOINT occopus_write"
+            if jobs.peek().is_some() {
+                db.repeated(&[RELEASE, START])?;
             } else {
-                "RELEASE SAVEPOINT occopus_write"
-            })?;
+                db.repeated(&[RELEASE])?;
+            }
             answers.push((job.done, outcome));
         }
         // Every infra written in the batch is marked changed, once.

@@ -136,6 +136,12 @@ pub(crate) trait Sql {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError>;
     /// Runs statements without parameters, separated by `;` (migrations).
     fn batch(&mut self, sql: &str) -> Result<(), StoreError>;
+    /// Runs the same few parameterless statements, in order, again and
+    /// again (the group commit's savepoints): by default as one batch, one
+    /// round trip to a server.
+    fn repeated(&mut self, statements: &[&str]) -> Result<(), StoreError> {
+        self.batch(&statements.join("; "))
+    }
 }
 
 impl dyn Sql + '_ {
@@ -203,6 +209,15 @@ impl Sql for Lite<'_> {
 
     fn batch(&mut self, sql: &str) -> Result<(), StoreError> {
         Ok(self.0.execute_batch(sql)?)
+    }
+
+    /// Each statement prepared once per connection: in process, parsing a
+    /// batch anew for each write was what its savepoints cost.
+    fn repeated(&mut self, statements: &[&str]) -> Result<(), StoreError> {
+        for sql in statements {
+            self.0.prepare_cached(sql)?.execute([])?;
+        }
+        Ok(())
     }
 }
 
