@@ -17,6 +17,7 @@ use crate::yaml::{Value, Yaml};
 use minijinja::{Environment, Error, ErrorKind, UndefinedBehavior};
 use occopus_types::InstanceAddresses;
 use serde_json::{Map, Value as Json};
+use std::cell::LazyCell;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -134,9 +135,8 @@ impl Renderer {
         addresses: Arc<dyn AddressBook>,
         extra: &[(&str, Json)],
     ) -> Result<Json, TemplateError> {
-        let env = self.environment(addresses);
-        let context = context(node, extra);
-        render_tree(&env, yaml, &context, &node.name)
+        let templating = LazyCell::new(|| (self.environment(addresses), context(node, extra)));
+        render_tree(&templating, yaml, &node.name)
     }
 
     /// Renders one string that came from `location`.
@@ -148,8 +148,8 @@ impl Renderer {
         addresses: Arc<dyn AddressBook>,
         extra: &[(&str, Json)],
     ) -> Result<String, TemplateError> {
-        let env = self.environment(addresses);
-        render_one(&env, text, location, &context(node, extra), &node.name)
+        let templating = LazyCell::new(|| (self.environment(addresses), context(node, extra)));
+        render_one(&templating, text, location, &node.name)
     }
 
     fn environment(&self, addresses: Arc<dyn AddressBook>) -> Environment<'static> {
@@ -203,40 +203,45 @@ fn context(node: &NodeContext, extra: &[(&str, Json)]) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(&map))
 }
 
-fn render_tree(
-    env: &Environment<'static>,
+/// The environment and context templates render in, made when the first
+/// string that is a template is met: most sections have none, and making
+/// them (minijinja's built-ins, the node's variables) cost more than the
+/// rest of an instance's preparation.
+type Templating<F> = LazyCell<(Environment<'static>, minijinja::Value), F>;
+
+fn render_tree<F: FnOnce() -> (Environment<'static>, minijinja::Value)>(
+    templating: &Templating<F>,
     yaml: &Yaml,
-    context: &minijinja::Value,
     node: &str,
 ) -> Result<Json, TemplateError> {
     Ok(match &yaml.value {
-        Value::String(text) => Json::String(render_one(env, text, &yaml.location, context, node)?),
+        Value::String(text) => Json::String(render_one(templating, text, &yaml.location, node)?),
         Value::Seq(items) => Json::Array(
             items
                 .iter()
-                .map(|item| render_tree(env, item, context, node))
+                .map(|item| render_tree(templating, item, node))
                 .collect::<Result<_, _>>()?,
         ),
         Value::Map(entries) => Json::Object(
             entries
                 .iter()
-                .map(|(k, v)| Ok((k.key_text(), render_tree(env, v, context, node)?)))
+                .map(|(k, v)| Ok((k.key_text(), render_tree(templating, v, node)?)))
                 .collect::<Result<_, TemplateError>>()?,
         ),
         _ => yaml.to_json(),
     })
 }
 
-fn render_one(
-    env: &Environment<'static>,
+fn render_one<F: FnOnce() -> (Environment<'static>, minijinja::Value)>(
+    templating: &Templating<F>,
     text: &str,
     location: &Location,
-    context: &minijinja::Value,
     node: &str,
 ) -> Result<String, TemplateError> {
     if !text.contains("{{") && !text.contains("{%") && !text.contains("{#") {
         return Ok(text.to_string());
     }
+    let (env, context) = &**templating;
     env.render_str(text, context).map_err(|error| {
         // Block scalars and imported texts start their first line at
         // `location`, so the template's line N is N - 1 lines below it, and
