@@ -17,8 +17,13 @@
 //! - the first open of a file is retried while another process holds it in
 //!   the middle of switching it to WAL;
 //! - a read-only open for commands that only read, which also works on a
-//!   read-only mount.
+//!   read-only mount;
+//! - for a long-lived writer, WAL checkpoints taken by a thread of their
+//!   own rather than inside a commit ([`BackgroundCheckpoint`]).
 
+mod checkpoint;
+
+pub use checkpoint::BackgroundCheckpoint;
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -45,6 +50,8 @@ pub enum OpenError {
          commands that only read (info, plan, validate, graph) work on it as it is"
     )]
     ReadOnly,
+    #[error("cannot start the thread that checkpoints its WAL: {0}")]
+    Checkpointer(String),
 }
 
 /// Whether an error says another connection holds a lock right now.

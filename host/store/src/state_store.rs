@@ -28,6 +28,9 @@ pub struct StateStore {
     pub(crate) held: Mutex<HashMap<String, i64>>,
     /// Moves with every write made through this store (see [`StateStore::generation`]).
     generation: Arc<AtomicU64>,
+    /// For a SQLite file written to: the thread that checkpoints its WAL,
+    /// so that the group commit never does (see occopus-sqlite).
+    _checkpoint: Option<occopus_sqlite::BackgroundCheckpoint>,
 }
 
 impl StateStore {
@@ -39,12 +42,14 @@ impl StateStore {
                 source,
             })?;
         }
-        let connection =
-            occopus_sqlite::open_migrated(path, MIGRATIONS).map_err(|source| StoreError::Open {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Self::with_backend(Backend::Sqlite(Mutex::new(connection)))
+        let open_error = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let connection = occopus_sqlite::open_migrated(path, MIGRATIONS).map_err(open_error)?;
+        let checkpoint =
+            occopus_sqlite::BackgroundCheckpoint::start(path, &connection).map_err(open_error)?;
+        Self::with_backend(Backend::Sqlite(Mutex::new(connection)), Some(checkpoint))
     }
 
     /// Opens (creating its tables, or migrating them) the PostgreSQL
@@ -53,7 +58,7 @@ impl StateStore {
     pub fn open_postgres(url: &str) -> Result<StateStore, StoreError> {
         let postgres = Postgres::connect(url)?;
         postgres.migrate(MIGRATIONS)?;
-        Self::with_backend(Backend::Postgres(Box::new(postgres)))
+        Self::with_backend(Backend::Postgres(Box::new(postgres)), None)
     }
 
     /// Opens the PostgreSQL database at `url` to read only, as
@@ -84,10 +89,14 @@ impl StateStore {
             committer: None,
             held: Mutex::default(),
             generation: Arc::default(),
+            _checkpoint: None,
         }
     }
 
-    fn with_backend(backend: Backend) -> Result<StateStore, StoreError> {
+    fn with_backend(
+        backend: Backend,
+        checkpoint: Option<occopus_sqlite::BackgroundCheckpoint>,
+    ) -> Result<StateStore, StoreError> {
         let backend = Arc::new(backend);
         let generation = Arc::new(AtomicU64::new(0));
         let committer = Committer::start(backend.clone(), generation.clone())
@@ -97,6 +106,7 @@ impl StateStore {
             committer: Some(committer),
             held: Mutex::default(),
             generation,
+            _checkpoint: checkpoint,
         })
     }
 
