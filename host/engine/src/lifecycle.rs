@@ -58,7 +58,7 @@ impl Orchestrator {
             Ok(()) => {
                 outcome.phase = Phase::Ready;
                 if let Some(tracker) = run.nodes.get(node) {
-                    tracker.ready.send_modify(|n| *n += 1);
+                    tracker.ready_one();
                 }
             }
             Err(Halted::Failed(failure)) => {

@@ -87,6 +87,20 @@ pub(crate) struct NodeTracker {
     pub(crate) fingerprint: String,
 }
 
+impl NodeTracker {
+    /// Counts one more instance ready. Its dependents' tasks are woken only
+    /// when the count reaches the target: woken at every instance, the
+    /// tasks of a level of N waiting on a level of N were N² wake-ups
+    /// (250,000 for 500 instances), in the very burst where the level's
+    /// last instances become ready.
+    pub(crate) fn ready_one(&self) {
+        self.ready.send_if_modified(|n| {
+            *n += 1;
+            *n >= self.target
+        });
+    }
+}
+
 /// What one build shares between its instance tasks.
 pub(crate) struct Run {
     pub(crate) infra_id: String,
