@@ -129,7 +129,8 @@ impl Orchestrator {
                     infra_id: run.infra_id.clone(),
                     node_name: node_name.to_string(),
                     seq,
-                    resource: implementation.resource_json(),
+                    // Rendered below, before its intent is recorded.
+                    resource: Default::default(),
                     cloud_id: None,
                     state: InstanceState::Creating,
                     addresses: InstanceAddresses::default(),

@@ -243,10 +243,19 @@ impl RenderedSections {
     /// A digest of the sections: another one for the same instance means its
     /// templates now render otherwise (the addresses they read changed).
     pub fn digest(&self) -> String {
-        fingerprint_of(&serde_json::json!({
-            "resource": self.resource,
-            "contextualisation": self.contextualisation,
-        }))
+        /// The sections as `{"contextualisation", "resource"}`, serialized
+        /// in place (not copied into a `Value` for each instance): the
+        /// fields in the order a JSON object's sorted keys take, so that
+        /// the digests stored by earlier versions stay the same.
+        #[derive(serde::Serialize)]
+        struct Sections<'a> {
+            contextualisation: &'a Option<serde_json::Map<String, serde_json::Value>>,
+            resource: &'a serde_json::Map<String, serde_json::Value>,
+        }
+        fingerprint_of(&Sections {
+            contextualisation: &self.contextualisation,
+            resource: &self.resource,
+        })
     }
 }
 
@@ -347,4 +356,29 @@ pub fn render_sections(
         resource,
         contextualisation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_digest_is_the_one_earlier_versions_stored() {
+        let object = |value: serde_json::Value| value.as_object().unwrap().clone();
+        let resource = object(json!({"type": "dummy", "boot_time": 0.2, "tags": ["a", "b"]}));
+        let contextualisation = object(json!({"type": "cloudinit", "context_template": "x: 1"}));
+        for contextualisation in [None, Some(contextualisation)] {
+            let sections = RenderedSections {
+                resource: resource.clone(),
+                contextualisation: contextualisation.clone(),
+            };
+            // How the digest was made before: a JSON object built, then printed.
+            let stored = fingerprint_of(&json!({
+                "resource": resource,
+                "contextualisation": contextualisation,
+            }));
+            assert_eq!(sections.digest(), stored);
+        }
+    }
 }

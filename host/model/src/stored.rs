@@ -126,9 +126,11 @@ fn strings_in<'a>(json: &'a Json, found: &mut Vec<&'a str>) {
 }
 
 /// A digest of a node basis (hex, 16 characters: collisions do not matter
-/// at the scale of one node's history).
-pub fn fingerprint_of(basis: &Json) -> String {
-    let digest = Sha256::digest(basis.to_string().as_bytes());
+/// at the scale of one node's history): of its compact JSON, so a value
+/// serialized in place digests as the same JSON built as a `Value` would.
+pub fn fingerprint_of(basis: &impl serde::Serialize) -> String {
+    let json = serde_json::to_vec(basis).unwrap_or_default();
+    let digest = Sha256::digest(&json);
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
