@@ -157,11 +157,7 @@ impl Orchestrator {
             }
             run.nodes.insert(
                 node.name.clone(),
-                NodeTracker {
-                    target: followed + missing,
-                    ready: watch::channel(0).0,
-                    fingerprint: model.fingerprint(node),
-                },
+                NodeTracker::new(model, node, infra_id, followed + missing),
             );
             let first = store.next_seq(infra_id, &node.name)?;
             for seq in (first..).take(missing) {

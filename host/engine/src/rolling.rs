@@ -103,11 +103,7 @@ impl Orchestrator {
     ) -> Result<Vec<InstanceOutcome>, EngineError> {
         let store = &self.inner.store;
         let book = Book::of_ready(model, &store.instances(infra_id)?);
-        let tracker = NodeTracker {
-            target: count,
-            ready: watch::channel(0).0,
-            fingerprint: model.fingerprint(node),
-        };
+        let tracker = NodeTracker::new(model, node, infra_id, count);
         let run = Run {
             infra_id: infra_id.to_string(),
             model: model.clone(),

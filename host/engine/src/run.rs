@@ -3,7 +3,9 @@
 //! progress, and whether the run was halted or stopped.
 
 use crate::stop::StopSignal;
-use occopus_model::{AddressBook, Model};
+use occopus_model::render;
+use occopus_model::template::NodeContext;
+use occopus_model::{AddressBook, Model, NodeSpec};
 use occopus_store::{InstanceRecord, InstanceState};
 use occopus_types::InstanceAddresses;
 use std::collections::{BTreeMap, HashMap};
@@ -85,9 +87,25 @@ pub(crate) struct NodeTracker {
     /// The node's fingerprint, recorded on each new instance (computed once
     /// per node, not per instance).
     pub(crate) fingerprint: String,
+    /// What the node's instances render with, made once per node (each
+    /// instance's is this one with its own id); none when the model does
+    /// not describe the node (its instances fail saying so).
+    pub(crate) context: Option<NodeContext>,
 }
 
 impl NodeTracker {
+    /// The tracker of `node` of `model`, `target` instances to follow.
+    pub(crate) fn new(model: &Model, node: &NodeSpec, infra_id: &str, target: usize) -> Self {
+        NodeTracker {
+            target,
+            ready: watch::channel(0).0,
+            fingerprint: model.fingerprint(node),
+            context: model.implementation(&node.name).map(|implementation| {
+                render::node_context(model, node, implementation, infra_id, "")
+            }),
+        }
+    }
+
     /// Counts one more instance ready. Its dependents' tasks are woken only
     /// when the count reaches the target: woken at every instance, the
     /// tasks of a level of N waiting on a level of N were N² wake-ups

@@ -225,8 +225,8 @@ pub fn node_context(
         user_id: model.infra.user_id.clone(),
         name: node.name.clone(),
         node_id: instance_id.to_string(),
-        variables: node.variables.clone(),
-        extra,
+        variables: Arc::new(node.variables.clone()),
+        extra: Arc::new(extra),
     }
 }
 
@@ -283,10 +283,11 @@ pub fn with_config_names(
     resolved: ResolvedNames,
 ) -> NodeContext {
     let mut context = context.clone();
+    let extra = Arc::make_mut(&mut context.extra);
     if let Some(rendered) = rendered {
-        context.extra.insert("config_management".into(), rendered);
+        extra.insert("config_management".into(), rendered);
     }
-    context.extra.extend(resolved);
+    extra.extend(resolved);
     context
 }
 

@@ -43,10 +43,22 @@ pub struct NodeContext {
     pub name: String,
     /// The instance id.
     pub node_id: String,
-    /// The node's merged variables.
-    pub variables: Map<String, Json>,
-    /// Other top-level names (the node's type, scaling, resource, ...).
-    pub extra: Map<String, Json>,
+    /// The node's merged variables (shared by its instances' contexts).
+    pub variables: Arc<Map<String, Json>>,
+    /// Other top-level names (the node's type, scaling, resource, ...),
+    /// shared by its instances' contexts.
+    pub extra: Arc<Map<String, Json>>,
+}
+
+impl NodeContext {
+    /// The context of instance `instance_id` of the same node: its own id,
+    /// the node's names shared, not copied.
+    pub fn for_instance(&self, instance_id: &str) -> NodeContext {
+        NodeContext {
+            node_id: instance_id.to_string(),
+            ..self.clone()
+        }
+    }
 }
 
 /// Why a template did not render.
@@ -190,13 +202,13 @@ impl Renderer {
 }
 
 fn context(node: &NodeContext, extra: &[(&str, Json)]) -> minijinja::Value {
-    let mut map = node.extra.clone();
+    let mut map = (*node.extra).clone();
     map.insert("infra_id".into(), node.infra_id.clone().into());
     map.insert("infra_name".into(), node.infra_name.clone().into());
     map.insert("user_id".into(), node.user_id.clone().into());
     map.insert("name".into(), node.name.clone().into());
     map.insert("node_id".into(), node.node_id.clone().into());
-    map.insert("variables".into(), Json::Object(node.variables.clone()));
+    map.insert("variables".into(), Json::Object((*node.variables).clone()));
     for (key, value) in extra {
         map.insert((*key).into(), value.clone());
     }
@@ -469,11 +481,13 @@ mod tests {
             user_id: None,
             name: "web".into(),
             node_id: "web-1".into(),
-            variables: serde_json::json!({"port": 8080})
-                .as_object()
-                .unwrap()
-                .clone(),
-            extra: Map::new(),
+            variables: Arc::new(
+                serde_json::json!({"port": 8080})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            extra: Arc::default(),
         }
     }
 
