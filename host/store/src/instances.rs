@@ -70,24 +70,24 @@ fn instance(row: &Row) -> Result<InstanceRecord, StoreError> {
 impl StateStore {
     /// Writes an instance's intent, before the call that creates it.
     pub async fn insert_intent(&self, record: &InstanceRecord) -> Result<(), StoreError> {
-        let resource = serde_json::to_string(&record.resource)?;
-        let infra_id = record.infra_id.clone();
-        let record = record.clone();
-        self.fenced_write(&infra_id, move |db| {
+        // The row's values, made here: the write runs on the writer thread,
+        // and the whole record (its resource map) need not be copied there.
+        let row: [Value; 9] = [
+            Value::from(record.id.as_str()),
+            Value::from(record.infra_id.as_str()),
+            Value::from(record.node_name.as_str()),
+            Value::from(record.seq),
+            Value::from(serde_json::to_string(&record.resource)?),
+            Value::from(record.state.as_str()),
+            Value::from(record.created_ms),
+            Value::from(record.fingerprint.as_deref()),
+            Value::from(record.rendered.as_deref()),
+        ];
+        self.fenced_write(&record.infra_id, move |db| {
                 db.execute(
                     "INSERT INTO instances (id, infra_id, node_name, seq, resource, state, created_ms, updated_ms, fingerprint, rendered)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9)",
-                    values![
-                    record.id,
-                    record.infra_id,
-                    record.node_name,
-                    record.seq,
-                    resource,
-                    record.state.as_str(),
-                    record.created_ms,
-                    record.fingerprint,
-                    record.rendered
-                ],
+                    &row,
                 )
                 .map(drop)
             })
