@@ -18,8 +18,9 @@
 //!   the middle of switching it to WAL;
 //! - a read-only open for commands that only read, which also works on a
 //!   read-only mount;
-//! - for a long-lived writer, WAL checkpoints taken by a thread of their
-//!   own rather than inside a commit ([`BackgroundCheckpoint`]).
+//! - for a long-lived writer, the WAL copied into the file by a thread of
+//!   its own, so that the checkpoint a commit runs has little left to do
+//!   ([`BackgroundCheckpoint`]).
 
 mod checkpoint;
 

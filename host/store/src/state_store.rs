@@ -28,8 +28,9 @@ pub struct StateStore {
     pub(crate) held: Mutex<HashMap<String, i64>>,
     /// Moves with every write made through this store (see [`StateStore::generation`]).
     generation: Arc<AtomicU64>,
-    /// For a SQLite file written to: the thread that checkpoints its WAL,
-    /// so that the group commit never does (see occopus-sqlite).
+    /// For a SQLite file written to: the thread that copies its WAL into
+    /// the file ahead of the group commit's own checkpoints (see
+    /// occopus-sqlite).
     _checkpoint: Option<occopus_sqlite::BackgroundCheckpoint>,
 }
 
@@ -47,8 +48,7 @@ impl StateStore {
             source,
         };
         let connection = occopus_sqlite::open_migrated(path, MIGRATIONS).map_err(open_error)?;
-        let checkpoint =
-            occopus_sqlite::BackgroundCheckpoint::start(path, &connection).map_err(open_error)?;
+        let checkpoint = occopus_sqlite::BackgroundCheckpoint::start(path).map_err(open_error)?;
         Self::with_backend(Backend::Sqlite(Mutex::new(connection)), Some(checkpoint))
     }
 
