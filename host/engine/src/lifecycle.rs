@@ -145,10 +145,12 @@ impl Orchestrator {
             }
         };
         outcome.instance_id = record.id.clone();
-        let context = match run.nodes.get(node_name).and_then(|n| n.context.as_ref()) {
-            Some(shared) => shared.for_instance(&record.id),
-            None => render::node_context(model, node, implementation, &run.infra_id, &record.id),
-        };
+        let context = run
+            .nodes
+            .get(node_name)
+            .and_then(|tracker| tracker.context.as_ref())
+            .ok_or_else(not_described)?
+            .for_instance(&record.id);
         let book: Arc<dyn AddressBook> = run.book.clone();
         let (context, mut config) = self
             .configured_context(model, implementation, context, &book)
