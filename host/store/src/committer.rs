@@ -93,9 +93,11 @@ impl Committer {
     }
 }
 
-/// Each write's savepoint: its start, and its release once it is written.
+/// Each write's savepoint: its start, its release once it is written, and
+/// its rollback when the write failed.
 const START: &str = "SAVEPOINT occopus_write";
 const RELEASE: &str = "RELEASE SAVEPOINT occopus_write";
+const ROLLBACK: &str = "ROLLBACK TO SAVEPOINT occopus_write";
 
 /// The epoch the lease on `infra_id` is at, if one is held.
 pub(crate) fn current_epoch(db: &mut dyn Sql, infra_id: &str) -> Result<Option<i64>, StoreError> {
@@ -170,7 +172,7 @@ fn commit(backend: &Backend, batch: Vec<Job>, generation: &std::sync::atomic::At
                 continue;
             }
             if outcome.is_err() {
-                db.repeated(&["ROLLBACK TO SAVEPOINT occopus_write"])?;
+                db.repeated(&[ROLLBACK])?;
             }
             if jobs.peek().is_some() {
                 db.repeated(&[RELEASE, START])?;
